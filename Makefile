@@ -1,0 +1,40 @@
+# Thin wrapper over Meson + Ninja (as QEMU does). `make demo` and `make check`
+# work from a fresh clone as root: missing Debian packages are installed first.
+BUILD ?= build
+MESON_OPTS ?=
+SUITE ?= unit
+
+.PHONY: all deps build check test outside demo bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	@scripts/install-deps.sh
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+test: build
+	@scripts/raise-max-map-count.sh
+	meson test -C $(BUILD) --suite $(SUITE) --print-errorlogs
+
+outside: build
+	scripts/outside-test.sh $(BUILD)
+
+check: test outside
+
+demo: build
+	./$(BUILD)/tools/samepage demo
+
+bench: build
+	./$(BUILD)/bench/bench_region
+
+format:
+	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.c tests/*.[ch] tests/outside/*.c
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * samepage: user-space same-page merging (KSM) over a pool of frames that
+ * can be migrated, hot-removed, re-bound to nodes and swapped.
+ *
+ * This header is the whole public API. The part marked "contract" is fixed
+ * by API.md: names, types and meanings never change. Every call that can fail
+ * returns -1 (or NULL) and sets errno; none aborts, prints (except through the
+ * log hook below) or leaves the pool half-changed on bad input.
+ */
+#ifndef SAMEPAGE_H
+#define SAMEPAGE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- contract (API.md) ------------------------------------------------ */
+
+typedef struct sp_pool sp_pool;
+
+#define SP_PAGE_SIZE 4096
+
+struct sp_pool_config {
+	size_t section_size; /* bytes per section, a multiple of SP_PAGE_SIZE; 0: 64 MiB */
+	unsigned nr_sections; /* sections online at creation; 0: 16 */
+	unsigned max_sections; /* most sections ever online; 0: nr_sections */
+	unsigned nr_nodes; /* nodes, sections spread round-robin; 0: machine's nodes */
+	const char *swap_path; /* swap file; NULL: no swap */
+	size_t swap_size; /* bytes of swap; 0 with a swap_path: 1 GiB */
+	unsigned flags; /* SP_POOL_* below */
+};
+#define SP_POOL_NO_KSMD 0x1 /* no scanner thread: sp_ksm_scan drives merging */
+#define SP_POOL_SIGSEGV 0x2 /* force the mprotect+SIGSEGV fault mode */
+
+sp_pool *sp_pool_create(const struct sp_pool_config *cfg); /* NULL cfg: all defaults */
+void sp_pool_destroy(sp_pool *pool);
+
+/* Regions: zero-filled, page-aligned, ordinary memory. */
+#define SP_MERGEABLE 0x1
+void *sp_alloc(sp_pool *pool, size_t len, unsigned flags);
+int sp_free(sp_pool *pool, void *addr); /* addr: what sp_alloc returned */
+
+#define SP_MADV_MERGEABLE 1
+#define SP_MADV_UNMERGEABLE 2 /* unmerges: every page private again */
+int sp_madvise(sp_pool *pool, void *addr, size_t len, int advice);
+
+/* Memory policy, after mbind(2). */
+#define SP_MPOL_DEFAULT 0
+#define SP_MPOL_PREFERRED 1
+#define SP_MPOL_BIND 2
+#define SP_MPOL_INTERLEAVE 3
+#define SP_MPOL_MF_STRICT 0x1 /* with MOVE: EIO if a page could not be moved */
+#define SP_MPOL_MF_MOVE 0x2 /* move pages already placed (KSM pages are skipped) */
+int sp_mbind(sp_pool *pool, void *addr, size_t len, int mode, unsigned long nodemask,
+	     unsigned flags);
+int sp_page_node(sp_pool *pool, const void *addr); /* node of the frame behind addr */
+int sp_page_section(sp_pool *pool, const void *addr); /* section of the frame behind addr */
+int sp_page_is_ksm(sp_pool *pool, const void *addr); /* 1 merged, 0 not, -1 error */
+
+/* Memory hotplug. */
+int sp_section_offline(sp_pool *pool, unsigned section); /* -1: EBUSY, ENOMEM, EINVAL */
+int sp_section_online(sp_pool *pool, unsigned section);
+
+enum sp_mem_action {
+	SP_MEM_GOING_ONLINE,
+	SP_MEM_ONLINE,
+	SP_MEM_CANCEL_ONLINE,
+	SP_MEM_GOING_OFFLINE,
+	SP_MEM_OFFLINE,
+	SP_MEM_CANCEL_OFFLINE,
+};
+struct sp_memory_notify {
+	unsigned long start_pfn;
+	unsigned long nr_pages;
+	unsigned section;
+	int node;
+};
+/* Return 0 to go on; non-zero from a GOING_* call vetoes it (CANCEL_* follows). */
+typedef int (*sp_memory_notifier_fn)(sp_pool *pool, enum sp_mem_action action,
+				     const struct sp_memory_notify *arg, void *priv);
+int sp_register_memory_notifier(sp_pool *pool, sp_memory_notifier_fn fn, void *priv,
+				int priority); /* higher priority called first */
+
+/* KSM knobs and counters, by their sysfs names (see samepage(3)). */
+int sp_ksm_set(sp_pool *pool, const char *knob, long value);
+int sp_ksm_get(sp_pool *pool, const char *name, long *value);
+long sp_ksm_scan(sp_pool *pool, unsigned long nr_pages); /* pages scanned */
+
+/* Merge domains: pages merge only with pages of the same domain (default 0). */
+int sp_set_merge_domain(sp_pool *pool, void *addr, size_t len, unsigned domain);
+
+/* Swap. */
+int sp_swap_out(sp_pool *pool, void *addr, size_t len); /* evict now */
+
+/* Pool figures: frames_total, frames_free, frames_used, frames_ksm,
+ * bytes_resident, sections_online, swap_slots_used, fault_mode (1 userfaultfd,
+ * 2 sigsegv), faults_cow, faults_swapin, pages_migrated. */
+int sp_stat(sp_pool *pool, const char *name, long *value);
+
+/* ---- additions (not in API.md; may grow, never change) ----------------- */
+
+/* sp_alloc flag: back every page now instead of on first touch. */
+#define SP_POPULATE 0x2
+
+#define SP_FAULT_UFFD 1
+#define SP_FAULT_SIGSEGV 2
+
+/*
+ * Log hook. samepage says a few things a user must see (vm.max_map_count too
+ * low for the pool, a fault mode fallback); by default one line each goes to
+ * stderr. A hook replaces that for every pool; NULL restores the default.
+ * The message has no trailing newline.
+ */
+enum sp_log_level { SP_LOG_ERR, SP_LOG_WARN, SP_LOG_INFO };
+typedef void (*sp_log_fn)(enum sp_log_level level, const char *msg, void *priv);
+void sp_set_log(sp_log_fn fn, void *priv);
+
+/*
+ * Enumerate figures: name of the i-th sp_stat figure, or of the i-th KSM knob
+ * or counter (sp_ksm_get); NULL past the end. For tools that print them all.
+ */
+const char *sp_stat_name(unsigned i);
+const char *sp_ksm_name(unsigned i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SAMEPAGE_H */

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install the Debian packages samepage needs to build and test, only those
+# that are missing. Run as root (make demo / make check call it).
+set -eu
+
+PKGS="gcc pkg-config meson ninja-build libxxhash-dev libnuma-dev libcmocka-dev"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "samepage: missing packages:$missing; install them as root:" >&2
+	echo "  apt-get install$missing" >&2
+	exit 1
+fi
+echo "samepage: installing$missing" >&2
+apt-get update -qq >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2

@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Faults, and the write-protect window.
+ *
+ * A private frame is mapped MAP_SHARED read-write and a KSM frame MAP_PRIVATE
+ * read-write, so an ordinary write never comes here: copy-on-write of a KSM
+ * frame is the kernel's own. What comes here is a write into a window: a
+ * range samepage has write-protected for the few microseconds it takes to
+ * compare, copy or remap the frame behind it. The writer waits and retries
+ * after the window closes, and by then its page is either the same frame
+ * (unprotected again) or a new mapping.
+ *
+ * Two modes guard a window, chosen at pool creation:
+ * - userfaultfd write-protect (default): writers from user code and from the
+ *   kernel on the program's behalf (read(2), recv(2)) wait in the kernel;
+ *   a handler thread drains the messages and wakes stale ones.
+ * - mprotect + SIGSEGV: the fallback where userfaultfd is refused. A user-mode
+ *   writer waits in the signal handler; a system call that writes into a
+ *   window fails with EFAULT.
+ *
+ * Window table: process-wide, lock-free, because the SIGSEGV handler must read
+ * it. Each slot is a seqlock: seq odd while the window is open. Open publishes
+ * the slot before it protects; close unprotects (or the caller has replaced
+ * the mapping) before it retires the slot and wakes. So a writer blocked on a
+ * window always finds it, and a writer that finds no window retries into a
+ * page that is writable again.
+ *
+ * Locks: none of ours is taken here; the handler thread never waits on the
+ * KSM mutex, the region table lock or a frame lock, so a window can be opened
+ * under any of them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pool.h"
+
+/* Debian 12's uapi headers are from 6.1. */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+#define NR_WINDOWS 128
+
+struct window_slot {
+	_Atomic uint32_t seq; /* odd: open */
+	_Atomic int busy; /* taken by an opener */
+	_Atomic uintptr_t start;
+	_Atomic uintptr_t end;
+};
+
+static struct window_slot windows[NR_WINDOWS];
+
+/* ---- window table ----------------------------------------------------- */
+
+static int slot_take(void *addr, size_t len)
+{
+	static _Atomic unsigned next;
+
+	for (;;) {
+		for (int k = 0; k < NR_WINDOWS; k++) {
+			unsigned i = atomic_fetch_add(&next, 1) % NR_WINDOWS;
+			int zero = 0;
+
+			if (!atomic_compare_exchange_strong(&windows[i].busy, &zero, 1))
+				continue;
+			atomic_store(&windows[i].start, (uintptr_t)addr);
+			atomic_store(&windows[i].end, (uintptr_t)addr + len);
+			atomic_fetch_add(&windows[i].seq, 1); /* open */
+			return (int)i;
+		}
+		sched_yield(); /* 128 windows in flight: wait for one to close */
+	}
+}
+
+static void slot_release(int i)
+{
+	atomic_fetch_add(&windows[i].seq, 1); /* closed */
+	syscall(SYS_futex, &windows[i].seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	atomic_store(&windows[i].busy, 0);
+}
+
+/* The open window that covers addr: its slot, and its seq in *seq; or -1. */
+static int window_find(uintptr_t addr, uint32_t *seq)
+{
+	for (int i = 0; i < NR_WINDOWS; i++) {
+		uint32_t s = atomic_load(&windows[i].seq);
+
+		if (!(s & 1))
+			continue;
+		if (addr >= atomic_load(&windows[i].start) && addr < atomic_load(&windows[i].end) &&
+		    atomic_load(&windows[i].seq) == s) {
+			*seq = s;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* ---- userfaultfd ------------------------------------------------------ */
+
+static int uffd_open(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int dev;
+
+	if (fd >= 0 || errno != EPERM)
+		return fd;
+	/* Unprivileged userfaultfd is off; the device may still be allowed. */
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0) {
+		errno = EPERM;
+		return -1;
+	}
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	close(dev);
+	return fd;
+}
+
+static int uffd_setup(struct sp_fault *f)
+{
+	const uint64_t need = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	const uint64_t want = need | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_THREAD_ID |
+			      UFFD_FEATURE_MISSING_SHMEM;
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int probe = uffd_open();
+
+	/* Ask what the kernel has: features can be enabled only once per fd. */
+	if (probe < 0)
+		return -1;
+	if (ioctl(probe, UFFDIO_API, &api)) {
+		close(probe);
+		return -1;
+	}
+	close(probe);
+	if ((api.features & need) != need) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	f->uffd = uffd_open();
+	if (f->uffd < 0)
+		return -1;
+	api = (struct uffdio_api){ .api = UFFD_API, .features = api.features & want };
+	if (ioctl(f->uffd, UFFDIO_API, &api)) {
+		close(f->uffd);
+		f->uffd = -1;
+		return -1;
+	}
+	f->features = api.features;
+	return 0;
+}
+
+static void uffd_wake(int uffd, uintptr_t start, size_t len)
+{
+	struct uffdio_range r = { .start = start, .len = len };
+
+	ioctl(uffd, UFFDIO_WAKE, &r);
+}
+
+static void handle_wp_fault(struct sp_fault *f, uintptr_t addr)
+{
+	uint32_t seq;
+
+	addr &= ~(uintptr_t)(PAGE_SIZE - 1);
+	if (window_find(addr, &seq) >= 0) {
+		/* The window's close wakes it. */
+		atomic_fetch_add(&f->wp_faults, 1);
+		return;
+	}
+	/* The window closed before we read the message: the writer may retry now. */
+	atomic_fetch_add(&f->stale_faults, 1);
+	uffd_wake(f->uffd, addr, PAGE_SIZE);
+}
+
+static void *fault_thread(void *arg)
+{
+	struct sp_pool *pool = arg;
+	struct sp_fault *f = &pool->fault;
+	struct pollfd pfd[2] = { { .fd = f->uffd, .events = POLLIN },
+				 { .fd = f->stopfd, .events = POLLIN } };
+	struct uffd_msg msg[16];
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		n = read(f->uffd, msg, sizeof(msg));
+		if (n <= 0)
+			continue;
+		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
+			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			if (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+				handle_wp_fault(f, (uintptr_t)msg[i].arg.pagefault.address);
+			else /* no missing-mode range yet: let it retry */
+				uffd_wake(f->uffd,
+					  (uintptr_t)msg[i].arg.pagefault.address &
+						  ~(uintptr_t)(PAGE_SIZE - 1),
+					  PAGE_SIZE);
+		}
+	}
+	return NULL;
+}
+
+/* ---- SIGSEGV fallback ------------------------------------------------- */
+
+static pthread_mutex_t sigsegv_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned sigsegv_users;
+static struct sigaction sigsegv_old;
+static __thread uintptr_t sigsegv_last_unknown;
+
+/*
+ * Not a window of ours: hand the fault to whoever would have had it. An
+ * address that was in a window that closed before we looked is retried once;
+ * a fault that repeats at the same address is not ours.
+ */
+static void sigsegv_chain(int sig, siginfo_t *info, void *ctx)
+{
+	uintptr_t addr = (uintptr_t)info->si_addr;
+
+	if (sigsegv_last_unknown != addr) {
+		sigsegv_last_unknown = addr;
+		return;
+	}
+	sigsegv_last_unknown = 0;
+	if ((sigsegv_old.sa_flags & SA_SIGINFO) && sigsegv_old.sa_sigaction) {
+		sigsegv_old.sa_sigaction(sig, info, ctx);
+	} else if (sigsegv_old.sa_handler != SIG_DFL && sigsegv_old.sa_handler != SIG_IGN) {
+		sigsegv_old.sa_handler(sig);
+	} else {
+		/* Return into the same fault with the default action: the program dies of it. */
+		signal(SIGSEGV, SIG_DFL);
+	}
+}
+
+static void sigsegv_handler(int sig, siginfo_t *info, void *ctx)
+{
+	int err = errno;
+	uint32_t seq;
+	int i;
+
+	i = info->si_code == SEGV_ACCERR ? window_find((uintptr_t)info->si_addr, &seq) : -1;
+	if (i >= 0) {
+		sigsegv_last_unknown = 0;
+		while (atomic_load(&windows[i].seq) == seq)
+			syscall(SYS_futex, &windows[i].seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+	} else {
+		sigsegv_chain(sig, info, ctx);
+	}
+	errno = err;
+}
+
+static int sigsegv_get(void)
+{
+	struct sigaction sa = { .sa_sigaction = sigsegv_handler,
+				.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART };
+	int ret = 0;
+
+	sigemptyset(&sa.sa_mask);
+	pthread_mutex_lock(&sigsegv_lock);
+	if (!sigsegv_users && sigaction(SIGSEGV, &sa, &sigsegv_old))
+		ret = -1;
+	if (!ret)
+		sigsegv_users++;
+	pthread_mutex_unlock(&sigsegv_lock);
+	return ret;
+}
+
+static void sigsegv_put(void)
+{
+	pthread_mutex_lock(&sigsegv_lock);
+	if (!--sigsegv_users)
+		sigaction(SIGSEGV, &sigsegv_old, NULL);
+	pthread_mutex_unlock(&sigsegv_lock);
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static int uffd_start(struct sp_pool *pool)
+{
+	struct sp_fault *f = &pool->fault;
+
+	if (uffd_setup(f))
+		return -1;
+	f->stopfd = eventfd(0, EFD_CLOEXEC);
+	if (f->stopfd < 0)
+		goto out_close;
+	errno = pthread_create(&f->thread, NULL, fault_thread, pool);
+	if (errno)
+		goto out_close;
+	f->thread_started = true;
+	f->mode = SP_FAULT_UFFD;
+	return 0;
+
+out_close:
+	if (f->stopfd >= 0)
+		close(f->stopfd);
+	close(f->uffd);
+	f->uffd = f->stopfd = -1;
+	return -1;
+}
+
+int fault_init(struct sp_pool *pool)
+{
+	struct sp_fault *f = &pool->fault;
+
+	f->uffd = f->stopfd = -1;
+	if (!(pool->flags & SP_POOL_SIGSEGV)) {
+		if (!uffd_start(pool))
+			return 0;
+		sp_log(SP_LOG_WARN,
+		       "userfaultfd write-protect unavailable (%s): using mprotect+SIGSEGV, where "
+		       "a system call that writes into a page being merged or moved fails with "
+		       "EFAULT",
+		       strerror(errno));
+	}
+	if (sigsegv_get())
+		return -1;
+	f->mode = SP_FAULT_SIGSEGV;
+	return 0;
+}
+
+void fault_exit(struct sp_pool *pool)
+{
+	struct sp_fault *f = &pool->fault;
+	uint64_t one = 1;
+
+	if (f->mode == SP_FAULT_SIGSEGV) {
+		sigsegv_put();
+		return;
+	}
+	if (f->thread_started) {
+		if (write(f->stopfd, &one, sizeof(one)) != sizeof(one))
+			sp_log(SP_LOG_ERR, "stopping the fault thread: %s", strerror(errno));
+		pthread_join(f->thread, NULL);
+	}
+	if (f->stopfd >= 0)
+		close(f->stopfd);
+	if (f->uffd >= 0)
+		close(f->uffd);
+}
+
+/* ---- the primitive ---------------------------------------------------- */
+
+int fault_register(struct sp_pool *pool, void *addr, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (madvise(addr, len, MADV_DONTFORK))
+		return -1;
+	if (pool->fault.mode == SP_FAULT_UFFD && ioctl(pool->fault.uffd, UFFDIO_REGISTER, &reg))
+		return -1;
+	return 0;
+}
+
+int fault_map(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared)
+{
+	void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
+		       (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, pool->memfd,
+		       (off_t)(pfn << PAGE_SHIFT));
+
+	if (p == MAP_FAILED) {
+		if (errno == ENOMEM)
+			sp_log(SP_LOG_ERR,
+			       "mapping a page failed: out of mappings? vm.max_map_count is %ld; "
+			       "raise it with 'sysctl -w vm.max_map_count=N'",
+			       pool->max_map_count);
+		return -1;
+	}
+	return fault_register(pool, addr, len);
+}
+
+static int protect(struct sp_pool *pool, void *addr, size_t len, bool wp)
+{
+	struct uffdio_writeprotect prm = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	if (pool->fault.mode == SP_FAULT_SIGSEGV)
+		return mprotect(addr, len, wp ? PROT_READ : PROT_READ | PROT_WRITE);
+	return ioctl(pool->fault.uffd, UFFDIO_WRITEPROTECT, &prm);
+}
+
+int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t len)
+{
+	w->addr = addr;
+	w->len = len;
+	w->slot = slot_take(addr, len);
+	if (protect(pool, addr, len, true)) {
+		int err = errno;
+
+		slot_release(w->slot);
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+void wp_window_close(struct sp_pool *pool, struct sp_window *w, bool unprotect)
+{
+	if (unprotect && protect(pool, w->addr, w->len, false))
+		sp_log(SP_LOG_ERR, "unprotecting %p+%zu: %s", w->addr, w->len, strerror(errno));
+	slot_release(w->slot);
+	if (pool->fault.mode == SP_FAULT_UFFD)
+		uffd_wake(pool->fault.uffd, (uintptr_t)w->addr, w->len);
+}

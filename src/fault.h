@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Faults and the write-protect window: the one primitive with which samepage
+ * changes a page under a running program. Rules at the top of fault.c.
+ */
+#ifndef SP_FAULT_H
+#define SP_FAULT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sp_pool;
+
+struct sp_fault {
+	int mode; /* SP_FAULT_UFFD or SP_FAULT_SIGSEGV */
+	int uffd; /* -1 in SIGSEGV mode */
+	int stopfd; /* eventfd that stops the handler thread */
+	uint64_t features;
+	bool thread_started;
+	pthread_t thread;
+	_Atomic long wp_faults; /* writes that waited in a window */
+	_Atomic long stale_faults; /* window already closed when handled */
+};
+
+/*
+ * A window. Between open and close, no write through the program's mapping
+ * of [addr, addr+len) can complete: a writer (user code, or the kernel in a
+ * system call in userfaultfd mode) waits, and retries after close.
+ */
+struct sp_window {
+	void *addr;
+	size_t len;
+	int slot;
+};
+
+int fault_init(struct sp_pool *pool);
+void fault_exit(struct sp_pool *pool);
+
+/*
+ * Map [addr, addr+len) onto frames pfn.. of the pool (MAP_FIXED), shared
+ * (private frame, writes land in the frame) or private (KSM frame, the kernel
+ * copies on write), and make it a pool mapping again: registered for
+ * write-protect faults, not inherited by fork().
+ */
+int fault_map(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared);
+/* Make fresh pool mappings of [addr, addr+len) guardable (after a plain mmap). */
+int fault_register(struct sp_pool *pool, void *addr, size_t len);
+
+int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t len);
+/* unprotect: the mapping was not replaced and must be writable again. */
+void wp_window_close(struct sp_pool *pool, struct sp_window *w, bool unprotect);
+
+#endif

@@ -1,0 +1,545 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pool: one memfd holds every frame; frame pfn is the 4 KiB at offset
+ * pfn * 4096. Sections are the unit of online/offline; nodes own sections
+ * round-robin.
+ *
+ * Locking (whole project, outermost first):
+ *
+ *   KSM mutex (ksm.c) -> region table lock (region.c) -> frame lock -> pool lock
+ *
+ * - pool->lock (this file) guards the free maps, section states and the frame
+ *   totals. It is a leaf: nothing else is taken under it, and no system call
+ *   that can sleep for long (punching, mapping) runs under it.
+ * - The frame lock is PG_locked in sp_page.flags, the PG_locked analogue. It
+ *   serialises merge, migration, swap-out and swap-in of one frame. Taken
+ *   with the region table lock held (read) so that the owner it names cannot
+ *   be freed under it. Two frame locks are only ever taken in the order old
+ *   frame, then new frame, and the new frame is one nobody else can know of
+ *   yet, so they cannot deadlock. Copy-on-write is the kernel's and takes
+ *   no lock of ours.
+ * - A frame's memory goes back to the OS (punched) while the frame is still
+ *   marked used, and only then becomes free: a frame on a free map is always
+ *   a hole, so a new owner always reads zeros.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <numa.h>
+#include <numaif.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pool.h"
+
+#define DEFAULT_SECTION_SIZE (64ul << 20)
+#define DEFAULT_NR_SECTIONS 16
+#define DEFAULT_SWAP_SIZE (1ul << 30)
+#define MAX_POOL_BYTES (1ul << 40) /* 1 TiB of frames: pfns fit 28 bits */
+#define MAX_NODES 64 /* a nodemask is an unsigned long */
+#define POOL_FLAGS (SP_POOL_NO_KSMD | SP_POOL_SIGSEGV)
+
+struct sp_page *pfn_to_page(struct sp_pool *pool, unsigned long pfn)
+{
+	unsigned s = pfn_to_section(pool, pfn);
+
+	if (s >= pool->max_sections || !pool->sections[s].pages)
+		return NULL;
+	return &pool->sections[s].pages[pfn % pool->section_pages];
+}
+
+/* ---- frame lock ------------------------------------------------------- */
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t val)
+{
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+bool frame_trylock(struct sp_pool *pool, unsigned long pfn)
+{
+	struct sp_page *page = pfn_to_page(pool, pfn);
+
+	return !(atomic_fetch_or(&page->flags, PG_locked) & PG_locked);
+}
+
+void frame_lock(struct sp_pool *pool, unsigned long pfn)
+{
+	struct sp_page *page = pfn_to_page(pool, pfn);
+	uint32_t old;
+
+	for (;;) {
+		old = atomic_fetch_or(&page->flags, PG_locked);
+		if (!(old & PG_locked))
+			return;
+		old = atomic_fetch_or(&page->flags, PG_waiters) | PG_waiters;
+		if (old & PG_locked)
+			futex_wait(&page->flags, old);
+	}
+}
+
+void frame_unlock(struct sp_pool *pool, unsigned long pfn)
+{
+	struct sp_page *page = pfn_to_page(pool, pfn);
+	uint32_t old = atomic_fetch_and(&page->flags, ~(PG_locked | PG_waiters));
+
+	if (old & PG_waiters)
+		futex_wake_all(&page->flags);
+}
+
+/* ---- free maps -------------------------------------------------------- */
+
+static bool map_test(const uint64_t *map, unsigned long i)
+{
+	return map[i / 64] >> (i % 64) & 1;
+}
+
+static void map_set_range(uint64_t *map, unsigned long i, unsigned long n, bool free)
+{
+	for (; n; i++, n--) {
+		if (free)
+			map[i / 64] |= 1ull << (i % 64);
+		else
+			map[i / 64] &= ~(1ull << (i % 64));
+	}
+}
+
+/* First free frame at or after i; npages if none. */
+static unsigned long map_next_free(const uint64_t *map, unsigned long i, unsigned long npages)
+{
+	while (i < npages) {
+		uint64_t w = map[i / 64] >> (i % 64);
+
+		if (w)
+			return i + (unsigned long)__builtin_ctzll(w) < npages ?
+				       i + (unsigned long)__builtin_ctzll(w) :
+				       npages;
+		i = (i / 64 + 1) * 64;
+	}
+	return npages;
+}
+
+static bool section_allocatable(const struct sp_section *sec)
+{
+	return sec->state == SECTION_ONLINE && !sec->isolated && sec->nr_free;
+}
+
+/* Take up to want frames from sec as one run; pool->lock held. */
+static unsigned long section_take_run(struct sp_pool *pool, unsigned s, unsigned long want,
+				      unsigned long *pfn)
+{
+	struct sp_section *sec = &pool->sections[s];
+	unsigned long n = pool->section_pages, i, len;
+
+	/* First fit: low frames first keeps free space in long runs. */
+	i = map_next_free(sec->free_map, sec->hint, n);
+	if (i == n)
+		return 0;
+	for (len = 0; len < want && i + len < n && map_test(sec->free_map, i + len); len++)
+		;
+	map_set_range(sec->free_map, i, len, false);
+	for (unsigned long k = 0; k < len; k++)
+		atomic_store(&sec->pages[i + k].flags, PG_used);
+	sec->nr_free -= len;
+	sec->hint = i + len;
+	pool->frames_free -= len;
+	*pfn = (unsigned long)s * n + i;
+	return len;
+}
+
+/* Sections in allocation order: the preferred node's first, then the rest. */
+static unsigned section_order(struct sp_pool *pool, int node, unsigned k)
+{
+	unsigned nr_pref = 0, s;
+
+	if (node < 0 || (unsigned)node >= pool->nr_nodes)
+		return k;
+	for (s = node; s < pool->max_sections; s += pool->nr_nodes)
+		if (nr_pref++ == k)
+			return s;
+	k -= nr_pref;
+	for (s = 0; s < pool->max_sections; s++)
+		if (pool->sections[s].node != node && k-- == 0)
+			return s;
+	return pool->max_sections;
+}
+
+static int runs_push(struct sp_run **runs, unsigned *nr, unsigned *cap, unsigned long pfn,
+		     unsigned long len)
+{
+	if (*nr && (*runs)[*nr - 1].pfn + (*runs)[*nr - 1].nr == pfn) {
+		(*runs)[*nr - 1].nr += len;
+		return 0;
+	}
+	if (*nr == *cap) {
+		unsigned ncap = *cap ? *cap * 2 : 8;
+		struct sp_run *n = realloc(*runs, ncap * sizeof(**runs));
+
+		if (!n)
+			return -1;
+		*runs = n;
+		*cap = ncap;
+	}
+	(*runs)[(*nr)++] = (struct sp_run){ pfn, len };
+	return 0;
+}
+
+static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, unsigned long nr);
+
+int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run **runs,
+		 unsigned *nr_runs)
+{
+	unsigned cap = 0, k, s;
+	unsigned long got = 0;
+
+	*runs = NULL;
+	*nr_runs = 0;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->frames_free < nr)
+		goto out_nomem;
+	for (k = 0; got < nr && (s = section_order(pool, node, k)) < pool->max_sections; k++) {
+		while (got < nr && section_allocatable(&pool->sections[s])) {
+			unsigned long pfn = 0, len = section_take_run(pool, s, nr - got, &pfn);
+
+			if (!len)
+				break;
+			if (runs_push(runs, nr_runs, &cap, pfn, len)) {
+				frames_unlocked_release(pool, pfn, len);
+				goto out_undo;
+			}
+			got += len;
+		}
+	}
+	if (got < nr)
+		goto out_undo;
+	pthread_mutex_unlock(&pool->lock);
+	return 0;
+
+out_undo:
+	for (unsigned i = 0; i < *nr_runs; i++)
+		frames_unlocked_release(pool, (*runs)[i].pfn, (*runs)[i].nr);
+	free(*runs);
+	*runs = NULL;
+	*nr_runs = 0;
+out_nomem:
+	pthread_mutex_unlock(&pool->lock);
+	errno = ENOMEM;
+	return -1;
+}
+
+long frame_alloc(struct sp_pool *pool, int node)
+{
+	struct sp_run *runs;
+	unsigned nr;
+	long pfn;
+
+	if (frames_alloc(pool, node, 1, &runs, &nr))
+		return -1;
+	pfn = (long)runs[0].pfn;
+	free(runs);
+	return pfn;
+}
+
+/* Back onto the free map, for frames that are holes already; pool->lock held. */
+static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, unsigned long nr)
+{
+	while (nr) {
+		unsigned s = pfn_to_section(pool, pfn);
+		struct sp_section *sec = &pool->sections[s];
+		unsigned long i = pfn % pool->section_pages;
+		unsigned long len = pool->section_pages - i < nr ? pool->section_pages - i : nr;
+
+		for (unsigned long k = 0; k < len; k++)
+			atomic_store(&sec->pages[i + k].flags, 0);
+		map_set_range(sec->free_map, i, len, true);
+		if (i < sec->hint)
+			sec->hint = i;
+		sec->nr_free += len;
+		if (!sec->isolated)
+			pool->frames_free += len;
+		pfn += len;
+		nr -= len;
+	}
+}
+
+void frames_free_run(struct sp_pool *pool, unsigned long pfn, unsigned long nr)
+{
+	if (!nr)
+		return;
+	if (fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(pfn << PAGE_SHIFT), (off_t)(nr << PAGE_SHIFT)))
+		sp_log(SP_LOG_ERR, "punching frames %lu+%lu: %s", pfn, nr, strerror(errno));
+	pthread_mutex_lock(&pool->lock);
+	frames_unlocked_release(pool, pfn, nr);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+static int cmp_ulong(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Free scattered frames with one punch per run of consecutive pfns. */
+void frames_free_pfns(struct sp_pool *pool, unsigned long *pfns, unsigned long nr)
+{
+	unsigned long i = 0, j;
+
+	qsort(pfns, nr, sizeof(*pfns), cmp_ulong);
+	while (i < nr) {
+		for (j = i + 1; j < nr && pfns[j] == pfns[j - 1] + 1 &&
+				pfn_to_section(pool, pfns[j]) == pfn_to_section(pool, pfns[i]);
+		     j++)
+			;
+		frames_free_run(pool, pfns[i], j - i);
+		i = j;
+	}
+}
+
+long pool_bytes_resident(struct sp_pool *pool)
+{
+	struct stat st;
+
+	if (fstat(pool->memfd, &st))
+		return -1;
+	return (long)st.st_blocks * 512;
+}
+
+/*
+ * Asked of the memfd, not of the direct map: touching a hole through the map
+ * would allocate it. SEEK_DATA also counts a page the kernel swapped as data.
+ */
+bool frame_is_hole(struct sp_pool *pool, unsigned long pfn)
+{
+	off_t off = (off_t)(pfn << PAGE_SHIFT);
+	off_t data = lseek(pool->memfd, off, SEEK_DATA);
+
+	return data != off && (data > off || errno == ENXIO);
+}
+
+/* ---- sections --------------------------------------------------------- */
+
+static int section_bring_online(struct sp_pool *pool, unsigned s)
+{
+	struct sp_section *sec = &pool->sections[s];
+	unsigned long n = pool->section_pages, words = (n + 63) / 64;
+
+	sec->pages = calloc(n, sizeof(*sec->pages));
+	sec->free_map = calloc(words, sizeof(uint64_t));
+	if (!sec->pages || !sec->free_map)
+		goto out_nomem;
+	map_set_range(sec->free_map, 0, n, true);
+	sec->nr_free = n;
+	sec->hint = 0;
+	sec->isolated = false;
+	sec->state = SECTION_ONLINE;
+	pool->frames_total += n;
+	pool->frames_free += n;
+	pool->sections_online++;
+	return 0;
+
+out_nomem:
+	free(sec->pages);
+	free(sec->free_map);
+	sec->pages = NULL;
+	sec->free_map = NULL;
+	errno = ENOMEM;
+	return -1;
+}
+
+static void section_free(struct sp_section *sec)
+{
+	free(sec->pages);
+	free(sec->free_map);
+	sec->pages = NULL;
+	sec->free_map = NULL;
+}
+
+/* Where the machine has the nodes, a section's frames live on its node. */
+static void section_bind(struct sp_pool *pool, unsigned s)
+{
+	unsigned long mask = 1ul << pool->sections[s].node;
+
+	if (!pool->real_numa)
+		return;
+	if (mbind(pool->dmap + s * pool->section_size, pool->section_size, MPOL_BIND, &mask,
+		  sizeof(mask) * 8, 0))
+		sp_log(SP_LOG_WARN, "binding section %u to node %d: %s", s, pool->sections[s].node,
+		       strerror(errno));
+}
+
+/* ---- creation --------------------------------------------------------- */
+
+static int machine_nodes(void)
+{
+	if (numa_available() < 0)
+		return 1;
+	return numa_num_configured_nodes() > 0 ? numa_num_configured_nodes() : 1;
+}
+
+static int config_resolve(const struct sp_pool_config *in, struct sp_pool_config *cfg)
+{
+	*cfg = in ? *in : (struct sp_pool_config){ 0 };
+	if (!cfg->section_size)
+		cfg->section_size = DEFAULT_SECTION_SIZE;
+	if (!cfg->nr_sections)
+		cfg->nr_sections = DEFAULT_NR_SECTIONS;
+	if (!cfg->max_sections)
+		cfg->max_sections = cfg->nr_sections;
+	if (!cfg->nr_nodes)
+		cfg->nr_nodes = (unsigned)machine_nodes();
+	if (cfg->swap_path && !cfg->swap_size)
+		cfg->swap_size = DEFAULT_SWAP_SIZE;
+
+	if (cfg->section_size % PAGE_SIZE || cfg->max_sections < cfg->nr_sections ||
+	    cfg->nr_nodes > MAX_NODES || (cfg->flags & ~POOL_FLAGS) ||
+	    cfg->max_sections > MAX_POOL_BYTES / cfg->section_size ||
+	    cfg->section_size > MAX_POOL_BYTES || cfg->swap_size % PAGE_SIZE ||
+	    (!cfg->swap_path && cfg->swap_size) || (cfg->swap_path && !cfg->swap_path[0]))
+		goto out_inval;
+	return 0;
+
+out_inval:
+	errno = EINVAL;
+	return -1;
+}
+
+static long read_max_map_count(void)
+{
+	long v = -1;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * Every separately mapped page costs the kernel one vma. Say once, clearly,
+ * how much of the pool can fragment into single-page mappings before mmap
+ * fails, and how to raise the limit.
+ */
+static void check_max_map_count(struct sp_pool *pool)
+{
+	unsigned long frames = pool->max_sections * pool->section_pages;
+	unsigned long want = frames + 2 * pool->max_sections + 4096;
+	long max = read_max_map_count();
+
+	pool->max_map_count = max;
+	if (max < 0 || (unsigned long)max >= want)
+		return;
+	sp_log(SP_LOG_WARN,
+	       "vm.max_map_count is %ld: at most %ld of the pool's %lu pages (%lu of %lu MiB) can "
+	       "be mapped one by one after merging; raise it with 'sysctl -w "
+	       "vm.max_map_count=%lu'",
+	       max, max > 4096 ? max - 4096 : 0, frames,
+	       (unsigned long)(max > 4096 ? max - 4096 : 0) * PAGE_SIZE >> 20,
+	       frames * PAGE_SIZE >> 20, want);
+}
+
+static int pool_map(struct sp_pool *pool)
+{
+	pool->memfd = memfd_create("samepage", MFD_CLOEXEC);
+	if (pool->memfd < 0)
+		return -1;
+	if (ftruncate(pool->memfd, (off_t)pool->dmap_len))
+		return -1;
+	pool->dmap = mmap(NULL, pool->dmap_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			  pool->memfd, 0);
+	if (pool->dmap == MAP_FAILED) {
+		pool->dmap = NULL;
+		return -1;
+	}
+	/* A child must not inherit a writable view of every frame. */
+	return madvise(pool->dmap, pool->dmap_len, MADV_DONTFORK);
+}
+
+static void pool_release(struct sp_pool *pool)
+{
+	int err = errno;
+
+	if (pool->sections)
+		for (unsigned s = 0; s < pool->max_sections; s++)
+			section_free(&pool->sections[s]);
+	free(pool->sections);
+	if (pool->dmap)
+		munmap(pool->dmap, pool->dmap_len);
+	if (pool->memfd >= 0)
+		close(pool->memfd);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool);
+	errno = err;
+}
+
+sp_pool *sp_pool_create(const struct sp_pool_config *in)
+{
+	struct sp_pool_config cfg;
+	struct sp_pool *pool;
+	unsigned s;
+
+	if (config_resolve(in, &cfg))
+		return NULL;
+	pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return NULL;
+	pool->memfd = -1;
+	pthread_mutex_init(&pool->lock, NULL);
+	pool->flags = cfg.flags;
+	pool->section_size = cfg.section_size;
+	pool->section_pages = cfg.section_size / PAGE_SIZE;
+	pool->max_sections = cfg.max_sections;
+	pool->nr_nodes = cfg.nr_nodes;
+	pool->real_numa = cfg.nr_nodes > 1 && machine_nodes() >= (int)cfg.nr_nodes;
+	pool->dmap_len = cfg.section_size * cfg.max_sections;
+	pool->sections = calloc(cfg.max_sections, sizeof(*pool->sections));
+	if (!pool->sections || pool_map(pool))
+		goto out_release;
+	for (s = 0; s < cfg.max_sections; s++)
+		pool->sections[s].node = (int)(s % cfg.nr_nodes);
+	for (s = 0; s < cfg.nr_sections; s++) {
+		if (section_bring_online(pool, s))
+			goto out_release;
+		section_bind(pool, s);
+	}
+	check_max_map_count(pool);
+	if (region_table_init(pool))
+		goto out_release;
+	if (ksm_init(pool))
+		goto out_regions;
+	if (fault_init(pool))
+		goto out_ksm;
+	return pool;
+
+out_ksm:
+	ksm_exit(pool);
+out_regions:
+	region_table_exit(pool);
+out_release:
+	pool_release(pool);
+	return NULL;
+}
+
+void sp_pool_destroy(sp_pool *pool)
+{
+	if (!pool)
+		return;
+	fault_exit(pool);
+	ksm_exit(pool);
+	region_table_exit(pool);
+	pool_release(pool);
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pool: physical memory of samepage. Frames, sections, nodes, and the
+ * struct sp_pool that ties every subsystem together. Locking rules live at
+ * the top of pool.c.
+ */
+#ifndef SP_POOL_H
+#define SP_POOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "samepage.h"
+#include "fault.h"
+#include "ksm.h"
+#include "region.h"
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE ((size_t)SP_PAGE_SIZE)
+
+/* Frame flags: struct sp_page.flags, the struct page->flags analogue. */
+enum {
+	PG_locked = 1u << 0, /* frame lock held (merge, migration, swap) */
+	PG_waiters = 1u << 1, /* someone sleeps on PG_locked */
+	PG_used = 1u << 2, /* allocated: not on a free map */
+	PG_ksm = 1u << 3, /* a KSM frame: mapped MAP_PRIVATE by its sharers */
+	PG_reserved = 1u << 4, /* never moves, never freed (the zero frame) */
+	PG_isolated = 1u << 5, /* taken by a migration */
+	PG_swapped = 1u << 6, /* contents live in a swap slot, not here */
+};
+
+/*
+ * Frame descriptor, 20 bytes per 4 KiB frame. The owner is a number, not a
+ * pointer, for the same reason the seed makes a stable node hold a pfn: the
+ * thing it names can go away (a freed region, an offlined section) while
+ * someone still holds the number, and a number can be checked.
+ */
+struct sp_page {
+	_Atomic uint32_t flags;
+	_Atomic uint32_t refcount;
+	uint32_t mapcount;
+	uint32_t owner; /* private frame: region id; KSM frame: stable node id */
+	uint32_t index; /* private frame: page index within the region */
+};
+
+enum sp_section_state { SECTION_OFFLINE, SECTION_ONLINE, SECTION_GOING_OFFLINE };
+
+struct sp_section {
+	enum sp_section_state state;
+	int node;
+	bool isolated; /* no allocation from it (going offline) */
+	struct sp_page *pages; /* descriptors, NULL while offline */
+	uint64_t *free_map; /* bit set: frame free */
+	unsigned long nr_free;
+	unsigned long hint; /* no free frame below it */
+};
+
+/* A run of consecutive frames: the unit of allocation, mapping and punching. */
+struct sp_run {
+	unsigned long pfn;
+	unsigned long nr;
+};
+
+struct sp_pool {
+	unsigned flags;
+	int memfd;
+	char *dmap; /* direct map: the whole memfd, read-write, engine only */
+	size_t dmap_len;
+	size_t section_size;
+	unsigned long section_pages;
+	unsigned max_sections;
+	unsigned nr_nodes;
+	bool real_numa; /* sections are mbind()-ed to machine nodes */
+
+	pthread_mutex_t lock; /* pool lock: free maps, section states, totals */
+	struct sp_section *sections;
+	unsigned sections_online;
+	unsigned long frames_total; /* frames of online sections */
+	unsigned long frames_free; /* free frames that may be allocated */
+
+	struct sp_region_table rt;
+	struct sp_fault fault;
+	struct sp_ksm ksm;
+
+	long max_map_count;
+	_Atomic long pages_migrated;
+	_Atomic long faults_cow;
+	_Atomic long faults_swapin;
+};
+
+static inline void *pfn_to_virt(struct sp_pool *pool, unsigned long pfn)
+{
+	return pool->dmap + (pfn << PAGE_SHIFT);
+}
+
+static inline unsigned pfn_to_section(struct sp_pool *pool, unsigned long pfn)
+{
+	return (unsigned)(pfn / pool->section_pages);
+}
+
+/* Descriptor of a frame in an online section; NULL for any other pfn. */
+struct sp_page *pfn_to_page(struct sp_pool *pool, unsigned long pfn);
+
+/* Frame allocation, by runs. All-or-nothing: -1 with ENOMEM leaves no frame taken. */
+int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run **runs,
+		 unsigned *nr_runs);
+long frame_alloc(struct sp_pool *pool, int node);
+/* Return frames: their memory goes back to the OS first, then to the free maps. */
+void frames_free_run(struct sp_pool *pool, unsigned long pfn, unsigned long nr);
+void frames_free_pfns(struct sp_pool *pool, unsigned long *pfns, unsigned long nr);
+
+/* The frame lock, PG_locked: sleeps (futex) when contended. */
+void frame_lock(struct sp_pool *pool, unsigned long pfn);
+bool frame_trylock(struct sp_pool *pool, unsigned long pfn);
+void frame_unlock(struct sp_pool *pool, unsigned long pfn);
+
+long pool_bytes_resident(struct sp_pool *pool);
+
+/* True if the frame's memory was never touched (or was punched): it reads zeros. */
+bool frame_is_hole(struct sp_pool *pool, unsigned long pfn);
+
+#endif

@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Regions: what sp_alloc returns. A region is a run of address space whose
+ * pages are mapped from pool frames, with a page table saying what backs
+ * each page.
+ *
+ * Locking: rt.lock (a rwlock) is the mmap_lock analogue. Readers: anything
+ * that follows an address or a frame owner to a region and works on its pages
+ * (lookups, the scanner, migration) holds it for read across the whole page
+ * operation, so a region cannot be freed under it. Writers: sp_alloc and
+ * sp_free, only to insert or unlink; the slow work (mapping, punching) runs
+ * outside it. Lock order: KSM mutex -> rt.lock -> frame lock -> pool lock.
+ *
+ * Page table entries change only under the frame lock of the frame they name
+ * (or, for a region not yet published or already unlinked, by its owner
+ * alone), and are read with atomic loads.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "log.h"
+#include "pool.h"
+
+int region_table_init(struct sp_pool *pool)
+{
+	struct sp_region_table *rt = &pool->rt;
+
+	memset(rt, 0, sizeof(*rt));
+	if (pthread_rwlock_init(&rt->lock, NULL))
+		return -1;
+	return 0;
+}
+
+static void region_destroy(struct sp_region *r)
+{
+	free((void *)r->pte);
+	free(r->domain);
+	free(r);
+}
+
+void region_table_exit(struct sp_pool *pool)
+{
+	struct sp_region_table *rt = &pool->rt;
+
+	for (unsigned i = 0; i < rt->nr; i++) {
+		munmap(rt->sorted[i]->start, rt->sorted[i]->len);
+		region_destroy(rt->sorted[i]);
+	}
+	free(rt->sorted);
+	free(rt->by_id);
+	pthread_rwlock_destroy(&rt->lock);
+}
+
+/* Index of the first region that starts above addr. */
+static unsigned upper_bound(struct sp_region_table *rt, const void *addr)
+{
+	unsigned lo = 0, hi = rt->nr;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if ((const char *)addr < rt->sorted[mid]->start)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+struct sp_region *region_find(struct sp_pool *pool, const void *addr)
+{
+	unsigned i = upper_bound(&pool->rt, addr);
+	struct sp_region *r;
+
+	if (!i)
+		return NULL;
+	r = pool->rt.sorted[i - 1];
+	return (const char *)addr < r->start + r->len ? r : NULL;
+}
+
+struct sp_region *region_by_id(struct sp_pool *pool, uint32_t id)
+{
+	return id < pool->rt.id_cap ? pool->rt.by_id[id] : NULL;
+}
+
+struct sp_region *region_range(struct sp_pool *pool, void *addr, size_t len, unsigned long *first,
+			       unsigned long *nr)
+{
+	struct sp_region *r;
+
+	if (((uintptr_t)addr & (PAGE_SIZE - 1)) || !len || len > SIZE_MAX - PAGE_SIZE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	r = region_find(pool, addr);
+	if (!r || len > (size_t)(r->start + r->len - (char *)addr)) {
+		errno = ENOMEM; /* as madvise(2) says of unmapped ranges */
+		return NULL;
+	}
+	*first = region_index(r, addr);
+	*nr = (len + PAGE_SIZE - 1) / PAGE_SIZE;
+	return r;
+}
+
+/* Make room for one more region in both indexes; rt.lock held for write. */
+static int table_reserve(struct sp_region_table *rt)
+{
+	if (rt->nr == rt->cap) {
+		unsigned cap = rt->cap ? rt->cap * 2 : 64;
+		struct sp_region **n = realloc(rt->sorted, cap * sizeof(*n));
+
+		if (!n)
+			return -1;
+		rt->sorted = n;
+		rt->cap = cap;
+	}
+	if (rt->nr == rt->id_cap) {
+		unsigned cap = rt->id_cap ? rt->id_cap * 2 : 64;
+		struct sp_region **n = realloc(rt->by_id, cap * sizeof(*n));
+
+		if (!n)
+			return -1;
+		memset(n + rt->id_cap, 0, (cap - rt->id_cap) * sizeof(*n));
+		rt->by_id = n;
+		rt->id_cap = cap;
+	}
+	return 0;
+}
+
+static int table_insert(struct sp_pool *pool, struct sp_region *r)
+{
+	struct sp_region_table *rt = &pool->rt;
+	unsigned i;
+
+	if (table_reserve(rt)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	while (rt->by_id[rt->next_id % rt->id_cap])
+		rt->next_id++;
+	r->id = rt->next_id++ % rt->id_cap;
+	rt->by_id[r->id] = r;
+	i = upper_bound(rt, r->start);
+	memmove(&rt->sorted[i + 1], &rt->sorted[i], (rt->nr - i) * sizeof(*rt->sorted));
+	rt->sorted[i] = r;
+	rt->nr++;
+	return 0;
+}
+
+static void table_unlink(struct sp_pool *pool, struct sp_region *r)
+{
+	struct sp_region_table *rt = &pool->rt;
+	unsigned i = upper_bound(rt, r->start) - 1;
+
+	memmove(&rt->sorted[i], &rt->sorted[i + 1], (rt->nr - i - 1) * sizeof(*rt->sorted));
+	rt->nr--;
+	rt->by_id[r->id] = NULL;
+}
+
+/* Frames of a region that is not (or no longer) visible to anyone else. */
+static void region_free_frames(struct sp_pool *pool, struct sp_region *r)
+{
+	unsigned long *pfns = malloc(r->npages * sizeof(*pfns)), n = 0;
+
+	for (unsigned long i = 0; i < r->npages; i++) {
+		uint64_t pte = atomic_load(&r->pte[i]);
+
+		if (pte_type(pte) != PTE_PRIVATE)
+			continue;
+		if (pfns)
+			pfns[n++] = pte_val(pte);
+		else
+			frames_free_run(pool, pte_val(pte), 1);
+	}
+	if (pfns)
+		frames_free_pfns(pool, pfns, n);
+	free(pfns);
+}
+
+static int region_map(struct sp_pool *pool, struct sp_region *r, struct sp_run *runs,
+		      unsigned nr_runs, uint64_t pte_flags)
+{
+	unsigned long idx = 0;
+
+	for (unsigned k = 0; k < nr_runs; k++) {
+		char *at = r->start + (idx << PAGE_SHIFT);
+
+		if (mmap(at, runs[k].nr << PAGE_SHIFT, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, pool->memfd,
+			 (off_t)(runs[k].pfn << PAGE_SHIFT)) == MAP_FAILED)
+			return -1;
+		for (unsigned long j = 0; j < runs[k].nr; j++, idx++) {
+			struct sp_page *page = pfn_to_page(pool, runs[k].pfn + j);
+
+			page->owner = r->id;
+			page->index = (uint32_t)idx;
+			page->mapcount = 1;
+			atomic_store(&page->refcount, 1);
+			atomic_store(&r->pte[idx], mk_pte(PTE_PRIVATE, runs[k].pfn + j, pte_flags));
+		}
+	}
+	return fault_register(pool, r->start, r->len);
+}
+
+static int policy_node(struct sp_pool *pool, const struct sp_region *r)
+{
+	(void)pool;
+	if (r->policy == SP_MPOL_DEFAULT || !r->nodemask)
+		return -1;
+	return __builtin_ctzl(r->nodemask);
+}
+
+/*
+ * Frames are chosen now, in as few runs as the free maps allow, so that the
+ * region maps with one vma per run; their memory is allocated by the kernel
+ * on first touch (the frames are holes), so first touch costs a plain shmem
+ * fault and no round trip through samepage.
+ */
+void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
+{
+	struct sp_run *runs = NULL;
+	struct sp_region *r;
+	unsigned nr_runs;
+	int err;
+
+	if (!pool || !len || (flags & ~(SP_MERGEABLE | SP_POPULATE))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (len > SIZE_MAX - PAGE_SIZE || len / PAGE_SIZE > UINT32_MAX) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->npages = (len + PAGE_SIZE - 1) / PAGE_SIZE;
+	r->len = r->npages << PAGE_SHIFT;
+	r->flags = flags & SP_MERGEABLE;
+	r->pte = calloc(r->npages, sizeof(*r->pte));
+	if (!r->pte)
+		goto out_free;
+	r->start =
+		mmap(NULL, r->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r->start == MAP_FAILED) {
+		r->start = NULL;
+		goto out_free;
+	}
+
+	pthread_rwlock_wrlock(&pool->rt.lock);
+	err = table_insert(pool, r);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	if (err)
+		goto out_unmap;
+	/* Published, but every pte is PTE_NONE until mapped: nobody acts on it. */
+	if (frames_alloc(pool, policy_node(pool, r), r->npages, &runs, &nr_runs))
+		goto out_unlink;
+	if (region_map(pool, r, runs, nr_runs, (flags & SP_MERGEABLE) ? PTE_MERGEABLE : 0))
+		goto out_frames;
+	free(runs);
+	if ((flags & SP_POPULATE) && madvise(r->start, r->len, MADV_POPULATE_WRITE))
+		sp_log(SP_LOG_WARN, "populating %zu bytes: %s", r->len, strerror(errno));
+	return r->start;
+
+out_frames:
+	err = errno;
+	for (unsigned k = 0; k < nr_runs; k++)
+		frames_free_run(pool, runs[k].pfn, runs[k].nr);
+	free(runs);
+	errno = err;
+out_unlink:
+	err = errno;
+	pthread_rwlock_wrlock(&pool->rt.lock);
+	table_unlink(pool, r);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	errno = err;
+out_unmap:
+	munmap(r->start, r->len);
+out_free:
+	err = errno;
+	region_destroy(r);
+	errno = err;
+	return NULL;
+}
+
+int sp_free(sp_pool *pool, void *addr)
+{
+	struct sp_region *r;
+
+	if (!pool || !addr) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_rwlock_wrlock(&pool->rt.lock);
+	r = region_find(pool, addr);
+	if (!r || r->start != (char *)addr) {
+		pthread_rwlock_unlock(&pool->rt.lock);
+		errno = EINVAL;
+		return -1;
+	}
+	table_unlink(pool, r);
+	pthread_rwlock_unlock(&pool->rt.lock);
+
+	/* Unlinked under the write lock: no page operation is inside it any more. */
+	munmap(r->start, r->len);
+	region_free_frames(pool, r);
+	region_destroy(r);
+	return 0;
+}
+
+int sp_madvise(sp_pool *pool, void *addr, size_t len, int advice)
+{
+	unsigned long first, nr;
+	struct sp_region *r;
+
+	if (!pool || (advice != SP_MADV_MERGEABLE && advice != SP_MADV_UNMERGEABLE)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	r = region_range(pool, addr, len, &first, &nr);
+	if (!r) {
+		pthread_rwlock_unlock(&pool->rt.lock);
+		return -1;
+	}
+	for (unsigned long i = first; i < first + nr; i++) {
+		if (advice == SP_MADV_MERGEABLE)
+			atomic_fetch_or(&r->pte[i], PTE_MERGEABLE);
+		else
+			atomic_fetch_and(&r->pte[i], ~PTE_MERGEABLE);
+	}
+	pthread_rwlock_unlock(&pool->rt.lock);
+	return 0;
+}
+
+/* The frame behind addr, -1 with errno if there is none. */
+static long frame_of(struct sp_pool *pool, const void *addr, bool *ksm)
+{
+	struct sp_region *r;
+	uint64_t pte;
+
+	if (!pool) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	r = region_find(pool, addr);
+	pte = r ? atomic_load(&r->pte[region_index(r, addr)]) : 0;
+	pthread_rwlock_unlock(&pool->rt.lock);
+	if (!r) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (ksm)
+		*ksm = pte_type(pte) == PTE_KSM;
+	if (pte_type(pte) != PTE_PRIVATE && pte_type(pte) != PTE_KSM) {
+		errno = ENOENT; /* copied by the kernel, or swapped: no frame */
+		return -1;
+	}
+	return (long)pte_val(pte);
+}
+
+int sp_page_node(sp_pool *pool, const void *addr)
+{
+	long pfn = frame_of(pool, addr, NULL);
+
+	return pfn < 0 ? -1 : pool->sections[pfn_to_section(pool, (unsigned long)pfn)].node;
+}
+
+int sp_page_section(sp_pool *pool, const void *addr)
+{
+	long pfn = frame_of(pool, addr, NULL);
+
+	return pfn < 0 ? -1 : (int)pfn_to_section(pool, (unsigned long)pfn);
+}
+
+int sp_page_is_ksm(sp_pool *pool, const void *addr)
+{
+	bool ksm = false;
+
+	if (frame_of(pool, addr, &ksm) < 0 && errno != ENOENT)
+		return -1;
+	return ksm;
+}

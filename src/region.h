@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/* Regions (the vma analogue) and their page tables. Rules at the top of region.c. */
+#ifndef SP_REGION_H
+#define SP_REGION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sp_pool;
+
+/*
+ * A page table entry: type in the low bits, per-page flags, then the value
+ * (a pfn or a swap slot). 8 bytes per page.
+ */
+enum sp_pte_type {
+	PTE_NONE = 0, /* never backed (not used while sp_alloc is eager) */
+	PTE_PRIVATE = 1, /* private frame, mapped MAP_SHARED */
+	PTE_KSM = 2, /* KSM frame, mapped MAP_PRIVATE */
+	PTE_COPIED = 3, /* the kernel copied it on write: an anonymous page */
+	PTE_SWAP = 4, /* in a swap slot */
+	PTE_MIGRATION = 5, /* a migration holds it */
+};
+#define PTE_TYPE_MASK 0x7ull
+#define PTE_MERGEABLE 0x8ull
+#define PTE_VAL_SHIFT 8
+
+static inline uint64_t mk_pte(enum sp_pte_type type, unsigned long val, uint64_t flags)
+{
+	return ((uint64_t)val << PTE_VAL_SHIFT) | flags | type;
+}
+static inline enum sp_pte_type pte_type(uint64_t pte)
+{
+	return (enum sp_pte_type)(pte & PTE_TYPE_MASK);
+}
+static inline unsigned long pte_val(uint64_t pte)
+{
+	return (unsigned long)(pte >> PTE_VAL_SHIFT);
+}
+
+struct sp_region {
+	char *start;
+	size_t len;
+	unsigned long npages;
+	uint32_t id;
+	unsigned flags; /* SP_MERGEABLE as passed to sp_alloc */
+	int policy; /* SP_MPOL_* */
+	unsigned long nodemask;
+	_Atomic uint64_t *pte; /* npages entries */
+	uint32_t *domain; /* merge domain per page; NULL: all 0 */
+};
+
+/*
+ * The region table: sorted by address for O(log n) lookup, and indexed by id
+ * so that a frame's owner number finds its region (the anon rmap).
+ */
+struct sp_region_table {
+	pthread_rwlock_t lock;
+	struct sp_region **sorted;
+	unsigned nr, cap;
+	struct sp_region **by_id;
+	unsigned id_cap;
+	unsigned next_id;
+};
+
+int region_table_init(struct sp_pool *pool);
+void region_table_exit(struct sp_pool *pool);
+
+/* Callers hold rt.lock (read or write). */
+struct sp_region *region_find(struct sp_pool *pool, const void *addr);
+struct sp_region *region_by_id(struct sp_pool *pool, uint32_t id);
+
+static inline unsigned long region_index(const struct sp_region *r, const void *addr)
+{
+	return (unsigned long)(((const char *)addr - r->start) >> 12);
+}
+
+/* Validate [addr, addr+len): page-aligned, non-empty, inside one region. */
+struct sp_region *region_range(struct sp_pool *pool, void *addr, size_t len, unsigned long *first,
+			       unsigned long *nr);
+
+#endif

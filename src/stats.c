@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pool figures (sp_stat). Each is read when asked, from the structure that
+ * owns it, rather than kept twice: bytes_resident comes from the kernel's own
+ * count of the memfd's blocks, so it cannot drift from what the pool really
+ * holds.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "pool.h"
+
+enum sp_stat_item {
+	ST_FRAMES_TOTAL,
+	ST_FRAMES_FREE,
+	ST_FRAMES_USED,
+	ST_FRAMES_KSM,
+	ST_BYTES_RESIDENT,
+	ST_SECTIONS_ONLINE,
+	ST_SWAP_SLOTS_USED,
+	ST_FAULT_MODE,
+	ST_FAULTS_COW,
+	ST_FAULTS_SWAPIN,
+	ST_PAGES_MIGRATED,
+	ST_FAULTS_WP,
+	ST_MAX_MAP_COUNT,
+	ST_NR
+};
+
+static const char *const names[ST_NR] = {
+	[ST_FRAMES_TOTAL] = "frames_total",	  [ST_FRAMES_FREE] = "frames_free",
+	[ST_FRAMES_USED] = "frames_used",	  [ST_FRAMES_KSM] = "frames_ksm",
+	[ST_BYTES_RESIDENT] = "bytes_resident",	  [ST_SECTIONS_ONLINE] = "sections_online",
+	[ST_SWAP_SLOTS_USED] = "swap_slots_used", [ST_FAULT_MODE] = "fault_mode",
+	[ST_FAULTS_COW] = "faults_cow",		  [ST_FAULTS_SWAPIN] = "faults_swapin",
+	[ST_PAGES_MIGRATED] = "pages_migrated",	  [ST_FAULTS_WP] = "faults_wp",
+	[ST_MAX_MAP_COUNT] = "max_map_count",
+};
+
+const char *sp_stat_name(unsigned i)
+{
+	return i < ST_NR ? names[i] : NULL;
+}
+
+static long stat_read(struct sp_pool *pool, enum sp_stat_item item)
+{
+	long v;
+
+	switch (item) {
+	case ST_FRAMES_TOTAL:
+	case ST_FRAMES_FREE:
+	case ST_FRAMES_USED:
+	case ST_SECTIONS_ONLINE:
+		pthread_mutex_lock(&pool->lock);
+		v = item == ST_FRAMES_TOTAL    ? (long)pool->frames_total :
+		    item == ST_FRAMES_FREE     ? (long)pool->frames_free :
+		    item == ST_SECTIONS_ONLINE ? (long)pool->sections_online :
+						 (long)(pool->frames_total - pool->frames_free);
+		pthread_mutex_unlock(&pool->lock);
+		return v;
+	case ST_FRAMES_KSM:
+		return atomic_load(&pool->ksm.counter[KSM_PAGES_SHARED]);
+	case ST_BYTES_RESIDENT:
+		return pool_bytes_resident(pool);
+	case ST_SWAP_SLOTS_USED:
+		return 0; /* no swap area yet */
+	case ST_FAULT_MODE:
+		return pool->fault.mode;
+	case ST_FAULTS_COW:
+		return atomic_load(&pool->faults_cow);
+	case ST_FAULTS_SWAPIN:
+		return atomic_load(&pool->faults_swapin);
+	case ST_PAGES_MIGRATED:
+		return atomic_load(&pool->pages_migrated);
+	case ST_FAULTS_WP:
+		return atomic_load(&pool->fault.wp_faults);
+	case ST_MAX_MAP_COUNT:
+		return pool->max_map_count;
+	case ST_NR:
+		break;
+	}
+	return -1;
+}
+
+int sp_stat(sp_pool *pool, const char *name, long *value)
+{
+	if (!pool || !name || !value)
+		goto out_inval;
+	for (int i = 0; i < ST_NR; i++) {
+		if (strcmp(name, names[i]))
+			continue;
+		*value = stat_read(pool, (enum sp_stat_item)i);
+		return 0;
+	}
+out_inval:
+	errno = EINVAL;
+	return -1;
+}

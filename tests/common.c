@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+
+unsigned mode_uffd = 0, mode_sigsegv = SP_POOL_SIGSEGV;
+
+sp_pool *pool_small(unsigned flags, unsigned nr_sections)
+{
+	struct sp_pool_config cfg = {
+		.section_size = 4 << 20,
+		.nr_sections = nr_sections,
+		.flags = flags | SP_POOL_NO_KSMD,
+	};
+	sp_pool *pool = sp_pool_create(&cfg);
+
+	assert_non_null(pool);
+	return pool;
+}
+
+long stat_of(sp_pool *pool, const char *name)
+{
+	long v = -1;
+
+	assert_int_equal(sp_stat(pool, name, &v), 0);
+	return v;
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+void fill_page(void *page, uint64_t seed)
+{
+	uint64_t *w = page;
+
+	for (int i = 0; i < SP_PAGE_SIZE / 8; i++)
+		w[i] = mix(seed * 512 + (uint64_t)i);
+}
+
+int check_page(const void *page, uint64_t seed)
+{
+	const uint64_t *w = page;
+
+	for (int i = 0; i < SP_PAGE_SIZE / 8; i++)
+		if (w[i] != mix(seed * 512 + (uint64_t)i))
+			return -1;
+	return 0;
+}
+
+int page_is_zero(const void *page)
+{
+	const uint64_t *w = page;
+
+	for (int i = 0; i < SP_PAGE_SIZE / 8; i++)
+		if (w[i])
+			return 0;
+	return 1;
+}
+
+long proc_count(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	long n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+long proc_maps_lines(const char *with)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	long n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += !with || strstr(line, with);
+	fclose(f);
+	return n;
+}
+
+long meminfo_kb(const char *field)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	size_t n = strlen(field);
+	long v = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ':')
+			sscanf(line + n + 1, "%ld", &v);
+	fclose(f);
+	return v;
+}

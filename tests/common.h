@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the tests: pools in both fault modes, page patterns. */
+#ifndef SP_TEST_COMMON_H
+#define SP_TEST_COMMON_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "samepage.h"
+
+/* cmocka prestate for a test run in each fault mode. */
+extern unsigned mode_uffd, mode_sigsegv;
+
+sp_pool *pool_small(unsigned flags, unsigned nr_sections);
+long stat_of(sp_pool *pool, const char *name);
+void fill_page(void *page, uint64_t seed);
+int check_page(const void *page, uint64_t seed); /* 0 if page holds seed's pattern */
+int page_is_zero(const void *page);
+long proc_count(const char *dir); /* entries in a /proc directory */
+long proc_maps_lines(const char *with); /* /proc/self/maps lines (containing with) */
+long meminfo_kb(const char *field); /* a /proc/meminfo field, kB */
+
+/* A test run once in each fault mode; *state is the pool flags. */
+#define BOTH(fn) \
+	cmocka_unit_test_prestate(fn, &mode_uffd), cmocka_unit_test_prestate(fn, &mode_sigsegv)
+
+#define for_each_page(p, base, len) \
+	for (char *p = (char *)(base); p < (char *)(base) + (len); p += SP_PAGE_SIZE)
+
+#endif
