@@ -58,14 +58,33 @@
 
 #define NR_WINDOWS 128
 
+/*
+ * ThreadSanitizer models mmap() as a write to the whole range, and cannot see
+ * that a writer of the page is held in the kernel (userfaultfd or SIGSEGV)
+ * until the window closes after the remap: a happens-before edge it misses.
+ * Inside an ignore section its mmap interceptor resets the range instead.
+ */
+#if defined(__SANITIZE_THREAD__)
+void AnnotateIgnoreWritesBegin(const char *file, int line);
+void AnnotateIgnoreWritesEnd(const char *file, int line);
+#define remap_begin() AnnotateIgnoreWritesBegin(__FILE__, __LINE__)
+#define remap_end() AnnotateIgnoreWritesEnd(__FILE__, __LINE__)
+#else
+#define remap_begin() ((void)0)
+#define remap_end() ((void)0)
+#endif
+
 struct window_slot {
 	_Atomic uint32_t seq; /* odd: open */
 	_Atomic int busy; /* taken by an opener */
+	_Atomic int waiters; /* a SIGSEGV handler sleeps on seq */
 	_Atomic uintptr_t start;
 	_Atomic uintptr_t end;
 };
 
 static struct window_slot windows[NR_WINDOWS];
+/* Serialises opening and closing windows (not the fault path, which only reads). */
+static pthread_mutex_t window_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- window table ----------------------------------------------------- */
 
@@ -89,10 +108,15 @@ static int slot_take(void *addr, size_t len)
 	}
 }
 
+static _Atomic unsigned long windows_closed; /* grows at every close */
+
 static void slot_release(int i)
 {
 	atomic_fetch_add(&windows[i].seq, 1); /* closed */
-	syscall(SYS_futex, &windows[i].seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	atomic_fetch_add(&windows_closed, 1);
+	/* seq before waiters, as the sleeper does the reverse: no wake is lost. */
+	if (atomic_exchange(&windows[i].waiters, 0))
+		syscall(SYS_futex, &windows[i].seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 	atomic_store(&windows[i].busy, 0);
 }
 
@@ -226,22 +250,31 @@ static void *fault_thread(void *arg)
 static pthread_mutex_t sigsegv_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned sigsegv_users;
 static struct sigaction sigsegv_old;
-static __thread uintptr_t sigsegv_last_unknown;
+static __thread uintptr_t unknown_addr;
+static __thread unsigned long unknown_gen, unknown_count;
 
 /*
- * Not a window of ours: hand the fault to whoever would have had it. An
- * address that was in a window that closed before we looked is retried once;
- * a fault that repeats at the same address is not ours.
+ * Not in an open window: either a window closed between the fault and our
+ * look (retry: the page is writable again), or the fault is not ours (hand
+ * it to whoever would have had it). A repeat at the same address with no
+ * window closed in between is not ours; nor is one that keeps repeating.
  */
 static void sigsegv_chain(int sig, siginfo_t *info, void *ctx)
 {
 	uintptr_t addr = (uintptr_t)info->si_addr;
+	unsigned long gen = atomic_load(&windows_closed);
 
-	if (sigsegv_last_unknown != addr) {
-		sigsegv_last_unknown = addr;
+	if (addr != unknown_addr) {
+		unknown_addr = addr;
+		unknown_gen = gen;
+		unknown_count = 0;
 		return;
 	}
-	sigsegv_last_unknown = 0;
+	if (gen != unknown_gen && ++unknown_count < 64) {
+		unknown_gen = gen;
+		return;
+	}
+	unknown_addr = 0;
 	if ((sigsegv_old.sa_flags & SA_SIGINFO) && sigsegv_old.sa_sigaction) {
 		sigsegv_old.sa_sigaction(sig, info, ctx);
 	} else if (sigsegv_old.sa_handler != SIG_DFL && sigsegv_old.sa_handler != SIG_IGN) {
@@ -260,9 +293,13 @@ static void sigsegv_handler(int sig, siginfo_t *info, void *ctx)
 
 	i = info->si_code == SEGV_ACCERR ? window_find((uintptr_t)info->si_addr, &seq) : -1;
 	if (i >= 0) {
-		sigsegv_last_unknown = 0;
-		while (atomic_load(&windows[i].seq) == seq)
+		unknown_addr = 0;
+		for (;;) {
+			atomic_store(&windows[i].waiters, 1);
+			if (atomic_load(&windows[i].seq) != seq)
+				break;
 			syscall(SYS_futex, &windows[i].seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+		}
 	} else {
 		sigsegv_chain(sig, info, ctx);
 	}
@@ -307,6 +344,7 @@ static int uffd_start(struct sp_pool *pool)
 	errno = pthread_create(&f->thread, NULL, fault_thread, pool);
 	if (errno)
 		goto out_close;
+	pthread_setname_np(f->thread, "sp-fault");
 	f->thread_started = true;
 	f->mode = SP_FAULT_UFFD;
 	return 0;
@@ -375,55 +413,136 @@ int fault_register(struct sp_pool *pool, void *addr, size_t len)
 	return 0;
 }
 
+int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared)
+{
+	void *p;
+
+	remap_begin();
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
+		 pool->memfd, (off_t)(pfn << PAGE_SHIFT));
+	remap_end();
+
+	if (p != MAP_FAILED)
+		return 0;
+	if (errno == ENOMEM)
+		sp_log(SP_LOG_ERR,
+		       "mapping a page failed: out of mappings? vm.max_map_count is %ld; "
+		       "raise it with 'sysctl -w vm.max_map_count=N'",
+		       pool->max_map_count);
+	return -1;
+}
+
 int fault_map(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared)
 {
-	void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
-		       (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED, pool->memfd,
-		       (off_t)(pfn << PAGE_SHIFT));
-
-	if (p == MAP_FAILED) {
-		if (errno == ENOMEM)
-			sp_log(SP_LOG_ERR,
-			       "mapping a page failed: out of mappings? vm.max_map_count is %ld; "
-			       "raise it with 'sysctl -w vm.max_map_count=N'",
-			       pool->max_map_count);
+	if (fault_remap(pool, addr, len, pfn, shared))
 		return -1;
-	}
 	return fault_register(pool, addr, len);
 }
 
-static int protect(struct sp_pool *pool, void *addr, size_t len, bool wp)
+int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len)
+{
+	void *p;
+
+	(void)pool;
+	/* Reads map the kernel's zero page; a write gets the program its own page. */
+	remap_begin();
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	remap_end();
+	return p == MAP_FAILED ? -1 : 0;
+}
+
+static int protect_once(struct sp_pool *pool, uintptr_t addr, size_t len, bool wp)
 {
 	struct uffdio_writeprotect prm = {
-		.range = { .start = (uintptr_t)addr, .len = len },
+		.range = { .start = addr, .len = len },
 		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 
 	if (pool->fault.mode == SP_FAULT_SIGSEGV)
-		return mprotect(addr, len, wp ? PROT_READ : PROT_READ | PROT_WRITE);
+		return mprotect((void *)addr, len, wp ? PROT_READ : PROT_READ | PROT_WRITE);
 	return ioctl(pool->fault.uffd, UFFDIO_WRITEPROTECT, &prm);
 }
 
-int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t len)
+/*
+ * A page remapped by another thread is a new vma that thread has not
+ * registered yet; write-protection fails on it with ENOENT (after doing the
+ * vmas before it). Register the range, which is what that thread is about
+ * to do anyway, and do it again.
+ */
+static int protect(struct sp_pool *pool, uintptr_t addr, size_t len, bool wp)
 {
-	w->addr = addr;
-	w->len = len;
-	w->slot = slot_take(addr, len);
-	if (protect(pool, addr, len, true)) {
-		int err = errno;
-
-		slot_release(w->slot);
-		errno = err;
+	if (!protect_once(pool, addr, len, wp))
+		return 0;
+	if (errno != ENOENT || fault_register(pool, (void *)addr, len))
 		return -1;
+	return protect_once(pool, addr, len, wp);
+}
+
+/*
+ * Unprotect [start, end) except what another open window covers: each window
+ * protects the pages its owner holds the frame locks of, and a page can be
+ * inside the span of a window that does not own it. window_lock held.
+ */
+static int unprotect_uncovered(struct sp_pool *pool, int self, uintptr_t start, uintptr_t end)
+{
+	while (start < end) {
+		uintptr_t cut = end, skip_to = start;
+
+		for (int i = 0; i < NR_WINDOWS; i++) {
+			uintptr_t ws = atomic_load(&windows[i].start),
+				  we = atomic_load(&windows[i].end);
+
+			if (i == self || !(atomic_load(&windows[i].seq) & 1) || we <= start ||
+			    ws >= end)
+				continue;
+			if (ws <= start) {
+				skip_to = we > skip_to ? we : skip_to; /* start is covered */
+			} else if (ws < cut) {
+				cut = ws;
+			}
+		}
+		if (skip_to > start) {
+			start = skip_to;
+			continue;
+		}
+		if (protect(pool, start, cut - start, false))
+			return -1;
+		start = cut;
 	}
 	return 0;
 }
 
-void wp_window_close(struct sp_pool *pool, struct sp_window *w, bool unprotect)
+int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t len)
 {
-	if (unprotect && protect(pool, w->addr, w->len, false))
+	int err = 0;
+
+	w->addr = addr;
+	w->len = len;
+	pthread_mutex_lock(&window_lock);
+	w->slot = slot_take(addr, len);
+	if (protect(pool, (uintptr_t)addr, len, true)) {
+		err = errno;
+		/* It may have protected part of the range: give that back. */
+		unprotect_uncovered(pool, w->slot, (uintptr_t)addr, (uintptr_t)addr + len);
+		slot_release(w->slot);
+	}
+	pthread_mutex_unlock(&window_lock);
+	errno = err;
+	return err ? -1 : 0;
+}
+
+/*
+ * Close always unprotects, even a range whose mapping was replaced: while
+ * this window was open, another one may have protected the new mapping and
+ * closed leaving it to us (it spared what we cover).
+ */
+void wp_window_close(struct sp_pool *pool, struct sp_window *w)
+{
+	pthread_mutex_lock(&window_lock);
+	if (unprotect_uncovered(pool, w->slot, (uintptr_t)w->addr, (uintptr_t)w->addr + w->len))
 		sp_log(SP_LOG_ERR, "unprotecting %p+%zu: %s", w->addr, w->len, strerror(errno));
 	slot_release(w->slot);
+	pthread_mutex_unlock(&window_lock);
 	if (pool->fault.mode == SP_FAULT_UFFD)
 		uffd_wake(pool->fault.uffd, (uintptr_t)w->addr, w->len);
 }

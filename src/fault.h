@@ -46,11 +46,18 @@ void fault_exit(struct sp_pool *pool);
  * write-protect faults, not inherited by fork().
  */
 int fault_map(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared);
+/*
+ * The same, in two steps, so that many remaps share one registration: the
+ * caller calls fault_register() over them all before closing its window.
+ * fault_remap_zero maps the zero page (use_zero_pages): anonymous, private.
+ */
+int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared);
+int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len);
 /* Make fresh pool mappings of [addr, addr+len) guardable (after a plain mmap). */
 int fault_register(struct sp_pool *pool, void *addr, size_t len);
 
 int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t len);
-/* unprotect: the mapping was not replaced and must be writable again. */
-void wp_window_close(struct sp_pool *pool, struct sp_window *w, bool unprotect);
+/* Writable again (what no other open window covers), and the writers retry. */
+void wp_window_close(struct sp_pool *pool, struct sp_window *w);
 
 #endif

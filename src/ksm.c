@@ -1,140 +1,1274 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * KSM: knobs and counters with the kernel's sysfs names and meanings
- * (Documentation/admin-guide/mm/ksm.rst).
+ * KSM: the merging engine (ksmd, the scan, merge, copy-on-write bookkeeping,
+ * unmerge).
  *
- * Locking: the KSM mutex (ksm.mutex, ksm_thread_mutex in the kernel) is the
- * outermost lock of samepage: KSM mutex -> region table lock -> frame lock ->
- * pool lock. Knobs that change how existing KSM frames are organised
- * (max_page_sharing, merge_across_nodes) change under it; the others are
- * plain atomics read by the scanner once per batch. The fault path never
- * takes it.
+ * Locking. The KSM mutex (ksm.mutex, ksm_thread_mutex in the kernel) is the
+ * outermost lock of samepage:
+ *
+ *   KSM mutex -> region table lock -> frame lock -> pool lock
+ *
+ * It guards all of KSM's metadata: stable nodes and their rmap, the unstable
+ * index, per-page ksm_items, the scan cursor and the counters' sources. Who
+ * takes it: the scanner (per chunk, so that others get in between chunks),
+ * unmerging (run=2, SP_MADV_UNMERGEABLE, sp_set_merge_domain), sp_free of a
+ * region that KSM has seen, and memory hot-remove for the whole offline. The
+ * fault path never takes it, nor any lock here.
+ *
+ * Frame locks: a merge try-locks the frames it touches (the page's, the
+ * candidate's, the KSM frame) and leaves the page for the next scan when one
+ * is busy, so the scanner never sleeps on a frame lock and cannot deadlock
+ * with anyone who holds one. Unmerging takes the KSM frame's lock blocking:
+ * nobody holding a frame lock waits for the KSM mutex.
+ *
+ * Merging page v (private frame a) into KSM frame k follows DESIGN.md: lock,
+ * write-protect v (the window), compare a and k through the direct map, map v
+ * MAP_PRIVATE onto k, move v's rmap under k's stable node, close the window,
+ * free a. Consecutive pages are merged as one run: one window, one protect
+ * and one wake for the run, one mapping call per stretch of consecutive KSM
+ * frames, one punch per stretch of consecutive freed frames.
  */
 #include <errno.h>
-#include <limits.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
 
+#include "log.h"
 #include "pool.h"
 
-struct knob_desc {
-	const char *name;
-	long min, max, def;
-};
+#define CHUNK_PAGES 256 /* pages per hold of the KSM mutex */
+#define RUN_MAX 32 /* pages merged under one window */
+#define RUN_SPAN 128 /* pages one window may cover */
+#define HOLD_SCANS 2 /* full scans a churning page is held back */
 
-static const struct knob_desc knobs[KSM_NR_KNOBS] = {
-	[KSM_RUN] = { "run", 0, 2, 1 },
-	[KSM_PAGES_TO_SCAN] = { "pages_to_scan", 0, UINT_MAX, 100 },
-	[KSM_SLEEP_MILLISECS] = { "sleep_millisecs", 0, UINT_MAX, 20 },
-	[KSM_MAX_PAGE_SHARING] = { "max_page_sharing", 2, INT_MAX, 256 },
-	[KSM_MERGE_ACROSS_NODES] = { "merge_across_nodes", 0, 1, 1 },
-	[KSM_USE_ZERO_PAGES] = { "use_zero_pages", 0, 1, 0 },
-	[KSM_SMART_SCAN] = { "smart_scan", 0, 1, 1 },
-};
+#define PM_PRESENT (1ull << 63)
+#define PM_FILE (1ull << 61)
+#define PM_EXCLUSIVE (1ull << 56)
 
-static const char *const counters[KSM_NR_COUNTERS] = {
-	[KSM_PAGES_SHARED] = "pages_shared",
-	[KSM_PAGES_SHARING] = "pages_sharing",
-	[KSM_PAGES_UNSHARED] = "pages_unshared",
-	[KSM_PAGES_VOLATILE] = "pages_volatile",
-	[KSM_PAGES_SCANNED] = "pages_scanned",
-	[KSM_FULL_SCANS] = "full_scans",
-	[KSM_STABLE_NODE_CHAINS] = "stable_node_chains",
-	[KSM_STABLE_NODE_DUPS] = "stable_node_dups",
-	[KSM_KSM_ZERO_PAGES] = "ksm_zero_pages",
-	[KSM_GENERAL_PROFIT] = "general_profit",
-};
+/* ---- small helpers ---------------------------------------------------- */
 
-const char *sp_ksm_name(unsigned i)
+static long knob(struct sp_pool *pool, int k)
 {
-	if (i < KSM_NR_KNOBS)
-		return knobs[i].name;
-	i -= KSM_NR_KNOBS;
-	return i < KSM_NR_COUNTERS ? counters[i] : NULL;
+	return atomic_load(&pool->ksm.knob[k]);
+}
+
+static int frame_node(struct sp_pool *pool, unsigned long pfn)
+{
+	return pool->sections[pfn_to_section(pool, pfn)].node;
+}
+
+/* The node part of a content's key: -1 when merging across nodes. */
+static int key_node(struct sp_pool *pool, unsigned long pfn)
+{
+	return knob(pool, KSM_MERGE_ACROSS_NODES) ? -1 : frame_node(pool, pfn);
+}
+
+static char *page_addr(const struct sp_region *r, unsigned long idx)
+{
+	return r->start + (idx << PAGE_SHIFT);
+}
+
+static uint32_t page_hash(const void *p)
+{
+	return (uint32_t)XXH3_64bits(p, PAGE_SIZE);
+}
+
+static bool same_page(struct sp_pool *pool, unsigned long a, unsigned long b)
+{
+	return !memcmp(pfn_to_virt(pool, a), pfn_to_virt(pool, b), PAGE_SIZE);
+}
+
+static bool zero_page(const void *p)
+{
+	const uint64_t *w = p;
+
+	for (int i = 0; i < (int)(PAGE_SIZE / 8); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+static struct ksm_item *region_items(struct sp_pool *pool, struct sp_region *r)
+{
+	if (!r->items) {
+		r->items = calloc(r->npages, sizeof(*r->items));
+		if (r->items)
+			pool->ksm.items_bytes += r->npages * sizeof(*r->items);
+	}
+	return r->items;
+}
+
+/* Freed frames wait for the end of the chunk: one punch per run of them. */
+static void defer_free(struct sp_pool *pool, unsigned long pfn)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+
+	if (ksm->nr_freed == ksm->cap_freed) {
+		unsigned long cap = ksm->cap_freed ? ksm->cap_freed * 2 : 512;
+		unsigned long *n = realloc(ksm->freed, cap * sizeof(*n));
+
+		if (!n) {
+			frames_free_run(pool, pfn, 1);
+			return;
+		}
+		ksm->freed = n;
+		ksm->cap_freed = cap;
+	}
+	ksm->freed[ksm->nr_freed++] = pfn;
+}
+
+static void flush_freed(struct sp_pool *pool)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+
+	if (ksm->nr_freed)
+		frames_free_pfns(pool, ksm->freed, ksm->nr_freed);
+	ksm->nr_freed = 0;
+}
+
+/* What the kernel's pagemap says of n pages from addr; 0s if it cannot. */
+static void pagemap_read(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm)
+{
+	off_t off = (off_t)((uintptr_t)addr >> PAGE_SHIFT) * 8;
+
+	if (pool->ksm.pagemap < 0 || pread(pool->ksm.pagemap, pm, n * 8, off) != (ssize_t)(n * 8))
+		memset(pm, 0, n * 8);
+}
+
+/* A page mapped from a KSM frame that the kernel has copied on write. */
+static bool pm_copied(uint64_t pm)
+{
+	return (pm & PM_PRESENT) && !(pm & PM_FILE);
+}
+
+/* A zero-page mapping that has been written: an anonymous page of its own. */
+static bool pm_written(uint64_t pm)
+{
+	return (pm & PM_PRESENT) && (pm & PM_EXCLUSIVE);
+}
+
+static void update_counters(struct sp_pool *pool)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+	long shared = ksm->stable.nr_live, sharing = ksm->sharers - shared;
+	long meta = (long)(ksm->items_bytes + ksm->unstable.size * sizeof(uint64_t) +
+			   stable_bytes(&ksm->stable));
+
+	atomic_store(&ksm->counter[KSM_PAGES_SHARED], shared);
+	atomic_store(&ksm->counter[KSM_PAGES_SHARING], sharing);
+	atomic_store(&ksm->counter[KSM_PAGES_UNSHARED], (long)ksm->unstable.count);
+	atomic_store(&ksm->counter[KSM_PAGES_VOLATILE], ksm->volatile_pages);
+	atomic_store(&ksm->counter[KSM_STABLE_NODE_CHAINS], ksm->stable.chains);
+	atomic_store(&ksm->counter[KSM_STABLE_NODE_DUPS], ksm->stable.dups);
+	atomic_store(&ksm->counter[KSM_KSM_ZERO_PAGES], ksm->zero_pages);
+	atomic_store(&ksm->counter[KSM_GENERAL_PROFIT],
+		     (sharing + ksm->zero_pages) * (long)PAGE_SIZE - meta);
+}
+
+/* ---- the rmap: a sharer leaves a KSM frame ---------------------------- */
+
+static void page_make_private_owner(struct sp_pool *pool, unsigned long pfn,
+				    const struct sp_region *r, unsigned long idx)
+{
+	struct sp_page *page = pfn_to_page(pool, pfn);
+
+	atomic_fetch_and(&page->flags, ~(uint32_t)PG_ksm);
+	page->owner = r->id;
+	page->index = (uint32_t)idx;
+	page->mapcount = 1;
+}
+
+enum revert { REVERT_FAILED, REVERT_KEPT, REVERT_COPIED };
+
+/*
+ * The last sharer of KSM frame k gets k back as its private frame, without a
+ * copy: remapped MAP_SHARED, unless the kernel has copied it meanwhile (then
+ * k is left with no sharer). k is locked by the caller.
+ */
+static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
+{
+	struct stable_node *s = &pool->ksm.stable.nodes[sid];
+	struct sp_region *w = region_by_id(pool, s->rmap[0].rid);
+	unsigned long idx = s->rmap[0].idx;
+	enum revert ret = REVERT_KEPT;
+	struct sp_window win;
+	uint64_t pte, pm;
+
+	if (!w || idx >= w->npages)
+		return REVERT_FAILED; /* its region is going away too */
+	pte = atomic_load(&w->pte[idx]);
+	if (pte_type(pte) != PTE_KSM || pte_val(pte) != s->kpfn)
+		return REVERT_FAILED;
+	if (wp_window_open(pool, &win, page_addr(w, idx), PAGE_SIZE))
+		return REVERT_FAILED;
+	/* Protected first, so that no copy-on-write can complete after the look. */
+	pagemap_read(pool, page_addr(w, idx), 1, &pm);
+	if (pm_copied(pm)) {
+		/* Its mapping stays: it must be writable again. */
+		atomic_store(&w->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
+		atomic_fetch_add(&pool->faults_cow, 1);
+		wp_window_close(pool, &win);
+		ret = REVERT_COPIED;
+	} else if (!fault_map(pool, page_addr(w, idx), PAGE_SIZE, s->kpfn, true)) {
+		page_make_private_owner(pool, s->kpfn, w, idx);
+		atomic_store(&w->pte[idx], mk_pte(PTE_PRIVATE, s->kpfn, pte & PTE_MERGEABLE));
+		wp_window_close(pool, &win);
+	} else {
+		wp_window_close(pool, &win);
+		return REVERT_FAILED; /* a KSM frame of one sharer, tried again later */
+	}
+	stable_remove_rmap(&pool->ksm.stable, sid, s->rmap[0].rid, s->rmap[0].idx);
+	pool->ksm.sharers--;
+	return ret;
+}
+
+/*
+ * Page (rid, idx) no longer maps stable node sid's frame. With one sharer
+ * left, that sharer gets the frame back; with none, the frame is freed.
+ * The KSM frame is locked by the caller.
+ */
+static void drop_sharer(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_t idx)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+	unsigned long k = ksm->stable.nodes[sid].kpfn;
+	uint32_t left = stable_remove_rmap(&ksm->stable, sid, rid, idx);
+	enum revert rv = REVERT_COPIED;
+
+	ksm->sharers--;
+	pfn_to_page(pool, k)->mapcount--;
+	if (left > 1)
+		return;
+	if (left == 1) {
+		rv = revert_last_sharer(pool, sid);
+		if (rv == REVERT_FAILED)
+			return;
+	}
+	stable_delete(&ksm->stable, sid);
+	if (rv != REVERT_KEPT) {
+		atomic_fetch_and(&pfn_to_page(pool, k)->flags, ~(uint32_t)PG_ksm);
+		defer_free(pool, k);
+	}
+}
+
+/* The kernel copied page idx of r on a write: it leaves its KSM frame. */
+static void page_copied(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
+{
+	uint64_t pte = atomic_load(&r->pte[idx]);
+	unsigned long k = pte_val(pte);
+	struct ksm_item *it = &r->items[idx];
+	uint32_t sid;
+
+	if (!frame_trylock(pool, k))
+		return; /* noticed again next visit */
+	if (atomic_load(&r->pte[idx]) != pte)
+		goto out_unlock;
+	sid = pfn_to_page(pool, k)->owner;
+	atomic_store(&r->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
+	atomic_fetch_add(&pool->faults_cow, 1);
+	drop_sharer(pool, sid, r->id, (uint32_t)idx);
+	/* Copied within a scan of its merge: it churns; hold it back. */
+	if ((uint16_t)(atomic_load(&pool->ksm.counter[KSM_FULL_SCANS]) - it->merged_scan) <= 1 &&
+	    !it->hold) {
+		it->hold = HOLD_SCANS;
+		pool->ksm.volatile_pages++;
+	}
+out_unlock:
+	frame_unlock(pool, k);
+}
+
+/* ---- unmerge: a page becomes private again ----------------------------- */
+
+/*
+ * Give page idx of r a private frame holding what the program sees there
+ * (the KSM frame, the zero page, or the kernel's copy). 0 if it is private
+ * now; -1 with ENOMEM if no frame is free, EAGAIN if the page changed under
+ * us; the page is then as it was.
+ */
+static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
+{
+	uint64_t pte = atomic_load(&r->pte[idx]);
+	enum sp_pte_type type = pte_type(pte);
+	char *addr = page_addr(r, idx);
+	unsigned long k = pte_val(pte);
+	struct sp_window win;
+	int err = EAGAIN;
+	long f;
+
+	if (type != PTE_KSM && type != PTE_ZERO && type != PTE_COPIED)
+		return 0;
+	f = frame_alloc(pool, -1);
+	if (f < 0)
+		return -1;
+	if (type == PTE_KSM)
+		frame_lock(pool, k);
+	if (atomic_load(&r->pte[idx]) != pte)
+		goto out_unlock;
+	if (wp_window_open(pool, &win, addr, PAGE_SIZE)) {
+		err = errno;
+		goto out_unlock;
+	}
+	/* The program's view is the content, whatever backs it; reads are allowed. */
+	if (type != PTE_ZERO)
+		memcpy(pfn_to_virt(pool, (unsigned long)f), addr, PAGE_SIZE);
+	if (fault_map(pool, addr, PAGE_SIZE, (unsigned long)f, true)) {
+		err = errno;
+		wp_window_close(pool, &win);
+		goto out_unlock;
+	}
+	page_make_private_owner(pool, (unsigned long)f, r, idx);
+	atomic_store(&r->pte[idx], mk_pte(PTE_PRIVATE, (unsigned long)f, pte & PTE_MERGEABLE));
+	if (type == PTE_KSM)
+		drop_sharer(pool, pfn_to_page(pool, k)->owner, r->id, (uint32_t)idx);
+	else if (type == PTE_ZERO)
+		pool->ksm.zero_pages--;
+	wp_window_close(pool, &win);
+	if (type == PTE_KSM)
+		frame_unlock(pool, k);
+	return 0;
+
+out_unlock:
+	if (type == PTE_KSM)
+		frame_unlock(pool, k);
+	frames_free_run(pool, (unsigned long)f, 1);
+	errno = err;
+	return -1;
+}
+
+/* Frames an unmerge of these pages needs: all but one per KSM frame left empty. */
+static long unmerge_need(struct sp_pool *pool, struct sp_region *r, unsigned long first,
+			 unsigned long nr, uint32_t *seen)
+{
+	long need = 0;
+
+	for (unsigned long i = first; i < first + nr; i++) {
+		uint64_t pte = atomic_load(&r->pte[i]);
+
+		if (pte_type(pte) == PTE_ZERO) {
+			need++;
+		} else if (pte_type(pte) == PTE_KSM) {
+			uint32_t sid = pfn_to_page(pool, pte_val(pte))->owner;
+
+			/* The last of a frame's sharers to leave takes the frame itself. */
+			need += ++seen[sid] < pool->ksm.stable.nodes[sid].nr;
+		}
+	}
+	return need;
+}
+
+static int unmerge_pages(struct sp_pool *pool, struct sp_region *r, unsigned long first,
+			 unsigned long nr)
+{
+	for (unsigned long i = first; i < first + nr; i++) {
+		enum sp_pte_type t = pte_type(atomic_load(&r->pte[i]));
+
+		/* Copied pages are private memory already. */
+		if (t != PTE_KSM && t != PTE_ZERO)
+			continue;
+		for (int tries = 0; unshare_page(pool, r, i); tries++) {
+			if (errno != EAGAIN || tries > 100)
+				return -1;
+			sched_yield();
+		}
+	}
+	return 0;
+}
+
+int ksm_unmerge_range(struct sp_pool *pool, struct sp_region *r, unsigned long first,
+		      unsigned long nr)
+{
+	uint32_t *seen = calloc(pool->ksm.stable.nr_ids + 1, sizeof(*seen));
+	long need, free_frames;
+	int ret;
+
+	if (!seen)
+		return -1;
+	need = unmerge_need(pool, r, first, nr, seen);
+	free(seen);
+	sp_stat(pool, "frames_free", &free_frames);
+	if (need > free_frames) {
+		errno = ENOMEM;
+		return -1;
+	}
+	ret = unmerge_pages(pool, r, first, nr);
+	flush_freed(pool);
+	update_counters(pool);
+	return ret;
+}
+
+int ksm_unmerge_all(struct sp_pool *pool)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+	uint32_t *seen;
+	long need = 0, free_frames;
+	int ret = 0;
+
+	pthread_mutex_lock(&ksm->mutex);
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	seen = calloc(ksm->stable.nr_ids + 1, sizeof(*seen));
+	if (!seen) {
+		ret = -1;
+		goto out_unlock;
+	}
+	for (unsigned i = 0; i < pool->rt.nr; i++) {
+		struct sp_region *r = pool->rt.sorted[i];
+
+		need += unmerge_need(pool, r, 0, r->npages, seen);
+	}
+	free(seen);
+	sp_stat(pool, "frames_free", &free_frames);
+	if (need > free_frames) {
+		errno = ENOMEM;
+		ret = -1;
+		goto out_unlock;
+	}
+	for (unsigned i = 0; i < pool->rt.nr && !ret; i++)
+		ret = unmerge_pages(pool, pool->rt.sorted[i], 0, pool->rt.sorted[i]->npages);
+	if (!ret)
+		atomic_store(&ksm->knob[KSM_RUN], 2);
+out_unlock:
+	flush_freed(pool);
+	update_counters(pool);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	pthread_mutex_unlock(&ksm->mutex);
+	return ret;
+}
+
+void ksm_region_release(struct sp_pool *pool, struct sp_region *r)
+{
+	if (!r->items)
+		return;
+	for (unsigned long i = 0; i < r->npages; i++) {
+		uint64_t pte = atomic_load(&r->pte[i]);
+		unsigned long k = pte_val(pte);
+
+		if (pte_type(pte) == PTE_ZERO)
+			pool->ksm.zero_pages--;
+		if (pte_type(pte) != PTE_KSM)
+			continue;
+		frame_lock(pool, k);
+		drop_sharer(pool, pfn_to_page(pool, k)->owner, r->id, (uint32_t)i);
+		frame_unlock(pool, k);
+		atomic_store(&r->pte[i], mk_pte(PTE_NONE, 0, 0));
+	}
+	if (r->items)
+		pool->ksm.items_bytes -= r->npages * sizeof(*r->items);
+	flush_freed(pool);
+	update_counters(pool);
+}
+
+/* ---- the scan: planning merges ---------------------------------------- */
+
+enum plan_kind { PLAN_NONE, PLAN_STABLE, PLAN_PROMOTE, PLAN_JOIN, PLAN_ZERO };
+
+/*
+ * What to do with page v: map it onto an existing KSM frame (STABLE), make
+ * an unstable candidate's frame a KSM frame and map both onto it (PROMOTE),
+ * join a frame promoted earlier in the same run (JOIN), or map the zero page.
+ */
+struct plan {
+	enum plan_kind kind;
+	unsigned long idx; /* v's index in the run's region */
+	unsigned long a; /* v's frame */
+	uint32_t hash, domain;
+	int node;
+	unsigned long target; /* the frame v will map (not for ZERO) */
+	uint32_t sid; /* STABLE, and PROMOTE once its node exists */
+	struct sp_region *ur; /* PROMOTE: the candidate page */
+	unsigned long uidx;
+	int lead; /* JOIN: the PROMOTE entry it joins */
+	bool ok; /* locked, checked and verified */
+	bool u_mapped; /* PROMOTE: the candidate now maps its frame as a KSM frame */
+	bool mapped; /* v now maps its target */
+};
+
+/*
+ * Pages of one region close together, merged under one window. Pages in
+ * between that are not merging are protected and released with them: they
+ * wait at most for the run, and every window call is paid once per run.
+ */
+struct run {
+	struct sp_region *r;
+	int n;
+	struct plan e[RUN_MAX];
+	unsigned long locked[3 * RUN_MAX];
+	int nr_locked;
+	struct sp_window win[RUN_MAX + 1];
+	int nr_win;
+};
+
+static int run_count(const struct run *run, enum plan_kind kind, uint32_t sid, int lead)
+{
+	int n = 0;
+
+	for (int j = 0; j < run->n; j++)
+		n += run->e[j].kind == kind &&
+		     (kind == PLAN_STABLE ? run->e[j].sid == sid : run->e[j].lead == lead);
+	return n;
+}
+
+/* Is page j of ur already part of this run, as a page or as a candidate? */
+static bool run_has(const struct run *run, const struct sp_region *ur, unsigned long j)
+{
+	for (int k = 0; k < run->n; k++) {
+		const struct plan *e = &run->e[k];
+
+		if ((ur == run->r && e->idx == j) ||
+		    (e->kind == PLAN_PROMOTE && e->ur == ur && e->uidx == j))
+			return true;
+	}
+	return false;
+}
+
+static bool plan_stable(struct sp_pool *pool, struct run *run, struct plan *p)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+	long max = knob(pool, KSM_MAX_PAGE_SHARING);
+
+	for (uint32_t id = stable_first(t, p->hash); id != STABLE_NONE; id = t->nodes[id].next) {
+		struct stable_node *s = &t->nodes[id];
+
+		if (s->hash != p->hash || s->domain != p->domain || s->node != p->node ||
+		    s->kpfn == p->a || s->nr + run_count(run, PLAN_STABLE, id, 0) >= max ||
+		    !same_page(pool, p->a, s->kpfn))
+			continue;
+		p->kind = PLAN_STABLE;
+		p->sid = id;
+		p->target = s->kpfn;
+		return true;
+	}
+	return false;
+}
+
+static bool plan_join(struct sp_pool *pool, struct run *run, struct plan *p)
+{
+	long max = knob(pool, KSM_MAX_PAGE_SHARING);
+
+	for (int j = 0; j < run->n; j++) {
+		struct plan *e = &run->e[j];
+
+		if (e->kind != PLAN_PROMOTE || e->hash != p->hash || e->domain != p->domain ||
+		    e->node != p->node || run_count(run, PLAN_JOIN, 0, j) + 2 >= max ||
+		    !same_page(pool, p->a, e->target))
+			continue;
+		p->kind = PLAN_JOIN;
+		p->lead = j;
+		p->target = e->target;
+		return true;
+	}
+	return false;
+}
+
+static bool plan_unstable(struct sp_pool *pool, struct run *run, struct plan *p)
+{
+	size_t pos = 0;
+	uint64_t ref;
+
+	while ((ref = unstable_next(&pool->ksm.unstable, p->hash, &pos))) {
+		struct sp_region *ur = region_by_id(pool, (uint32_t)(ref >> 32) - 1);
+		unsigned long j = (uint32_t)ref, b;
+		uint64_t upte;
+
+		if (!ur || j >= ur->npages || !ur->items || ur->items[j].hash != p->hash)
+			continue;
+		upte = atomic_load(&ur->pte[j]);
+		b = pte_val(upte);
+		if (pte_type(upte) != PTE_PRIVATE || !(upte & PTE_MERGEABLE) || b == p->a ||
+		    region_domain(ur, j) != p->domain || key_node(pool, b) != p->node ||
+		    run_has(run, ur, j) || !same_page(pool, p->a, b))
+			continue;
+		p->kind = PLAN_PROMOTE;
+		p->ur = ur;
+		p->uidx = j;
+		p->target = b;
+		return true;
+	}
+	return false;
+}
+
+/* Look v up: zero page, stable index, this run's new frames, unstable index. */
+static struct plan plan_page(struct sp_pool *pool, struct run *run, unsigned long idx,
+			     unsigned long a, uint32_t hash)
+{
+	struct plan p = { .kind = PLAN_NONE,
+			  .idx = idx,
+			  .a = a,
+			  .hash = hash,
+			  .domain = region_domain(run->r, idx),
+			  .node = key_node(pool, a) };
+
+	if (knob(pool, KSM_USE_ZERO_PAGES) && hash == pool->ksm.zero_hash &&
+	    zero_page(pfn_to_virt(pool, a))) {
+		p.kind = PLAN_ZERO;
+		return p;
+	}
+	if (!plan_stable(pool, run, &p) && !plan_join(pool, run, &p))
+		plan_unstable(pool, run, &p);
+	return p;
+}
+
+/* ---- the scan: carrying a run out ------------------------------------- */
+
+static bool run_trylock(struct sp_pool *pool, struct run *run, unsigned long pfn)
+{
+	for (int i = 0; i < run->nr_locked; i++)
+		if (run->locked[i] == pfn)
+			return true;
+	if (!frame_trylock(pool, pfn))
+		return false;
+	run->locked[run->nr_locked++] = pfn;
+	return true;
+}
+
+/* Lock what each entry touches and check that nothing changed since planning. */
+static void run_lock(struct sp_pool *pool, struct run *run)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+
+	for (int j = 0; j < run->n; j++) {
+		struct plan *e = &run->e[j];
+
+		e->ok = run_trylock(pool, run, e->a) &&
+			atomic_load(&run->r->pte[e->idx]) ==
+				mk_pte(PTE_PRIVATE, e->a, PTE_MERGEABLE);
+		if (e->ok && e->kind == PLAN_STABLE)
+			e->ok = run_trylock(pool, run, e->target) && t->nodes[e->sid].live &&
+				t->nodes[e->sid].kpfn == e->target;
+		else if (e->ok && e->kind == PLAN_PROMOTE)
+			e->ok = run_trylock(pool, run, e->target) &&
+				atomic_load(&e->ur->pte[e->uidx]) ==
+					mk_pte(PTE_PRIVATE, e->target, PTE_MERGEABLE);
+	}
+}
+
+static void run_unlock(struct sp_pool *pool, struct run *run)
+{
+	for (int i = 0; i < run->nr_locked; i++)
+		frame_unlock(pool, run->locked[i]);
+	run->nr_locked = 0;
+}
+
+/* The last of the PROMOTE entries from j whose candidates are consecutive. */
+static int candidate_stretch(const struct run *run, int j)
+{
+	int k = j;
+
+	while (k + 1 < run->n && run->e[k + 1].kind == PLAN_PROMOTE && run->e[k + 1].ok &&
+	       run->e[k + 1].ur == run->e[j].ur && run->e[k + 1].uidx == run->e[k].uidx + 1 &&
+	       run->e[k + 1].target == run->e[k].target + 1)
+		k++;
+	return k;
+}
+
+/* One window over the run's pages, one per stretch of consecutive candidates. */
+static void run_protect(struct sp_pool *pool, struct run *run)
+{
+	struct plan *first = &run->e[0], *last = &run->e[run->n - 1];
+
+	run->nr_win = 0;
+	if (wp_window_open(pool, &run->win[0], page_addr(run->r, first->idx),
+			   (last->idx - first->idx + 1) << PAGE_SHIFT)) {
+		for (int j = 0; j < run->n; j++)
+			run->e[j].ok = false;
+		return;
+	}
+	run->nr_win = 1;
+	for (int j = 0; j < run->n; j++) {
+		struct plan *e = &run->e[j];
+		int k;
+
+		if (e->kind != PLAN_PROMOTE || !e->ok)
+			continue;
+		k = candidate_stretch(run, j);
+		if (wp_window_open(pool, &run->win[run->nr_win], page_addr(e->ur, e->uidx),
+				   (unsigned long)(k - j + 1) << PAGE_SHIFT)) {
+			for (int i = j; i <= k; i++)
+				run->e[i].ok = false;
+		} else {
+			run->nr_win++;
+		}
+		j = k;
+	}
+}
+
+/*
+ * Compare under the windows: this is the check that makes a merge safe.
+ * Then make every stable node and rmap slot the run needs, so that nothing
+ * can fail once pages are remapped.
+ */
+static void run_verify(struct sp_pool *pool, struct run *run)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+
+	for (int j = 0; j < run->n; j++) {
+		struct plan *e = &run->e[j];
+
+		if (e->ok)
+			e->ok = e->kind == PLAN_ZERO ? zero_page(pfn_to_virt(pool, e->a)) :
+						       same_page(pool, e->a, e->target);
+		if (!e->ok || e->kind == PLAN_JOIN || e->kind == PLAN_ZERO)
+			continue;
+		if (e->kind == PLAN_PROMOTE) {
+			e->sid = stable_new(t, e->hash, (uint32_t)e->target, e->domain, e->node);
+			if (e->sid == STABLE_NONE) {
+				e->ok = false;
+				continue;
+			}
+		}
+		if (stable_reserve(t, e->sid, 2 + (uint32_t)run->n))
+			e->ok = false;
+	}
+}
+
+/* May v of entry e be mapped onto its target now? */
+static bool v_ready(const struct run *run, const struct plan *e)
+{
+	if (!e->ok)
+		return false;
+	if (e->kind == PLAN_PROMOTE)
+		return e->u_mapped;
+	if (e->kind == PLAN_JOIN)
+		return run->e[e->lead].u_mapped;
+	return true;
+}
+
+static bool v_stretch_continues(const struct run *run, const struct plan *e, const struct plan *n)
+{
+	if (!v_ready(run, n) || n->idx != e->idx + 1 ||
+	    (n->kind == PLAN_ZERO) != (e->kind == PLAN_ZERO))
+		return false;
+	return e->kind == PLAN_ZERO || n->target == e->target + 1;
+}
+
+static int map_v(struct sp_pool *pool, struct run *run, int j, int k)
+{
+	struct plan *e = &run->e[j];
+	size_t len = (size_t)(k - j + 1) << PAGE_SHIFT;
+
+	if (e->kind == PLAN_ZERO)
+		return fault_remap_zero(pool, page_addr(run->r, e->idx), len);
+	return fault_remap(pool, page_addr(run->r, e->idx), len, e->target, false);
+}
+
+/* A failed remap: map the page's own frame back; it still holds the page. */
+static void map_back(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+		     unsigned long pfn)
+{
+	if (fault_map(pool, page_addr(r, idx), PAGE_SIZE, pfn, true))
+		sp_log(SP_LOG_ERR, "restoring the page at %p: %s", (void *)page_addr(r, idx),
+		       strerror(errno));
+}
+
+/* Candidates first (each maps its own frame, now a KSM frame), then the run. */
+static void run_remap(struct sp_pool *pool, struct run *run)
+{
+	for (int j = 0; j < run->n; j++) {
+		struct plan *e = &run->e[j];
+		int k;
+
+		if (e->kind != PLAN_PROMOTE || !e->ok)
+			continue;
+		k = candidate_stretch(run, j);
+		if (fault_remap(pool, page_addr(e->ur, e->uidx), (size_t)(k - j + 1) << PAGE_SHIFT,
+				e->target, false)) {
+			for (int i = j; i <= k; i++)
+				map_back(pool, e->ur, run->e[i].uidx, run->e[i].target);
+		} else {
+			for (int i = j; i <= k; i++)
+				run->e[i].u_mapped = true;
+		}
+		j = k;
+	}
+	for (int j = 0; j < run->n; j++) {
+		struct plan *e = &run->e[j];
+		int k = j;
+
+		if (!v_ready(run, e))
+			continue;
+		while (k + 1 < run->n && v_stretch_continues(run, &run->e[k], &run->e[k + 1]))
+			k++;
+		if (map_v(pool, run, j, k)) {
+			sp_log(SP_LOG_ERR, "merging %d pages at %p: %s", k - j + 1,
+			       (void *)page_addr(run->r, e->idx), strerror(errno));
+			for (int i = j; i <= k; i++)
+				map_back(pool, run->r, run->e[i].idx, run->e[i].a);
+		} else {
+			for (int i = j; i <= k; i++)
+				run->e[i].mapped = true;
+		}
+		j = k;
+	}
+}
+
+static void add_sharer(struct sp_pool *pool, uint32_t sid, struct sp_region *r, unsigned long idx,
+		       unsigned long k)
+{
+	stable_add_rmap(&pool->ksm.stable, sid, r->id, (uint32_t)idx); /* reserved */
+	pool->ksm.sharers++;
+	pfn_to_page(pool, k)->mapcount++;
+	atomic_store(&r->pte[idx], mk_pte(PTE_KSM, k, PTE_MERGEABLE));
+	r->items[idx].merged_scan = (uint16_t)atomic_load(&pool->ksm.counter[KSM_FULL_SCANS]);
+}
+
+static void run_commit(struct sp_pool *pool, struct run *run)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+
+	for (int j = 0; j < run->n; j++) {
+		struct plan *e = &run->e[j];
+		struct sp_page *kp;
+
+		if (e->kind != PLAN_PROMOTE || e->sid == STABLE_NONE)
+			continue;
+		if (!e->u_mapped) {
+			stable_delete(t, e->sid); /* the candidate kept its frame */
+			continue;
+		}
+		kp = pfn_to_page(pool, e->target);
+		atomic_fetch_or(&kp->flags, PG_ksm);
+		kp->owner = e->sid;
+		kp->mapcount = 0;
+		add_sharer(pool, e->sid, e->ur, e->uidx, e->target);
+	}
+	for (int j = 0; j < run->n; j++) {
+		struct plan *e = &run->e[j];
+
+		if (!e->mapped)
+			continue;
+		if (e->kind == PLAN_ZERO) {
+			atomic_store(&run->r->pte[e->idx], mk_pte(PTE_ZERO, 0, PTE_MERGEABLE));
+			run->r->items[e->idx].merged_scan =
+				(uint16_t)atomic_load(&pool->ksm.counter[KSM_FULL_SCANS]);
+			pool->ksm.zero_pages++;
+		} else {
+			uint32_t sid = e->kind == PLAN_JOIN ? run->e[e->lead].sid : e->sid;
+
+			add_sharer(pool, sid, run->r, e->idx, e->target);
+		}
+		defer_free(pool, e->a);
+	}
+}
+
+static void run_flush(struct sp_pool *pool, struct run *run)
+{
+	if (!run->n)
+		return;
+	for (int j = 0; j < run->n; j++) {
+		run->e[j].mapped = run->e[j].u_mapped = false;
+		if (run->e[j].kind == PLAN_PROMOTE)
+			run->e[j].sid = STABLE_NONE;
+	}
+	run_lock(pool, run);
+	run_protect(pool, run);
+	run_verify(pool, run);
+	run_remap(pool, run);
+	run_commit(pool, run);
+	/* One registration per window for every remap inside it. */
+	for (int i = run->nr_win - 1; i >= 0; i--) {
+		if (fault_register(pool, run->win[i].addr, run->win[i].len))
+			sp_log(SP_LOG_ERR, "registering %p+%zu: %s", run->win[i].addr,
+			       run->win[i].len, strerror(errno));
+		wp_window_close(pool, &run->win[i]);
+	}
+	run_unlock(pool, run);
+	run->n = 0;
+}
+
+/* ---- the scan: chunks and passes -------------------------------------- */
+
+/* Which frames hold memory: an untouched frame is a hole, and reading it would fill it. */
+static void chunk_resident(struct sp_pool *pool, struct sp_region *r, unsigned long first,
+			   unsigned long n, unsigned char *res)
+{
+	unsigned long lo = ~0ul, hi = 0;
+	unsigned char vec[4 * CHUNK_PAGES];
+
+	for (unsigned long i = 0; i < n; i++) {
+		uint64_t pte = atomic_load(&r->pte[first + i]);
+
+		res[i] = 0;
+		if (pte_type(pte) != PTE_PRIVATE)
+			continue;
+		lo = pte_val(pte) < lo ? pte_val(pte) : lo;
+		hi = pte_val(pte) > hi ? pte_val(pte) : hi;
+	}
+	if (lo > hi)
+		return;
+	if (hi - lo < sizeof(vec) &&
+	    !mincore(pfn_to_virt(pool, lo), (hi - lo + 1) << PAGE_SHIFT, vec)) {
+		for (unsigned long i = 0; i < n; i++) {
+			uint64_t pte = atomic_load(&r->pte[first + i]);
+
+			/* A migration may have moved it since: then it is not a candidate now. */
+			if (pte_type(pte) == PTE_PRIVATE && pte_val(pte) >= lo &&
+			    pte_val(pte) <= hi)
+				res[i] = vec[pte_val(pte) - lo] & 1;
+		}
+		return;
+	}
+	for (unsigned long i = 0; i < n; i++) {
+		uint64_t pte = atomic_load(&r->pte[first + i]);
+
+		if (pte_type(pte) == PTE_PRIVATE &&
+		    !mincore(pfn_to_virt(pool, pte_val(pte)), PAGE_SIZE, vec))
+			res[i] = vec[0] & 1;
+	}
+}
+
+static void hold_release(struct sp_pool *pool, struct ksm_item *it)
+{
+	if (it->hold && !--it->hold)
+		pool->ksm.volatile_pages--;
+}
+
+/* A page that is not private: notice copies, bring copied pages back in. */
+static void scan_other(struct sp_pool *pool, struct sp_region *r, unsigned long idx, uint64_t pte,
+		       uint64_t pm)
+{
+	struct ksm_item *it = &r->items[idx];
+
+	switch (pte_type(pte)) {
+	case PTE_KSM:
+		if (pm_copied(pm))
+			page_copied(pool, r, idx);
+		break;
+	case PTE_ZERO:
+		if (pm_written(pm)) {
+			atomic_store(&r->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
+			atomic_fetch_add(&pool->faults_cow, 1);
+			pool->ksm.zero_pages--;
+		}
+		break;
+	case PTE_COPIED:
+		/* A churning page stays the kernel's for a while; others come back now. */
+		if (it->hold)
+			hold_release(pool, it);
+		else
+			unshare_page(pool, r, idx);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The checksum of an unstable entry's page, kept in its ksm_item. */
+static uint32_t ref_hash(void *ctx, uint64_t ref)
+{
+	struct sp_region *r = region_by_id(ctx, (uint32_t)(ref >> 32) - 1);
+	uint32_t idx = (uint32_t)ref;
+
+	return r && r->items && idx < r->npages ? r->items[idx].hash : 0;
+}
+
+static void scan_private(struct sp_pool *pool, struct run *run, unsigned long idx, unsigned long a)
+{
+	struct ksm_item *it = &run->r->items[idx];
+	unsigned long fs = (unsigned long)atomic_load(&pool->ksm.counter[KSM_FULL_SCANS]);
+	bool skip = knob(pool, KSM_SMART_SCAN) && it->age >= 3 && ((fs + idx) & 1);
+	uint32_t h = skip ? it->hash : page_hash(pfn_to_virt(pool, a));
+	struct plan p = plan_page(pool, run, idx, a, h);
+
+	if (run->n && p.kind != PLAN_NONE &&
+	    (p.idx - run->e[0].idx >= RUN_SPAN || run->n == RUN_MAX)) {
+		run_flush(pool, run);
+		p = plan_page(pool, run, idx, a, h);
+	}
+	if (p.kind != PLAN_NONE) {
+		run->e[run->n++] = p;
+		return;
+	}
+	/*
+	 * Unique for now: a candidate from the first visit on. A page that has
+	 * kept its checksum for a few visits is only hashed every other scan
+	 * (smart_scan); its last checksum stands in meanwhile, and any match is
+	 * compared in full anyway.
+	 */
+	if (!skip)
+		it->age = h == it->hash ? (uint8_t)(it->age < 255 ? it->age + 1 : 255) : 0;
+	it->hash = h;
+	if (unstable_insert(&pool->ksm.unstable, h, run->r->id, (uint32_t)idx) &&
+	    !unstable_grow(&pool->ksm.unstable, ref_hash, pool))
+		unstable_insert(&pool->ksm.unstable, h, run->r->id, (uint32_t)idx);
+}
+
+/* Scan up to budget mergeable pages of r from first; where it stopped in *next. */
+static unsigned long scan_chunk(struct sp_pool *pool, struct sp_region *r, unsigned long first,
+				unsigned long budget, unsigned long *next)
+{
+	unsigned long n = r->npages - first < CHUNK_PAGES ? r->npages - first : CHUNK_PAGES;
+	unsigned char res[CHUNK_PAGES];
+	uint64_t pm[CHUNK_PAGES];
+	struct run *run = calloc(1, sizeof(*run));
+	unsigned long scanned = 0, i;
+	bool have_pm = false;
+
+	if (!run || !region_items(pool, r)) {
+		free(run);
+		*next = first + n; /* no memory for its metadata: not a candidate now */
+		return 0;
+	}
+	run->r = r;
+	chunk_resident(pool, r, first, n, res);
+	for (i = first; i < first + n && scanned < budget; i++) {
+		uint64_t pte = atomic_load(&r->pte[i]);
+
+		if (!(pte & PTE_MERGEABLE))
+			continue;
+		scanned++;
+		if (pte_type(pte) == PTE_PRIVATE) {
+			if (res[i - first])
+				scan_private(pool, run, i, pte_val(pte));
+			continue;
+		}
+		run_flush(pool, run);
+		if (!have_pm && pte_type(pte) != PTE_COPIED) {
+			pagemap_read(pool, page_addr(r, first), n, pm);
+			have_pm = true;
+		}
+		scan_other(pool, r, i, pte, have_pm ? pm[i - first] : 0);
+	}
+	run_flush(pool, run);
+	free(run);
+	*next = i;
+	return scanned;
+}
+
+/* Candidates are the pages that are not merged: size the index for them, grow it if need be. */
+static void pass_begin(struct sp_pool *pool)
+{
+	size_t pages = 0;
+
+	for (unsigned i = 0; i < pool->rt.nr; i++)
+		pages += pool->rt.sorted[i]->npages;
+	pages -= (size_t)pool->ksm.sharers < pages ? (size_t)pool->ksm.sharers : pages;
+	if (unstable_reset(&pool->ksm.unstable, pages))
+		sp_log(SP_LOG_WARN, "no memory for the unstable index of %zu pages", pages);
+	pool->ksm.pass_pages = 0;
+}
+
+/*
+ * One chunk under the KSM mutex. Returns mergeable pages scanned, or -1 when
+ * a whole pass found none (nothing to do).
+ */
+static long scan_step(struct sp_pool *pool, unsigned long budget)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+	unsigned long first = 0, next, got = 0;
+	struct sp_region *r;
+	long ret;
+
+	pthread_mutex_lock(&ksm->mutex);
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	if (!ksm->cursor)
+		pass_begin(pool);
+	r = region_next(pool, ksm->cursor);
+	if (r) {
+		if (ksm->cursor > (uintptr_t)r->start)
+			first = (ksm->cursor - (uintptr_t)r->start) >> PAGE_SHIFT;
+		got = scan_chunk(pool, r, first, budget, &next);
+		ksm->cursor = (uintptr_t)page_addr(r, next);
+		ksm->pass_pages += got;
+		ret = (long)got;
+	} else {
+		/* The end of a pass. */
+		ret = ksm->pass_pages ? 0 : -1;
+		if (ksm->pass_pages)
+			atomic_fetch_add(&ksm->counter[KSM_FULL_SCANS], 1);
+		ksm->cursor = 0;
+		ksm->pass_pages = 0;
+	}
+	pthread_rwlock_unlock(&pool->rt.lock);
+	flush_freed(pool);
+	atomic_fetch_add(&ksm->counter[KSM_PAGES_SCANNED], (long)got);
+	update_counters(pool);
+	pthread_mutex_unlock(&ksm->mutex);
+	return ret;
+}
+
+static long ksm_scan(struct sp_pool *pool, unsigned long nr)
+{
+	unsigned long scanned = 0;
+
+	while (scanned < nr) {
+		long got = scan_step(pool, nr - scanned);
+
+		if (got < 0)
+			break;
+		scanned += (unsigned long)got;
+	}
+	return (long)scanned;
+}
+
+long sp_ksm_scan(sp_pool *pool, unsigned long nr_pages)
+{
+	long ret;
+
+	if (!pool) {
+		errno = EINVAL;
+		return -1;
+	}
+	ret = ksm_scan(pool, nr_pages);
+	return ret;
+}
+
+/* ---- ksmd ------------------------------------------------------------- */
+
+static void wait_ms(struct sp_ksm *ksm, long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&ksm->wait, &ksm->wait_lock, &ts);
+}
+
+static void *ksmd(void *arg)
+{
+	struct sp_pool *pool = arg;
+	struct sp_ksm *ksm = &pool->ksm;
+
+	pthread_mutex_lock(&ksm->wait_lock);
+	while (!ksm->stop) {
+		long scanned, ms;
+
+		if (knob(pool, KSM_RUN) != 1) {
+			pthread_cond_wait(&ksm->wait, &ksm->wait_lock);
+			continue;
+		}
+		pthread_mutex_unlock(&ksm->wait_lock);
+		scanned = ksm_scan(pool, (unsigned long)knob(pool, KSM_PAGES_TO_SCAN));
+		ms = knob(pool, KSM_SLEEP_MILLISECS);
+		pthread_mutex_lock(&ksm->wait_lock);
+		if (ksm->stop)
+			break;
+		if (!scanned)
+			ms = ms > 200 ? ms : 200; /* nothing mergeable: idle until kicked */
+		if (ms)
+			wait_ms(ksm, ms);
+	}
+	pthread_mutex_unlock(&ksm->wait_lock);
+	return NULL;
+}
+
+void ksm_kick(struct sp_pool *pool)
+{
+	pthread_mutex_lock(&pool->ksm.wait_lock);
+	pthread_cond_broadcast(&pool->ksm.wait);
+	pthread_mutex_unlock(&pool->ksm.wait_lock);
 }
 
 int ksm_init(struct sp_pool *pool)
 {
 	struct sp_ksm *ksm = &pool->ksm;
+	static const char zeros[SP_PAGE_SIZE];
 
-	if (pthread_mutex_init(&ksm->mutex, NULL))
-		return -1;
+	memset(ksm, 0, sizeof(*ksm));
 	for (int i = 0; i < KSM_NR_KNOBS; i++)
-		atomic_store(&ksm->knob[i], knobs[i].def);
-	for (int i = 0; i < KSM_NR_COUNTERS; i++)
-		atomic_store(&ksm->counter[i], 0);
+		atomic_store(&ksm->knob[i], ksm_knob_default(i));
+	ksm->zero_hash = page_hash(zeros);
+	ksm->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (ksm->pagemap < 0)
+		sp_log(SP_LOG_WARN, "no /proc/self/pagemap (%s): copy-on-write goes unnoticed",
+		       strerror(errno));
+	if (stable_init(&ksm->stable))
+		goto out_close;
+	pthread_mutex_init(&ksm->mutex, NULL);
+	pthread_mutex_init(&ksm->wait_lock, NULL);
+	pthread_cond_init(&ksm->wait, NULL);
 	return 0;
+
+out_close:
+	if (ksm->pagemap >= 0)
+		close(ksm->pagemap);
+	return -1;
+}
+
+int ksm_start(struct sp_pool *pool)
+{
+	if (pool->flags & SP_POOL_NO_KSMD)
+		return 0;
+	errno = pthread_create(&pool->ksm.thread, NULL, ksmd, pool);
+	if (errno)
+		return -1;
+	pthread_setname_np(pool->ksm.thread, "sp-ksmd"); /* for top(1) and benchmarks */
+	pool->ksm.thread_started = true;
+	return 0;
+}
+
+void ksm_stop(struct sp_pool *pool)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+
+	if (!ksm->thread_started)
+		return;
+	pthread_mutex_lock(&ksm->wait_lock);
+	ksm->stop = true;
+	pthread_cond_broadcast(&ksm->wait);
+	pthread_mutex_unlock(&ksm->wait_lock);
+	pthread_join(ksm->thread, NULL);
+	ksm->thread_started = false;
 }
 
 void ksm_exit(struct sp_pool *pool)
 {
-	pthread_mutex_destroy(&pool->ksm.mutex);
+	struct sp_ksm *ksm = &pool->ksm;
+
+	ksm_stop(pool);
+	stable_exit(&ksm->stable);
+	unstable_exit(&ksm->unstable);
+	free(ksm->freed);
+	if (ksm->pagemap >= 0)
+		close(ksm->pagemap);
+	pthread_cond_destroy(&ksm->wait);
+	pthread_mutex_destroy(&ksm->wait_lock);
+	pthread_mutex_destroy(&ksm->mutex);
 }
 
-static int knob_index(const char *name)
-{
-	for (int i = 0; i < KSM_NR_KNOBS; i++)
-		if (!strcmp(name, knobs[i].name))
-			return i;
-	return -1;
-}
+/* ---- merge domains ---------------------------------------------------- */
 
-static int counter_index(const char *name)
+int sp_set_merge_domain(sp_pool *pool, void *addr, size_t len, unsigned domain)
 {
-	for (int i = 0; i < KSM_NR_COUNTERS; i++)
-		if (!strcmp(name, counters[i]))
-			return i;
-	return -1;
-}
+	unsigned long first, nr;
+	struct sp_region *r;
+	int ret = -1;
 
-int sp_ksm_set(sp_pool *pool, const char *knob, long value)
-{
-	int i;
-
-	if (!pool || !knob) {
-		errno = EINVAL;
-		return -1;
-	}
-	i = knob_index(knob);
-	if (i < 0) {
-		errno = counter_index(knob) >= 0 ? EPERM : EINVAL;
-		return -1;
-	}
-	if (value < knobs[i].min || value > knobs[i].max) {
+	if (!pool) {
 		errno = EINVAL;
 		return -1;
 	}
 	pthread_mutex_lock(&pool->ksm.mutex);
-	/* As in the kernel: these reorganise the stable tree, so only while empty. */
-	if ((i == KSM_MAX_PAGE_SHARING || i == KSM_MERGE_ACROSS_NODES) &&
-	    atomic_load(&pool->ksm.knob[i]) != value &&
-	    atomic_load(&pool->ksm.counter[KSM_PAGES_SHARED])) {
-		pthread_mutex_unlock(&pool->ksm.mutex);
-		errno = EBUSY;
-		return -1;
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	r = region_range(pool, addr, len, &first, &nr);
+	if (!r)
+		goto out_unlock;
+	if (!r->domain && domain) {
+		r->domain = calloc(r->npages, sizeof(*r->domain));
+		if (!r->domain)
+			goto out_unlock;
 	}
-	atomic_store(&pool->ksm.knob[i], value);
+	/* A page leaving its domain leaves the frames it shares there first. */
+	for (unsigned long i = first; i < first + nr; i++) {
+		if (region_domain(r, i) != domain &&
+		    (pte_type(atomic_load(&r->pte[i])) == PTE_KSM ||
+		     pte_type(atomic_load(&r->pte[i])) == PTE_ZERO)) {
+			if (ksm_unmerge_range(pool, r, first, nr))
+				goto out_unlock;
+			break;
+		}
+	}
+	for (unsigned long i = first; r->domain && i < first + nr; i++)
+		r->domain[i] = domain;
+	ret = 0;
+out_unlock:
+	pthread_rwlock_unlock(&pool->rt.lock);
 	pthread_mutex_unlock(&pool->ksm.mutex);
-	return 0;
-}
-
-int sp_ksm_get(sp_pool *pool, const char *name, long *value)
-{
-	int i;
-
-	if (!pool || !name || !value) {
-		errno = EINVAL;
-		return -1;
-	}
-	i = knob_index(name);
-	if (i >= 0) {
-		*value = atomic_load(&pool->ksm.knob[i]);
-		return 0;
-	}
-	i = counter_index(name);
-	if (i < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	*value = atomic_load(&pool->ksm.counter[i]);
-	return 0;
+	return ret;
 }

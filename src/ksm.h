@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* KSM: knobs, counters and (later) the merging engine. Rules at the top of ksm.c. */
+/* KSM: knobs, counters, the merging engine. Rules at the top of ksm.c. */
 #ifndef SP_KSM_H
 #define SP_KSM_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 struct sp_pool;
+struct sp_region;
 
 enum sp_ksm_knob {
 	KSM_RUN,
@@ -33,13 +36,113 @@ enum sp_ksm_counter {
 	KSM_NR_COUNTERS
 };
 
+/*
+ * Per scanned page, 8 bytes (the kernel's rmap_item is 64): the last
+ * checksum, when the page was merged (to tell churn), and how long it has
+ * stayed unique (smart_scan).
+ */
+struct ksm_item {
+	uint32_t hash; /* low 32 bits of the page's last XXH3 */
+	uint16_t merged_scan; /* full_scans (low 16 bits) when last merged */
+	uint8_t age; /* visits in a row unique with the same checksum */
+	uint8_t hold; /* full scans to hold back a churning page */
+};
+
+/* A sharer of a KSM frame: the rmap item of the stable node. */
+struct ksm_rmap {
+	uint32_t rid; /* region id */
+	uint32_t idx; /* page index */
+};
+
+/*
+ * A stable node: one KSM frame, named by kpfn (never by pointer: the frame's
+ * descriptor goes away with its section), its content's checksum, and the
+ * pages that map it.
+ */
+struct stable_node {
+	uint32_t hash; /* low 32 bits of the content's XXH3 */
+	uint32_t kpfn;
+	uint32_t domain;
+	int32_t node; /* -1 when merge_across_nodes */
+	uint32_t next; /* next node id in the hash bucket; free list link when dead */
+	uint32_t nr, cap;
+	struct ksm_rmap *rmap;
+	bool live;
+};
+
+struct stable_tree {
+	struct stable_node *nodes; /* by id; ids are reused */
+	uint32_t nr_ids, cap, free_head, nr_live;
+	uint32_t *buckets; /* heads, STABLE_NONE for empty */
+	uint32_t nr_buckets;
+	long chains, dups; /* max_page_sharing bookkeeping */
+};
+
+/* Unstable candidates, rebuilt every full scan: (region id + 1, index). */
+struct unstable_tree {
+	uint64_t *slots;
+	size_t size; /* 4/3 of the unmerged pages: 10.7 bytes each */
+	size_t count;
+};
+
 struct sp_ksm {
 	pthread_mutex_t mutex; /* the KSM mutex (ksm_thread_mutex) */
 	_Atomic long knob[KSM_NR_KNOBS];
 	_Atomic long counter[KSM_NR_COUNTERS];
+
+	struct stable_tree stable;
+	struct unstable_tree unstable;
+	uintptr_t cursor; /* next address to scan */
+	unsigned long pass_pages; /* mergeable pages seen in this full scan */
+	unsigned long *freed; /* frames to punch after the chunk */
+	unsigned long nr_freed, cap_freed;
+	int pagemap; /* /proc/self/pagemap */
+	uint32_t zero_hash;
+	size_t items_bytes; /* ksm_items of all regions */
+	long sharers; /* pages mapping KSM frames */
+	long zero_pages, volatile_pages;
+
+	pthread_t thread; /* ksmd */
+	bool thread_started, stop;
+	pthread_mutex_t wait_lock;
+	pthread_cond_t wait;
 };
+
+#define STABLE_NONE UINT32_MAX
 
 int ksm_init(struct sp_pool *pool);
 void ksm_exit(struct sp_pool *pool);
+/* Start ksmd, once the rest of the pool is up. */
+int ksm_start(struct sp_pool *pool);
+void ksm_stop(struct sp_pool *pool);
+long ksm_knob_default(int knob);
+/* Wake ksmd: a knob changed. */
+void ksm_kick(struct sp_pool *pool);
+/* run=2: every merged page private again; -1 ENOMEM with nothing changed. */
+int ksm_unmerge_all(struct sp_pool *pool);
+/* SP_MADV_UNMERGEABLE on a range; KSM mutex and rt.lock (read) held. */
+int ksm_unmerge_range(struct sp_pool *pool, struct sp_region *r, unsigned long first,
+		      unsigned long nr);
+/* A region is going away: drop its pages from every KSM frame. KSM mutex held. */
+void ksm_region_release(struct sp_pool *pool, struct sp_region *r);
+
+/* ksm_tree.c: the stable and unstable indexes. All under the KSM mutex. */
+int stable_init(struct stable_tree *t);
+void stable_exit(struct stable_tree *t);
+uint32_t stable_first(struct stable_tree *t, uint32_t hash);
+uint32_t stable_new(struct stable_tree *t, uint32_t hash, uint32_t kpfn, uint32_t domain, int node);
+void stable_delete(struct stable_tree *t, uint32_t id);
+int stable_reserve(struct stable_tree *t, uint32_t id, uint32_t extra);
+int stable_add_rmap(struct stable_tree *t, uint32_t id, uint32_t rid, uint32_t idx);
+/* Remove a sharer; its count afterwards. */
+uint32_t stable_remove_rmap(struct stable_tree *t, uint32_t id, uint32_t rid, uint32_t idx);
+size_t stable_bytes(const struct stable_tree *t);
+
+int unstable_reset(struct unstable_tree *t, size_t expect);
+void unstable_exit(struct unstable_tree *t);
+int unstable_insert(struct unstable_tree *t, uint32_t hash, uint32_t rid, uint32_t idx);
+int unstable_grow(struct unstable_tree *t, uint32_t (*hash_of)(void *ctx, uint64_t ref), void *ctx);
+/* Walk the candidates with this checksum: *pos starts at 0; 0 at the end. */
+uint64_t unstable_next(struct unstable_tree *t, uint32_t hash, size_t *pos);
 
 #endif

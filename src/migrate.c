@@ -49,13 +49,13 @@ int migrate_private_page(struct sp_pool *pool, struct sp_region *r, unsigned lon
 		memcpy(pfn_to_virt(pool, (unsigned long)new), pfn_to_virt(pool, old), PAGE_SIZE);
 	if (fault_map(pool, addr, PAGE_SIZE, (unsigned long)new, true)) {
 		err = errno;
-		wp_window_close(pool, &w, true);
+		wp_window_close(pool, &w);
 		errno = err;
 		goto out_unlock;
 	}
 	frame_take_owner(pool, (unsigned long)new, r, idx);
 	atomic_store(&r->pte[idx], mk_pte(PTE_PRIVATE, (unsigned long)new, pte & PTE_MERGEABLE));
-	wp_window_close(pool, &w, false);
+	wp_window_close(pool, &w);
 	frame_unlock(pool, old);
 	frames_free_run(pool, old, 1);
 	atomic_fetch_add(&pool->pages_migrated, 1);

@@ -3,7 +3,7 @@
  * Calls of the API contract whose engines are not built yet. They exist so
  * that programs written against API.md link and get a clear answer: -1 with
  * ENOSYS after the same argument checks the real call will make. Each moves
- * to its own file (ksm.c, hotplug.c, mempolicy.c, swap.c) with its engine.
+ * to its own file (hotplug.c, mempolicy.c, swap.c) with its engine.
  */
 #include <errno.h>
 
@@ -13,18 +13,6 @@ static int nosys(sp_pool *pool)
 {
 	errno = pool ? ENOSYS : EINVAL;
 	return -1;
-}
-
-long sp_ksm_scan(sp_pool *pool, unsigned long nr_pages)
-{
-	(void)nr_pages;
-	return nosys(pool);
-}
-
-int sp_set_merge_domain(sp_pool *pool, void *addr, size_t len, unsigned domain)
-{
-	(void)addr, (void)len, (void)domain;
-	return nosys(pool);
 }
 
 int sp_mbind(sp_pool *pool, void *addr, size_t len, int mode, unsigned long nodemask,

@@ -149,8 +149,9 @@ static unsigned long section_take_run(struct sp_pool *pool, unsigned s, unsigned
 	for (len = 0; len < want && i + len < n && map_test(sec->free_map, i + len); len++)
 		;
 	map_set_range(sec->free_map, i, len, false);
+	/* The lock bits stay: a stale locker of a freed frame still owns them. */
 	for (unsigned long k = 0; k < len; k++)
-		atomic_store(&sec->pages[i + k].flags, PG_used);
+		atomic_fetch_or(&sec->pages[i + k].flags, PG_used);
 	sec->nr_free -= len;
 	sec->hint = i + len;
 	pool->frames_free -= len;
@@ -261,7 +262,7 @@ static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, uns
 		unsigned long len = pool->section_pages - i < nr ? pool->section_pages - i : nr;
 
 		for (unsigned long k = 0; k < len; k++)
-			atomic_store(&sec->pages[i + k].flags, 0);
+			atomic_fetch_and(&sec->pages[i + k].flags, PG_locked | PG_waiters);
 		map_set_range(sec->free_map, i, len, true);
 		if (i < sec->hint)
 			sec->hint = i;
@@ -292,12 +293,22 @@ static int cmp_ulong(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Free scattered frames with one punch per run of consecutive pfns. */
+/*
+ * Free scattered frames with one punch per run of consecutive pfns. A punch
+ * must unmap the page from the direct map first, a TLB flush each; one
+ * MADV_DONTNEED over their span (which only drops the direct map's page
+ * table entries: other frames in it refault when read) flushes once for all.
+ */
 void frames_free_pfns(struct sp_pool *pool, unsigned long *pfns, unsigned long nr)
 {
 	unsigned long i = 0, j;
 
+	if (!nr)
+		return;
 	qsort(pfns, nr, sizeof(*pfns), cmp_ulong);
+	if (nr > 1 && pfns[nr - 1] - pfns[0] < 64 * nr)
+		madvise(pfn_to_virt(pool, pfns[0]), (pfns[nr - 1] - pfns[0] + 1) << PAGE_SHIFT,
+			MADV_DONTNEED);
 	while (i < nr) {
 		for (j = i + 1; j < nr && pfns[j] == pfns[j - 1] + 1 &&
 				pfn_to_section(pool, pfns[j]) == pfn_to_section(pool, pfns[i]);
@@ -523,8 +534,12 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 		goto out_regions;
 	if (fault_init(pool))
 		goto out_ksm;
+	if (ksm_start(pool))
+		goto out_fault;
 	return pool;
 
+out_fault:
+	fault_exit(pool);
 out_ksm:
 	ksm_exit(pool);
 out_regions:
@@ -538,6 +553,7 @@ void sp_pool_destroy(sp_pool *pool)
 {
 	if (!pool)
 		return;
+	ksm_stop(pool); /* ksmd first: it uses the fault machinery */
 	fault_exit(pool);
 	ksm_exit(pool);
 	region_table_exit(pool);

@@ -28,16 +28,27 @@ int region_table_init(struct sp_pool *pool)
 {
 	struct sp_region_table *rt = &pool->rt;
 
+	pthread_rwlockattr_t attr;
+	int err;
+
 	memset(rt, 0, sizeof(*rt));
-	if (pthread_rwlock_init(&rt->lock, NULL))
-		return -1;
-	return 0;
+	/*
+	 * Writers first: the scanner and migrations read-lock it back to back,
+	 * and sp_alloc/sp_free must not starve behind them. Nobody read-locks
+	 * it twice, which writer preference would turn into a deadlock.
+	 */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	err = pthread_rwlock_init(&rt->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	return err ? -1 : 0;
 }
 
 static void region_destroy(struct sp_region *r)
 {
 	free((void *)r->pte);
 	free(r->domain);
+	free(r->items);
 	free(r);
 }
 
@@ -79,6 +90,19 @@ struct sp_region *region_find(struct sp_pool *pool, const void *addr)
 		return NULL;
 	r = pool->rt.sorted[i - 1];
 	return (const char *)addr < r->start + r->len ? r : NULL;
+}
+
+struct sp_region *region_next(struct sp_pool *pool, uintptr_t addr)
+{
+	unsigned i = upper_bound(&pool->rt, (const void *)addr);
+	struct sp_region *r;
+
+	if (i) {
+		r = pool->rt.sorted[i - 1];
+		if (addr < (uintptr_t)r->start + r->len)
+			return r;
+	}
+	return i < pool->rt.nr ? pool->rt.sorted[i] : NULL;
 }
 
 struct sp_region *region_by_id(struct sp_pool *pool, uint32_t id)
@@ -263,6 +287,8 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	free(runs);
 	if ((flags & SP_POPULATE) && madvise(r->start, r->len, MADV_POPULATE_WRITE))
 		sp_log(SP_LOG_WARN, "populating %zu bytes: %s", r->len, strerror(errno));
+	if (flags & SP_MERGEABLE)
+		ksm_kick(pool); /* an idle ksmd has something to scan again */
 	return r->start;
 
 out_frames:
@@ -294,10 +320,12 @@ int sp_free(sp_pool *pool, void *addr)
 		errno = EINVAL;
 		return -1;
 	}
+	pthread_mutex_lock(&pool->ksm.mutex);
 	pthread_rwlock_wrlock(&pool->rt.lock);
 	r = region_find(pool, addr);
 	if (!r || r->start != (char *)addr) {
 		pthread_rwlock_unlock(&pool->rt.lock);
+		pthread_mutex_unlock(&pool->ksm.mutex);
 		errno = EINVAL;
 		return -1;
 	}
@@ -305,6 +333,10 @@ int sp_free(sp_pool *pool, void *addr)
 	pthread_rwlock_unlock(&pool->rt.lock);
 
 	/* Unlinked under the write lock: no page operation is inside it any more. */
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	ksm_region_release(pool, r);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	pthread_mutex_unlock(&pool->ksm.mutex);
 	munmap(r->start, r->len);
 	region_free_frames(pool, r);
 	region_destroy(r);
@@ -315,25 +347,30 @@ int sp_madvise(sp_pool *pool, void *addr, size_t len, int advice)
 {
 	unsigned long first, nr;
 	struct sp_region *r;
+	int ret = 0;
 
 	if (!pool || (advice != SP_MADV_MERGEABLE && advice != SP_MADV_UNMERGEABLE)) {
 		errno = EINVAL;
 		return -1;
 	}
+	pthread_mutex_lock(&pool->ksm.mutex);
 	pthread_rwlock_rdlock(&pool->rt.lock);
 	r = region_range(pool, addr, len, &first, &nr);
-	if (!r) {
-		pthread_rwlock_unlock(&pool->rt.lock);
-		return -1;
-	}
-	for (unsigned long i = first; i < first + nr; i++) {
+	if (!r)
+		ret = -1;
+	else if (advice == SP_MADV_UNMERGEABLE)
+		ret = ksm_unmerge_range(pool, r, first, nr);
+	for (unsigned long i = first; !ret && i < first + nr; i++) {
 		if (advice == SP_MADV_MERGEABLE)
 			atomic_fetch_or(&r->pte[i], PTE_MERGEABLE);
 		else
 			atomic_fetch_and(&r->pte[i], ~PTE_MERGEABLE);
 	}
 	pthread_rwlock_unlock(&pool->rt.lock);
-	return 0;
+	pthread_mutex_unlock(&pool->ksm.mutex);
+	if (!ret && advice == SP_MADV_MERGEABLE)
+		ksm_kick(pool);
+	return ret;
 }
 
 /* The frame behind addr, -1 with errno if there is none. */
@@ -354,8 +391,8 @@ static long frame_of(struct sp_pool *pool, const void *addr, bool *ksm)
 		errno = EINVAL;
 		return -1;
 	}
-	if (ksm)
-		*ksm = pte_type(pte) == PTE_KSM;
+	if (ksm) /* the zero page merges too */
+		*ksm = pte_type(pte) == PTE_KSM || pte_type(pte) == PTE_ZERO;
 	if (pte_type(pte) != PTE_PRIVATE && pte_type(pte) != PTE_KSM) {
 		errno = ENOENT; /* copied by the kernel, or swapped: no frame */
 		return -1;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct sp_pool;
+struct ksm_item;
 
 /*
  * A page table entry: type in the low bits, per-page flags, then the value
@@ -22,6 +23,7 @@ enum sp_pte_type {
 	PTE_COPIED = 3, /* the kernel copied it on write: an anonymous page */
 	PTE_SWAP = 4, /* in a swap slot */
 	PTE_MIGRATION = 5, /* a migration holds it */
+	PTE_ZERO = 6, /* merged with the zero page (use_zero_pages): anonymous */
 };
 #define PTE_TYPE_MASK 0x7ull
 #define PTE_MERGEABLE 0x8ull
@@ -50,6 +52,7 @@ struct sp_region {
 	unsigned long nodemask;
 	_Atomic uint64_t *pte; /* npages entries */
 	uint32_t *domain; /* merge domain per page; NULL: all 0 */
+	struct ksm_item *items; /* KSM's per-page state, once the scanner visits */
 };
 
 /*
@@ -71,6 +74,13 @@ void region_table_exit(struct sp_pool *pool);
 /* Callers hold rt.lock (read or write). */
 struct sp_region *region_find(struct sp_pool *pool, const void *addr);
 struct sp_region *region_by_id(struct sp_pool *pool, uint32_t id);
+/* The region that holds addr, or else the first one above it; NULL if none. */
+struct sp_region *region_next(struct sp_pool *pool, uintptr_t addr);
+
+static inline uint32_t region_domain(const struct sp_region *r, unsigned long idx)
+{
+	return r->domain ? r->domain[idx] : 0;
+}
 
 static inline unsigned long region_index(const struct sp_region *r, const void *addr)
 {

@@ -107,3 +107,20 @@ long meminfo_kb(const char *field)
 	fclose(f);
 	return v;
 }
+
+long ksm_of(sp_pool *pool, const char *name)
+{
+	long v = -1;
+
+	assert_int_equal(sp_ksm_get(pool, name, &v), 0);
+	return v;
+}
+
+void full_scan(sp_pool *pool)
+{
+	long f = ksm_of(pool, "full_scans");
+
+	for (int i = 0; i < 1000000 && ksm_of(pool, "full_scans") == f; i++)
+		assert_true(sp_ksm_scan(pool, 1) >= 0);
+	assert_int_equal(ksm_of(pool, "full_scans"), f + 1);
+}

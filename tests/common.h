@@ -31,4 +31,8 @@ long meminfo_kb(const char *field); /* a /proc/meminfo field, kB */
 #define for_each_page(p, base, len) \
 	for (char *p = (char *)(base); p < (char *)(base) + (len); p += SP_PAGE_SIZE)
 
+/* KSM helpers. */
+long ksm_of(sp_pool *pool, const char *name);
+void full_scan(sp_pool *pool); /* until full_scans grows by one */
+
 #endif

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* KSM knobs and counters: the kernel's names, ranges and errors. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "pool.h"
@@ -140,6 +142,454 @@ static void busy_while_shared(void **state)
 	sp_pool_destroy(pool);
 }
 
+/* ---- the engine ------------------------------------------------------- */
+
+#define N 64
+
+/* Two regions of N pages, page i of both with seed i, plus `extra` unique pages. */
+static void fill_pair(char *a, char *b, int extra)
+{
+	for (int i = 0; i < N; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+		fill_page(b + i * SP_PAGE_SIZE, (uint64_t)i);
+	}
+	for (int i = N; i < N + extra; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, 1000 + (uint64_t)i);
+		fill_page(b + i * SP_PAGE_SIZE, 2000 + (uint64_t)i);
+	}
+}
+
+static void check_pair(char *a, char *b, int extra)
+{
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	}
+	for (int i = N; i < N + extra; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, 1000 + (uint64_t)i), 0);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, 2000 + (uint64_t)i), 0);
+	}
+}
+
+static void merges_on_first_visit(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_small(mode, 2);
+	char *a = sp_alloc(pool, (N + 8) * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, (N + 8) * SP_PAGE_SIZE, SP_MERGEABLE);
+	long res;
+
+	fill_pair(a, b, 8);
+	res = stat_of(pool, "bytes_resident");
+	assert_int_equal(res, 2 * (N + 8) * SP_PAGE_SIZE);
+	/* One visit of every page is enough: no second scan, no change detection. */
+	assert_int_equal(sp_ksm_scan(pool, 2 * (N + 8)), 2 * (N + 8));
+	assert_int_equal(ksm_of(pool, "full_scans"), 0);
+	assert_int_equal(ksm_of(pool, "pages_shared"), N);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	assert_int_equal(ksm_of(pool, "pages_scanned"), 2 * (N + 8));
+	assert_int_equal(stat_of(pool, "frames_ksm"), N);
+	assert_int_equal(stat_of(pool, "frames_used"), N + 2 * 8);
+	assert_int_equal(stat_of(pool, "bytes_resident"), res - N * SP_PAGE_SIZE);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(sp_page_is_ksm(pool, a + i * SP_PAGE_SIZE), 1);
+		assert_int_equal(sp_page_is_ksm(pool, b + i * SP_PAGE_SIZE), 1);
+	}
+	assert_int_equal(sp_page_is_ksm(pool, a + N * SP_PAGE_SIZE), 0);
+	check_pair(a, b, 8);
+	/* Two more passes: stable, nothing changes; the unique pages stay candidates. */
+	assert_int_equal(sp_ksm_scan(pool, 2 * (N + 8)), 2 * (N + 8));
+	assert_int_equal(sp_ksm_scan(pool, 2 * (N + 8)), 2 * (N + 8));
+	assert_int_equal(ksm_of(pool, "full_scans"), 2);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 16);
+	check_pair(a, b, 8);
+	sp_free(pool, a);
+	sp_free(pool, b);
+	assert_int_equal(stat_of(pool, "frames_used"), 0);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
+	sp_pool_destroy(pool);
+}
+
+/* Pages that become identical after the scanner passed merge within two scans. */
+static void merges_within_two_scans(void **state)
+{
+	sp_pool *pool = pool_small(0, 2);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	long f;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+		fill_page(b + i * SP_PAGE_SIZE, 500 + (uint64_t)i);
+	}
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 0);
+	for (int i = 0; i < N; i++)
+		fill_page(b + i * SP_PAGE_SIZE, (uint64_t)i);
+	f = ksm_of(pool, "full_scans");
+	while (ksm_of(pool, "pages_sharing") < N && ksm_of(pool, "full_scans") < f + 2)
+		sp_ksm_scan(pool, 16);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	sp_pool_destroy(pool);
+}
+
+/* The system's own count agrees: Shmem falls by the frames merging freed. */
+static int shmem_falls_once(void)
+{
+	sp_pool *pool = pool_small(0, 16);
+	size_t len = 16 << 20;
+	char *a = sp_alloc(pool, len, SP_MERGEABLE), *b = sp_alloc(pool, len, SP_MERGEABLE);
+	long before, after, freed_kb = (long)(len >> 10);
+	int ok;
+
+	for (size_t i = 0; i < len / SP_PAGE_SIZE; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, i);
+		fill_page(b + i * SP_PAGE_SIZE, i);
+	}
+	before = meminfo_kb("Shmem");
+	sp_ksm_scan(pool, 2 * len / SP_PAGE_SIZE);
+	after = meminfo_kb("Shmem");
+	assert_int_equal(ksm_of(pool, "pages_sharing"), (long)(len / SP_PAGE_SIZE));
+	sp_pool_destroy(pool);
+	ok = labs(before - after - freed_kb) < 4096;
+	if (!ok)
+		print_message("Shmem %ld -> %ld kB, expected a fall of %ld\n", before, after,
+			      freed_kb);
+	return ok;
+}
+
+static void shmem_falls(void **state)
+{
+	int ok = 0;
+
+	(void)state;
+	for (int i = 0; i < 3 && !ok; i++)
+		ok = shmem_falls_once();
+	assert_true(ok);
+}
+
+/* A write gives the page its own copy; the sharers keep theirs. */
+static void copy_on_write(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_small(mode, 2);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *c = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	for (int i = 0; i < N; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+		fill_page(b + i * SP_PAGE_SIZE, (uint64_t)i);
+		fill_page(c + i * SP_PAGE_SIZE, (uint64_t)i);
+	}
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), N);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 2 * N);
+	for (int i = 0; i < N; i += 2)
+		fill_page(b + i * SP_PAGE_SIZE, 7000 + (uint64_t)i); /* even pages of b */
+	for (int i = 0; i < N; i += 4) {
+		fill_page(a + i * SP_PAGE_SIZE, 8000 + (uint64_t)i); /* every 4th of a, c */
+		fill_page(c + i * SP_PAGE_SIZE, 9000 + (uint64_t)i);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, i % 4 ? (uint64_t)i : 8000u + i),
+				 0);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, i % 2 ? (uint64_t)i : 7000u + i),
+				 0);
+		assert_int_equal(check_page(c + i * SP_PAGE_SIZE, i % 4 ? (uint64_t)i : 9000u + i),
+				 0);
+	}
+	full_scan(pool);
+	/* Every 4th content lost all sharers: its frame is gone; other even ones keep two. */
+	assert_int_equal(stat_of(pool, "faults_cow"), N / 2 + 2 * (N / 4));
+	assert_int_equal(ksm_of(pool, "pages_shared"), N - N / 4);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N / 4 * 1 + N / 2 * 2);
+	full_scan(pool);
+	full_scan(pool);
+	full_scan(pool);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, i % 4 ? (uint64_t)i : 8000u + i),
+				 0);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, i % 2 ? (uint64_t)i : 7000u + i),
+				 0);
+		assert_int_equal(check_page(c + i * SP_PAGE_SIZE, i % 4 ? (uint64_t)i : 9000u + i),
+				 0);
+	}
+	/* Copied pages came back into the pool: nothing lives outside it for long. */
+	assert_int_equal(stat_of(pool, "frames_used"), ksm_of(pool, "pages_shared") + 3 * N -
+							       ksm_of(pool, "pages_shared") -
+							       ksm_of(pool, "pages_sharing"));
+	sp_pool_destroy(pool);
+}
+
+/* The kernel writing for the program (read(2)) copies too. */
+static void read_syscall_into_merged(void **state)
+{
+	sp_pool *pool = pool_small(0, 2);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	int fds[2];
+
+	(void)state;
+	fill_pair(a, b, 0);
+	full_scan(pool);
+	assert_int_equal(sp_page_is_ksm(pool, b + 3 * SP_PAGE_SIZE), 1);
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(write(fds[1], "samepage", 8), 8);
+	assert_int_equal(read(fds[0], b + 3 * SP_PAGE_SIZE + 100, 8), 8);
+	assert_memory_equal(b + 3 * SP_PAGE_SIZE + 100, "samepage", 8);
+	assert_int_equal(check_page(a + 3 * SP_PAGE_SIZE, 3), 0);
+	full_scan(pool);
+	assert_int_equal(stat_of(pool, "faults_cow"), 1);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N - 1);
+	assert_memory_equal(b + 3 * SP_PAGE_SIZE + 100, "samepage", 8);
+	close(fds[0]);
+	close(fds[1]);
+	sp_pool_destroy(pool);
+}
+
+static void unmerge_all(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_small(mode, 1); /* 1024 frames */
+	char *a = sp_alloc(pool, 400 * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, 400 * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *c;
+
+	for (int i = 0; i < 400; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+		fill_page(b + i * SP_PAGE_SIZE, (uint64_t)i);
+	}
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 400);
+	c = sp_alloc(pool, 600 * SP_PAGE_SIZE, 0); /* 24 frames left: too few to unmerge */
+	assert_non_null(c);
+	errno = 0;
+	assert_int_equal(sp_ksm_set(pool, "run", 2), -1);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 400); /* all still merged */
+	assert_int_equal(ksm_of(pool, "run"), 1);
+	assert_int_equal(sp_madvise(pool, b, 400 * SP_PAGE_SIZE, SP_MADV_UNMERGEABLE), -1);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 400);
+	for (int i = 0; i < 400; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	}
+	sp_free(pool, c);
+	/* A range first: the rest stays merged. */
+	assert_int_equal(sp_madvise(pool, b, 100 * SP_PAGE_SIZE, SP_MADV_UNMERGEABLE), 0);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 300);
+	assert_int_equal(sp_page_is_ksm(pool, b), 0);
+	assert_int_equal(sp_page_is_ksm(pool, b + 200 * SP_PAGE_SIZE), 1);
+	full_scan(pool); /* unmergeable now: stays private */
+	assert_int_equal(sp_page_is_ksm(pool, b), 0);
+	assert_int_equal(sp_ksm_set(pool, "run", 2), 0);
+	assert_int_equal(ksm_of(pool, "run"), 2);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 0);
+	assert_int_equal(stat_of(pool, "frames_used"), 800);
+	for (int i = 0; i < 400; i++) {
+		assert_int_equal(sp_page_is_ksm(pool, a + i * SP_PAGE_SIZE), 0);
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	}
+	sp_pool_destroy(pool);
+}
+
+/* Freeing a sharer's region leaves the other sharers whole. */
+static void free_merged_region(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_small(mode, 2);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	fill_pair(a, b, 0);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	assert_int_equal(sp_free(pool, a), 0);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 0); /* b got its frames back */
+	assert_int_equal(stat_of(pool, "frames_used"), N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		assert_int_equal(sp_page_is_ksm(pool, b + i * SP_PAGE_SIZE), 0);
+	}
+	fill_page(b, 77); /* written in place, no copy: it is private */
+	assert_int_equal(check_page(b, 77), 0);
+	sp_free(pool, b);
+	assert_int_equal(stat_of(pool, "frames_used"), 0);
+	assert_int_equal(stat_of(pool, "bytes_resident"), 0);
+	sp_pool_destroy(pool);
+}
+
+static void zero_pages(void **state)
+{
+	sp_pool *pool = pool_small(0, 2);
+	char *z = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	(void)state;
+	memset(z, 0, N * SP_PAGE_SIZE); /* touched: resident zeros */
+	assert_int_equal(stat_of(pool, "bytes_resident"), N * SP_PAGE_SIZE);
+	full_scan(pool); /* use_zero_pages=0: one KSM frame of zeros */
+	assert_int_equal(ksm_of(pool, "pages_shared"), 1);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N - 1);
+	assert_int_equal(ksm_of(pool, "ksm_zero_pages"), 0);
+	assert_int_equal(sp_ksm_set(pool, "run", 2), 0);
+	assert_int_equal(sp_ksm_set(pool, "use_zero_pages", 1), 0);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
+	assert_int_equal(ksm_of(pool, "ksm_zero_pages"), N);
+	assert_int_equal(stat_of(pool, "bytes_resident"), 0);
+	for_each_page (q, z, N * SP_PAGE_SIZE)
+		assert_true(page_is_zero(q));
+	fill_page(z, 1);
+	assert_int_equal(check_page(z, 1), 0);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "ksm_zero_pages"), N - 1);
+	assert_true(ksm_of(pool, "general_profit") > 0);
+	sp_pool_destroy(pool);
+}
+
+static void max_page_sharing(void **state)
+{
+	sp_pool *pool = pool_small(0, 2);
+	char *p = sp_alloc(pool, 20 * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	(void)state;
+	assert_int_equal(sp_ksm_set(pool, "max_page_sharing", 4), 0);
+	for (int i = 0; i < 20; i++)
+		fill_page(p + i * SP_PAGE_SIZE, 42);
+	full_scan(pool);
+	full_scan(pool);
+	/* 20 pages, at most 4 per frame: 5 frames of one content, a chain of 5 dups. */
+	assert_int_equal(ksm_of(pool, "pages_shared"), 5);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 15);
+	assert_int_equal(ksm_of(pool, "stable_node_chains"), 1);
+	assert_int_equal(ksm_of(pool, "stable_node_dups"), 5);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(check_page(p + i * SP_PAGE_SIZE, 42), 0);
+	sp_pool_destroy(pool);
+}
+
+static void merge_domains(void **state)
+{
+	sp_pool *pool = pool_small(0, 2);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *c = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	(void)state;
+	fill_pair(a, b, 0);
+	for (int i = 0; i < N; i++)
+		fill_page(c + i * SP_PAGE_SIZE, (uint64_t)i);
+	assert_int_equal(sp_set_merge_domain(pool, a, N * SP_PAGE_SIZE, 1), 0);
+	assert_int_equal(sp_set_merge_domain(pool, b, N * SP_PAGE_SIZE, 2), 0);
+	assert_int_equal(sp_set_merge_domain(pool, c, N * SP_PAGE_SIZE, 1), 0);
+	full_scan(pool);
+	/* a and c share (domain 1); b (domain 2) shares with no one. */
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(sp_page_is_ksm(pool, a + i * SP_PAGE_SIZE), 1);
+		assert_int_equal(sp_page_is_ksm(pool, b + i * SP_PAGE_SIZE), 0);
+	}
+	/* Moving c to domain 2 takes it out of domain 1's frames first. */
+	assert_int_equal(sp_set_merge_domain(pool, c, N * SP_PAGE_SIZE, 2), 0);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 0);
+	full_scan(pool);
+	full_scan(pool); /* the first may have begun before the change */
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(sp_page_is_ksm(pool, a + i * SP_PAGE_SIZE), 0);
+		assert_int_equal(sp_page_is_ksm(pool, c + i * SP_PAGE_SIZE), 1);
+	}
+	check_pair(a, b, 0);
+	errno = 0;
+	assert_int_equal(sp_set_merge_domain(pool, a + 1, SP_PAGE_SIZE, 1), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_set_merge_domain(pool, a, 0, 1), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_set_merge_domain(pool, a, (N + 1) * SP_PAGE_SIZE, 1), -1);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(sp_set_merge_domain(NULL, a, SP_PAGE_SIZE, 1), -1);
+	assert_int_equal(errno, EINVAL);
+	sp_pool_destroy(pool);
+}
+
+static void nodes_apart(void **state)
+{
+	struct sp_pool_config cfg = { .section_size = N * SP_PAGE_SIZE,
+				      .nr_sections = 2,
+				      .nr_nodes = 2,
+				      .flags = SP_POOL_NO_KSMD };
+	sp_pool *pool = sp_pool_create(&cfg);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	(void)state;
+	assert_int_equal(sp_page_node(pool, a), 0);
+	assert_int_equal(sp_page_node(pool, b), 1);
+	fill_pair(a, b, 0);
+	assert_int_equal(sp_ksm_set(pool, "merge_across_nodes", 0), 0);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 0);
+	assert_int_equal(sp_ksm_set(pool, "merge_across_nodes", 1), 0);
+	full_scan(pool);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	errno = 0;
+	assert_int_equal(sp_ksm_set(pool, "merge_across_nodes", 0), -1);
+	assert_int_equal(errno, EBUSY);
+	check_pair(a, b, 0);
+	sp_pool_destroy(pool);
+}
+
+/* At most 32 bytes of samepage memory per scanned page, page table included. */
+static void metadata_per_page(void **state)
+{
+	sp_pool *pool = pool_small(0, 16);
+	long pages = 8192, sharing, profit, meta;
+	char *p = sp_alloc(pool, (size_t)pages * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	(void)state;
+	for (long i = 0; i < pages; i++)
+		fill_page(p + i * SP_PAGE_SIZE, (uint64_t)(i % 2 ? i : i % 512));
+	full_scan(pool);
+	sharing = ksm_of(pool, "pages_sharing");
+	profit = ksm_of(pool, "general_profit");
+	assert_int_equal(sharing, pages / 2 - 256);
+	meta = sharing * SP_PAGE_SIZE - profit;
+	print_message("KSM metadata %ld bytes for %ld pages: %.1f bytes/page + 8 (pte)\n", meta,
+		      pages, (double)meta / pages);
+	assert_true(meta > 0);
+	assert_true(meta + 8 * pages <= 32 * pages);
+	sp_pool_destroy(pool);
+}
+
+/* The scanner thread merges on its own, with the kernel's knobs. */
+static void ksmd_merges(void **state)
+{
+	struct sp_pool_config cfg = { .section_size = 4 << 20, .nr_sections = 2 };
+	sp_pool *pool = sp_pool_create(&cfg);
+	char *a, *b;
+
+	(void)state;
+	assert_non_null(pool);
+	assert_int_equal(sp_ksm_set(pool, "sleep_millisecs", 1), 0);
+	a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	fill_pair(a, b, 0);
+	for (int i = 0; i < 5000 && ksm_of(pool, "pages_sharing") < N; i++)
+		usleep(1000);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	assert_int_equal(sp_ksm_set(pool, "run", 0), 0);
+	check_pair(a, b, 0);
+	sp_pool_destroy(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -147,6 +597,19 @@ int main(void)
 		cmocka_unit_test(set_in_range),
 		cmocka_unit_test(set_errors),
 		cmocka_unit_test(busy_while_shared),
+		BOTH(merges_on_first_visit),
+		cmocka_unit_test(merges_within_two_scans),
+		cmocka_unit_test(shmem_falls),
+		BOTH(copy_on_write),
+		cmocka_unit_test(read_syscall_into_merged),
+		BOTH(unmerge_all),
+		BOTH(free_merged_region),
+		cmocka_unit_test(zero_pages),
+		cmocka_unit_test(max_page_sharing),
+		cmocka_unit_test(merge_domains),
+		cmocka_unit_test(nodes_apart),
+		cmocka_unit_test(metadata_per_page),
+		cmocka_unit_test(ksmd_merges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

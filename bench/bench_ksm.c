@@ -1,0 +1,1078 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_ksm: samepage's KSM against the kernel's, on the standard workloads
+ * W1-W4 of WORKLOADS.md: both sides see exactly the same bytes.
+ *
+ * Per workload, the kernel first, then samepage, each with the scanner at full
+ * speed (pages_to_scan=100000, sleep_millisecs=0):
+ *  - t99: seconds from run=1 until the pages merged away reach 99% of the
+ *    workload's "pages that merge away" column (kernel: pages_sharing;
+ *    samepage: pages_sharing + ksm_zero_pages), polled every millisecond;
+ *  - scanner CPU: utime+stime of the scanner thread over that interval (the
+ *    kernel's ksmd, the pool's "sp-ksmd"), from /proc;
+ *  - copy-on-write: with the scanner stopped (run=0, merged pages stay
+ *    merged), one byte written to every page whose content appears more than
+ *    once (zero pages included), us per page.
+ *
+ * The kernel's KSM knobs this program writes are saved before anything
+ * changes and restored after every kernel measurement, on every error path
+ * and on SIGINT/SIGTERM/SIGHUP; so is vm.max_map_count if it had to be raised
+ * (samepage maps merged pages one by one: W1 needs ~140k mappings).
+ *
+ * Only the public API (samepage.h), libc, /proc and /sys are used.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "samepage.h"
+
+#define PROG "bench_ksm"
+#define USAGE "usage: " PROG " [--workloads W1,W2,W3,W4] [--json] [--zero-pages 0|1] [--timeout S]"
+#define MIB (1UL << 20)
+#define SECTION_SIZE (64 * MIB)
+#define SPARE_SECTIONS 2
+#define PAGE_WORDS (SP_PAGE_SIZE / sizeof(uint64_t))
+#define XS_SEED 88172645463325252ULL
+#define NR_WORKLOADS 4
+#define MAX_REGIONS 8
+#define SCAN_PAGES 100000
+#define DEF_TIMEOUT 60.0
+#define MAX_TIMEOUT 86400.0
+#define UNMERGE_TIMEOUT 30.0
+#define POLL_NS 1000000L
+#define TTY_EVERY 0.25
+#define KSM_DIR "/sys/kernel/mm/ksm/"
+#define MAP_COUNT "/proc/sys/vm/max_map_count"
+#define MAP_COUNT_WANT 1048576L
+#define VAL_LEN 64
+#define PATH_LEN 512
+#define DASHES "------------------------------"
+
+/* ---- workloads (WORKLOADS.md) ------------------------------------------ */
+
+struct workload {
+	const char *name;
+	const char *desc;
+	unsigned long n; /* pages */
+	unsigned nr_regions; /* separate mappings (W2: one per tenant) */
+	long merge_away; /* the "pages that merge away" column */
+	int zero_pages; /* samepage's use_zero_pages unless --zero-pages */
+	void (*fill)(uint64_t *w, unsigned long i, uint64_t *rng);
+	bool (*dup)(unsigned long i); /* content of page i appears more than once */
+};
+
+static uint64_t xorshift64(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+	uint64_t z = x + 0x9E3779B97F4A7C15ULL;
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static void fill_key(uint64_t *w, uint64_t key)
+{
+	for (unsigned j = 0; j < PAGE_WORDS; j++)
+		w[j] = key * 1000003 + j;
+}
+
+static void fill_random(uint64_t *w, uint64_t *rng)
+{
+	for (unsigned j = 0; j < PAGE_WORDS; j++)
+		w[j] = xorshift64(rng);
+}
+
+static void fill_zero(uint64_t *w)
+{
+	memset(w, 0, SP_PAGE_SIZE);
+}
+
+static void w1_fill(uint64_t *w, unsigned long i, uint64_t *rng)
+{
+	if (i % 2 == 0)
+		fill_key(w, i / 2 % 1024);
+	else
+		fill_random(w, rng);
+}
+
+static bool w1_dup(unsigned long i)
+{
+	return i % 2 == 0;
+}
+
+static void w2_fill(uint64_t *w, unsigned long i, uint64_t *rng)
+{
+	uint64_t p = i % 16384;
+
+	(void)rng;
+	if (p % 10 == 0) {
+		fill_zero(w);
+		return;
+	}
+	for (unsigned j = 0; j < PAGE_WORDS; j++)
+		w[j] = splitmix64(p * 512 + j);
+}
+
+static bool w2_dup(unsigned long i)
+{
+	(void)i;
+	return true; /* every image page is in all 8 images */
+}
+
+static void w3_fill(uint64_t *w, unsigned long i, uint64_t *rng)
+{
+	if (i % 20 == 0)
+		fill_key(w, i / 20 % 1024);
+	else
+		fill_random(w, rng);
+}
+
+static bool w3_dup(unsigned long i)
+{
+	return i % 20 == 0;
+}
+
+static void w4_fill(uint64_t *w, unsigned long i, uint64_t *rng)
+{
+	if (i % 10 < 6)
+		fill_zero(w);
+	else
+		fill_random(w, rng);
+}
+
+static bool w4_dup(unsigned long i)
+{
+	return i % 10 < 6;
+}
+
+static const struct workload workloads[NR_WORKLOADS] = {
+	{ "W1", "scattered", 131072, 1, 131072 / 2 - 1024, 0, w1_fill, w1_dup },
+	{ "W2", "images", 131072, 8, 131072 - 14746, 1, w2_fill, w2_dup },
+	{ "W3", "mostly unique", 262144, 1, 13108 - 1024, 0, w3_fill, w3_dup },
+	{ "W4", "zeros", 131072, 1, 78644 - 1, 1, w4_fill, w4_dup },
+};
+
+static long target_of(const struct workload *wl)
+{
+	return (wl->merge_away * 99 + 99) / 100; /* 99%, rounded up */
+}
+
+/* ---- options and results ----------------------------------------------- */
+
+struct opts {
+	bool want[NR_WORKLOADS];
+	bool json;
+	int zero_pages; /* -1: per workload */
+	double timeout;
+};
+
+struct side {
+	double t99; /* s; the time waited on timeout */
+	bool timed_out;
+	long merged; /* pages merged away at t99 or timeout */
+	double cpu; /* scanner CPU, s */
+	double cow_us; /* per page */
+	long cow_pages;
+	long res_before, res_after; /* samepage: bytes_resident */
+};
+
+struct result {
+	bool done;
+	int zero_pages; /* samepage's use_zero_pages */
+	struct side k, s;
+};
+
+/* A workload's memory: regions of equal size, pages numbered across them. */
+struct mem {
+	char *reg[MAX_REGIONS];
+	unsigned nr;
+	unsigned long per; /* pages per region */
+	size_t len; /* bytes per region */
+};
+
+/* ---- saved kernel state, restored from anywhere (async-signal-safe) ---- */
+
+enum knob { K_RUN, K_PAGES_TO_SCAN, K_SLEEP, K_ZERO_PAGES, NR_KNOBS };
+
+static const char *const knob_path[NR_KNOBS] = {
+	KSM_DIR "run",
+	KSM_DIR "pages_to_scan",
+	KSM_DIR "sleep_millisecs",
+	KSM_DIR "use_zero_pages",
+};
+
+static struct {
+	char knob[NR_KNOBS][VAL_LEN];
+	char map_count[VAL_LEN];
+	volatile sig_atomic_t knobs_saved;
+	volatile sig_atomic_t map_count_raised;
+	volatile sig_atomic_t kernel_merging; /* run=2 needed before restoring */
+} saved;
+
+static bool verbose;
+static long clk_tck;
+
+static int put_str(const char *path, const char *val)
+{
+	size_t len = strlen(val);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, val, len);
+	if (close(fd) || n != (ssize_t)len)
+		return -1;
+	return 0;
+}
+
+static int restore_knobs(void)
+{
+	int ret = 0;
+
+	if (saved.kernel_merging && put_str(knob_path[K_RUN], "2"))
+		ret = -1;
+	saved.kernel_merging = 0;
+	if (!saved.knobs_saved)
+		return ret;
+	for (int k = 0; k < NR_KNOBS; k++)
+		if (put_str(knob_path[k], saved.knob[k]))
+			ret = -1;
+	return ret;
+}
+
+static int restore_all(void)
+{
+	int ret = restore_knobs();
+
+	if (saved.map_count_raised) {
+		if (put_str(MAP_COUNT, saved.map_count))
+			ret = -1;
+		else
+			saved.map_count_raised = 0;
+	}
+	return ret;
+}
+
+static void on_signal(int sig)
+{
+	static const char ok[] = PROG ": interrupted; KSM knobs restored\n";
+	static const char bad[] = PROG ": interrupted; restoring KSM knobs FAILED\n";
+	ssize_t n;
+
+	if (restore_all())
+		n = write(STDERR_FILENO, bad, sizeof(bad) - 1);
+	else
+		n = write(STDERR_FILENO, ok, sizeof(ok) - 1);
+	(void)n;
+	_exit(128 + sig);
+}
+
+static void install_handlers(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigfillset(&sa.sa_mask);
+	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void bad_arg(const char *what, const char *arg)
+{
+	fprintf(stderr, PROG ": %s '%s' (" USAGE ")\n", what, arg ? arg : "");
+	exit(2);
+}
+
+/* A call failed: say which and why, put the kernel's knobs back, exit 1. */
+static void die_call(const char *call)
+{
+	int err = errno;
+
+	fprintf(stderr, PROG ": %s: %s\n", call, strerror(err));
+	if (restore_all())
+		fprintf(stderr, PROG ": restoring the KSM knobs failed too: %s\n", strerror(errno));
+	exit(1);
+}
+
+static void die_path(const char *op, const char *path)
+{
+	char call[PATH_LEN + 16];
+
+	snprintf(call, sizeof(call), "%s %s", op, path);
+	die_call(call);
+}
+
+static void tty_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!verbose)
+		return;
+	va_start(ap, fmt);
+	fputs(PROG ": ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* ---- /proc and /sys ---------------------------------------------------- */
+
+static int get_str(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+static long get_long(const char *path)
+{
+	char buf[VAL_LEN], *end;
+	long v;
+
+	if (get_str(path, buf, sizeof(buf)))
+		die_path("read", path);
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno || end == buf) {
+		errno = errno ? errno : EPROTO;
+		die_path("parse", path);
+	}
+	return v;
+}
+
+static void set_knob(enum knob k, const char *val)
+{
+	char call[PATH_LEN];
+
+	if (put_str(knob_path[k], val)) {
+		snprintf(call, sizeof(call), "write '%s' to %s", val, knob_path[k]);
+		die_call(call);
+	}
+}
+
+/* utime+stime of a process or thread, seconds. */
+static double thread_cpu(const char *stat_path)
+{
+	unsigned long ut, st;
+	char buf[1024], *p;
+
+	if (get_str(stat_path, buf, sizeof(buf)))
+		die_path("read", stat_path);
+	p = strrchr(buf, ')');
+	if (!p ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) {
+		errno = EPROTO;
+		die_path("parse", stat_path);
+	}
+	return (double)(ut + st) / (double)clk_tck;
+}
+
+/* The first numeric entry of dir (a pid or tid) whose comm is name, or -1. */
+static long find_comm(const char *dir, const char *name)
+{
+	char path[PATH_LEN], comm[VAL_LEN];
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	long id = -1;
+
+	if (!d)
+		die_path("opendir", dir);
+	while (id < 0 && (e = readdir(d))) {
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%.32s/comm", dir, e->d_name) >= PATH_LEN)
+			continue;
+		if (!get_str(path, comm, sizeof(comm)) && !strcmp(comm, name))
+			id = strtol(e->d_name, NULL, 10);
+	}
+	closedir(d);
+	return id;
+}
+
+/* Path of the stat file of the thread called name under dir; dies if none. */
+static void stat_path_of(const char *dir, const char *name, char *path)
+{
+	char call[PATH_LEN];
+	long id = find_comm(dir, name);
+
+	if (id < 0) {
+		errno = ESRCH;
+		snprintf(call, sizeof(call), "find the thread named '%s' in %s", name, dir);
+		die_call(call);
+	}
+	snprintf(path, PATH_LEN, "%s/%ld/stat", dir, id);
+}
+
+/* ---- setup: vm.max_map_count, root, the kernel's knobs ------------------ */
+
+static void check_map_count(void)
+{
+	long cur = get_long(MAP_COUNT);
+	char val[VAL_LEN];
+
+	if (cur >= MAP_COUNT_WANT)
+		return;
+	if (geteuid() != 0) {
+		fprintf(stderr,
+			PROG ": vm.max_map_count is %ld; samepage maps merged pages one by one "
+			     "(W1 needs ~140k mappings): run 'sysctl -w vm.max_map_count=%ld' as "
+			     "root, or run " PROG " as root\n",
+			cur, MAP_COUNT_WANT);
+		exit(1);
+	}
+	snprintf(saved.map_count, sizeof(saved.map_count), "%ld", cur);
+	snprintf(val, sizeof(val), "%ld", MAP_COUNT_WANT);
+	saved.map_count_raised = 1;
+	if (put_str(MAP_COUNT, val))
+		die_path("write", MAP_COUNT);
+	fprintf(stderr, PROG ": note: raised vm.max_map_count from %ld to %ld until exit\n", cur,
+		MAP_COUNT_WANT);
+}
+
+static void check_root(void)
+{
+	if (access(KSM_DIR "run", F_OK)) {
+		fprintf(stderr, PROG ": %s: %s (kernel KSM not available)\n", KSM_DIR "run",
+			strerror(errno));
+		exit(1);
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, PROG ": driving kernel KSM (" KSM_DIR ") needs root\n");
+		exit(1);
+	}
+}
+
+static void save_knobs(void)
+{
+	for (int k = 0; k < NR_KNOBS; k++)
+		if (get_str(knob_path[k], saved.knob[k], sizeof(saved.knob[k])))
+			die_path("read", knob_path[k]);
+	saved.knobs_saved = 1;
+}
+
+/* After the run: are the knobs what they were? */
+static void check_knobs(void)
+{
+	char now_val[VAL_LEN];
+
+	for (int k = 0; k < NR_KNOBS; k++) {
+		if (get_str(knob_path[k], now_val, sizeof(now_val)))
+			die_path("read", knob_path[k]);
+		if (strcmp(now_val, saved.knob[k]))
+			fprintf(stderr, PROG ": warning: %s is %s, was %s before the run\n",
+				knob_path[k], now_val, saved.knob[k]);
+	}
+}
+
+/* ---- time and waiting --------------------------------------------------- */
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void poll_sleep(void)
+{
+	struct timespec ts = { 0, POLL_NS };
+
+	nanosleep(&ts, NULL);
+}
+
+struct probe {
+	const char *label; /* "W1 kernel" */
+	long (*merged)(void *ctx); /* pages merged away so far */
+	void *ctx;
+	long column; /* the workload's pages that merge away */
+};
+
+static void tty_progress(const struct probe *pr, long got, double t, bool end)
+{
+	fprintf(stderr, "\r" PROG ": %s: %ld of %ld pages merged away (%.1f%%), %.2f s%s",
+		pr->label, got, pr->column, 100.0 * (double)got / (double)pr->column, t,
+		end ? "\n" : "");
+}
+
+/* Poll every ms from t0 until target pages have merged away, or timeout. */
+static void wait_merged(const struct probe *pr, long target, double timeout, double t0,
+			struct side *r)
+{
+	double t, last = 0;
+	long got;
+
+	for (;;) {
+		got = pr->merged(pr->ctx);
+		t = now() - t0;
+		if (got >= target || t >= timeout)
+			break;
+		if (verbose && t - last >= TTY_EVERY) {
+			tty_progress(pr, got, t, false);
+			last = t;
+		}
+		poll_sleep();
+	}
+	r->t99 = t;
+	r->merged = got;
+	r->timed_out = got < target;
+	if (verbose)
+		tty_progress(pr, got, t, true);
+}
+
+/* ---- workload memory ---------------------------------------------------- */
+
+static void mem_layout(const struct workload *wl, struct mem *m)
+{
+	m->nr = wl->nr_regions;
+	m->per = wl->n / wl->nr_regions;
+	m->len = m->per * SP_PAGE_SIZE;
+}
+
+static uint64_t *page_at(const struct mem *m, unsigned long i)
+{
+	return (uint64_t *)(m->reg[i / m->per] + (i % m->per) * SP_PAGE_SIZE);
+}
+
+/* The workload's bytes: one xorshift64 sequence across all pages, in order. */
+static void fill_mem(const struct workload *wl, const struct mem *m)
+{
+	uint64_t rng = XS_SEED;
+
+	for (unsigned long i = 0; i < wl->n; i++)
+		wl->fill(page_at(m, i), i, &rng);
+}
+
+/* One byte written to every duplicate page; us per page. */
+static double cow(const struct workload *wl, const struct mem *m, long *pages)
+{
+	double t0 = now(), t;
+	long nr = 0;
+
+	for (unsigned long i = 0; i < wl->n; i++) {
+		if (!wl->dup(i))
+			continue;
+		*(volatile char *)page_at(m, i) = 1;
+		nr++;
+	}
+	t = now() - t0;
+	*pages = nr;
+	return nr ? t * 1e6 / (double)nr : 0;
+}
+
+/* ---- the kernel's KSM ---------------------------------------------------- */
+
+static long kernel_merged(void *ctx)
+{
+	return get_long(KSM_DIR "pages_sharing") - *(long *)ctx;
+}
+
+static void kernel_map(const struct workload *wl, struct mem *m)
+{
+	mem_layout(wl, m);
+	for (unsigned r = 0; r < m->nr; r++) {
+		void *p = mmap(NULL, m->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			       -1, 0);
+
+		if (p == MAP_FAILED)
+			die_call("mmap(MAP_PRIVATE | MAP_ANONYMOUS)");
+		m->reg[r] = p;
+	}
+}
+
+static void kernel_advise(const struct mem *m)
+{
+	for (unsigned r = 0; r < m->nr; r++)
+		if (madvise(m->reg[r], m->len, MADV_MERGEABLE))
+			die_call("madvise(MADV_MERGEABLE)");
+}
+
+static void kernel_unmap(const struct mem *m)
+{
+	for (unsigned r = 0; r < m->nr; r++)
+		if (munmap(m->reg[r], m->len))
+			die_call("munmap");
+}
+
+/* run=2, wait for pages_shared to reach 0, run=0, the saved knobs back. */
+static void kernel_unmerge(void)
+{
+	double t0;
+
+	set_knob(K_RUN, "2");
+	t0 = now();
+	while (get_long(KSM_DIR "pages_shared") > 0) {
+		if (now() - t0 > UNMERGE_TIMEOUT) {
+			fprintf(stderr,
+				PROG ": warning: pages_shared still %ld after %.0f s of run=2\n",
+				get_long(KSM_DIR "pages_shared"), UNMERGE_TIMEOUT);
+			break;
+		}
+		poll_sleep();
+	}
+	set_knob(K_RUN, "0");
+	saved.kernel_merging = 0;
+	if (restore_knobs())
+		die_call("restore the saved KSM knobs");
+}
+
+static void kernel_side(const struct workload *wl, double timeout, struct side *r)
+{
+	char label[32], ksmd_stat[PATH_LEN];
+	struct probe pr = { label, kernel_merged, NULL, wl->merge_away };
+	long base;
+	double cpu0, t0;
+	struct mem m;
+
+	snprintf(label, sizeof(label), "%s kernel", wl->name);
+	stat_path_of("/proc", "ksmd", ksmd_stat);
+	tty_note("%s: filling %lu MiB", label, wl->n * SP_PAGE_SIZE / MIB);
+	kernel_map(wl, &m);
+	fill_mem(wl, &m);
+	kernel_advise(&m);
+	set_knob(K_PAGES_TO_SCAN, "100000");
+	set_knob(K_SLEEP, "0");
+	set_knob(K_ZERO_PAGES, "0");
+	base = get_long(KSM_DIR "pages_sharing");
+	if (base)
+		fprintf(stderr, PROG ": warning: kernel pages_sharing is %ld before run=1\n", base);
+	pr.ctx = &base;
+	cpu0 = thread_cpu(ksmd_stat);
+	saved.kernel_merging = 1;
+	t0 = now();
+	set_knob(K_RUN, "1");
+	wait_merged(&pr, target_of(wl), timeout, t0, r);
+	r->cpu = thread_cpu(ksmd_stat) - cpu0;
+	set_knob(K_RUN, "0"); /* stop scanning; merged pages stay merged */
+	r->cow_us = cow(wl, &m, &r->cow_pages);
+	kernel_unmap(&m);
+	kernel_unmerge();
+}
+
+/* ---- samepage ------------------------------------------------------------ */
+
+static void sp_set(sp_pool *pool, const char *knob, long val)
+{
+	char call[96];
+
+	if (sp_ksm_set(pool, knob, val)) {
+		snprintf(call, sizeof(call), "sp_ksm_set(pool, \"%s\", %ld)", knob, val);
+		die_call(call);
+	}
+}
+
+static long sp_get(sp_pool *pool, const char *name)
+{
+	char call[96];
+	long v;
+
+	if (sp_ksm_get(pool, name, &v)) {
+		snprintf(call, sizeof(call), "sp_ksm_get(pool, \"%s\")", name);
+		die_call(call);
+	}
+	return v;
+}
+
+static long sp_figure(sp_pool *pool, const char *name)
+{
+	char call[96];
+	long v;
+
+	if (sp_stat(pool, name, &v)) {
+		snprintf(call, sizeof(call), "sp_stat(pool, \"%s\")", name);
+		die_call(call);
+	}
+	return v;
+}
+
+static long sp_merged(void *ctx)
+{
+	return sp_get(ctx, "pages_sharing") + sp_get(ctx, "ksm_zero_pages");
+}
+
+static sp_pool *sp_create(const struct workload *wl)
+{
+	struct sp_pool_config cfg = { .section_size = SECTION_SIZE };
+	size_t bytes = wl->n * SP_PAGE_SIZE;
+	char call[96];
+	sp_pool *pool;
+
+	cfg.nr_sections = (unsigned)((bytes + SECTION_SIZE - 1) / SECTION_SIZE + SPARE_SECTIONS);
+	pool = sp_pool_create(&cfg);
+	if (!pool) {
+		snprintf(call, sizeof(call), "sp_pool_create(64 MiB sections x %u)",
+			 cfg.nr_sections);
+		die_call(call);
+	}
+	return pool;
+}
+
+static void sp_map(sp_pool *pool, const struct workload *wl, struct mem *m)
+{
+	mem_layout(wl, m);
+	for (unsigned r = 0; r < m->nr; r++) {
+		m->reg[r] = sp_alloc(pool, m->len, SP_MERGEABLE);
+		if (!m->reg[r])
+			die_call("sp_alloc(pool, len, SP_MERGEABLE)");
+	}
+}
+
+/* Knobs before filling: nothing scans until run=1. */
+static void sp_knobs(sp_pool *pool, int zero_pages)
+{
+	sp_set(pool, "run", 0);
+	sp_set(pool, "pages_to_scan", SCAN_PAGES);
+	sp_set(pool, "sleep_millisecs", 0);
+	sp_set(pool, "use_zero_pages", zero_pages);
+}
+
+static void sp_side(const struct workload *wl, int zero_pages, double timeout, struct side *r)
+{
+	char label[32], scan_stat[PATH_LEN];
+	struct probe pr = { label, sp_merged, NULL, wl->merge_away };
+	sp_pool *pool = sp_create(wl);
+	double cpu0, t0;
+	struct mem m;
+
+	snprintf(label, sizeof(label), "%s samepage", wl->name);
+	pr.ctx = pool;
+	sp_knobs(pool, zero_pages);
+	tty_note("%s: filling %lu MiB (use_zero_pages=%d)", label, wl->n * SP_PAGE_SIZE / MIB,
+		 zero_pages);
+	sp_map(pool, wl, &m);
+	fill_mem(wl, &m);
+	r->res_before = sp_figure(pool, "bytes_resident");
+	stat_path_of("/proc/self/task", "sp-ksmd", scan_stat);
+	cpu0 = thread_cpu(scan_stat);
+	t0 = now();
+	sp_set(pool, "run", 1);
+	wait_merged(&pr, target_of(wl), timeout, t0, r);
+	r->cpu = thread_cpu(scan_stat) - cpu0;
+	r->res_after = sp_figure(pool, "bytes_resident");
+	sp_set(pool, "run", 0); /* stop scanning; merged pages stay merged */
+	r->cow_us = cow(wl, &m, &r->cow_pages);
+	sp_pool_destroy(pool);
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+static double ratio(double a, double b)
+{
+	return b > 0 ? a / b : -1;
+}
+
+/* The t99 ratio's denominator: none (-1) when either side timed out. */
+static double t99_base(const struct result *r)
+{
+	return r->k.timed_out || r->s.timed_out ? -1 : r->k.t99;
+}
+
+static void cell_ratio(double a, double b)
+{
+	if (b > 0)
+		printf(" %7.2f", a / b);
+	else
+		printf(" %7s", "-");
+}
+
+static void print_row(const struct workload *wl, const struct result *r)
+{
+	char t[2][32];
+
+	snprintf(t[0], sizeof(t[0]), "%.3f%s", r->k.t99, r->k.timed_out ? "*" : "");
+	snprintf(t[1], sizeof(t[1]), "%.3f%s", r->s.t99, r->s.timed_out ? "*" : "");
+	printf("%-4s  %9s %9s", wl->name, t[0], t[1]);
+	cell_ratio(r->s.t99, t99_base(r));
+	printf("  %9.3f %9.3f", r->k.cpu, r->s.cpu);
+	cell_ratio(r->s.cpu, r->k.cpu);
+	printf("  %9.2f %9.2f", r->k.cow_us, r->s.cow_us);
+	cell_ratio(r->s.cow_us, r->k.cow_us);
+	printf("  %7d\n", r->zero_pages);
+}
+
+static void print_side_detail(const char *who, const struct workload *wl, const struct side *s)
+{
+	printf("    %-8s merged away %6ld of %6ld (%5.1f%%)%s; COW on %ld pages\n", who, s->merged,
+	       wl->merge_away, 100.0 * (double)s->merged / (double)wl->merge_away,
+	       s->timed_out ? " at timeout" : " at t99", s->cow_pages);
+}
+
+static void print_detail(const struct workload *wl, const struct result *r)
+{
+	printf("%s %s: %lu pages in %u mapping%s, %ld merge away (99%%: %ld)\n", wl->name, wl->desc,
+	       wl->n, wl->nr_regions, wl->nr_regions > 1 ? "s" : "", wl->merge_away, target_of(wl));
+	print_side_detail("kernel", wl, &r->k);
+	print_side_detail("samepage", wl, &r->s);
+	printf("    samepage bytes_resident %.1f MiB before merging, %.1f MiB at %s\n",
+	       (double)r->s.res_before / MIB, (double)r->s.res_after / MIB,
+	       r->s.timed_out ? "timeout" : "t99");
+}
+
+/* A label centred in dashes over one column group (kernel, samepage, ratio). */
+static void group_header(const char *label)
+{
+	int width = 9 + 1 + 9 + 1 + 7, len = (int)strlen(label) + 2;
+	int left = (width - len) / 2, right = width - len - left;
+
+	printf("  %.*s %s %.*s", left, DASHES, label, right, DASHES);
+}
+
+static void print_table(const struct opts *o, const struct result *res)
+{
+	bool timeouts = false;
+
+	printf("KSM: kernel vs samepage, scanner at full speed (pages_to_scan=%d, "
+	       "sleep_millisecs=0), timeout %g s\n",
+	       SCAN_PAGES, o->timeout);
+	printf("t99: s from run=1 until 99%% of the pages that merge away have merged; CPU: the\n"
+	       "scanner thread's utime+stime over that time; COW: one write to every duplicate "
+	       "page\nafter merging, scanner stopped. ratio = samepage / kernel. Kernel "
+	       "use_zero_pages=0;\nsamepage 0-pages: samepage's use_zero_pages.\n\n");
+	printf("%-4s", "");
+	group_header("t99 (s)");
+	group_header("scanner CPU (s)");
+	group_header("COW (us/page)");
+	printf("  %7s\n", "samepage");
+	printf("%-4s", "");
+	for (int g = 0; g < 3; g++)
+		printf("  %9s %9s %7s", "kernel", "samepage", "ratio");
+	printf("  %7s\n", "0-pages");
+	for (int w = 0; w < NR_WORKLOADS; w++) {
+		if (!res[w].done)
+			continue;
+		print_row(&workloads[w], &res[w]);
+		timeouts |= res[w].k.timed_out || res[w].s.timed_out;
+	}
+	if (timeouts)
+		printf("* timed out: t99 not reached in %g s (ratio '-'); see the pages merged below\n",
+		       o->timeout);
+	printf("\n");
+	for (int w = 0; w < NR_WORKLOADS; w++)
+		if (res[w].done)
+			print_detail(&workloads[w], &res[w]);
+}
+
+static void json_num(const char *key, double v, const char *fmt, bool comma)
+{
+	printf("\"%s\": ", key);
+	if (v < 0)
+		printf("null");
+	else
+		printf(fmt, v);
+	printf("%s", comma ? ", " : "");
+}
+
+static void json_side(const char *who, const struct side *s, bool sp)
+{
+	printf("\"%s\": {", who);
+	json_num("t99_s", s->t99, "%.4f", true);
+	printf("\"timed_out\": %s, \"merged\": %ld, ", s->timed_out ? "true" : "false", s->merged);
+	json_num("cpu_s", s->cpu, "%.3f", true);
+	json_num("cow_us_per_page", s->cow_us, "%.3f", true);
+	printf("\"cow_pages\": %ld", s->cow_pages);
+	if (sp)
+		printf(", \"bytes_resident_before\": %ld, \"bytes_resident_after\": %ld",
+		       s->res_before, s->res_after);
+	printf("}, ");
+}
+
+static void json_workload(const struct workload *wl, const struct result *r, bool comma)
+{
+	printf("{\"name\": \"%s\", \"pages\": %lu, \"merge_away\": %ld, \"target\": %ld, "
+	       "\"samepage_use_zero_pages\": %d, ",
+	       wl->name, wl->n, wl->merge_away, target_of(wl), r->zero_pages);
+	json_side("kernel", &r->k, false);
+	json_side("samepage", &r->s, true);
+	printf("\"ratio\": {");
+	json_num("t99", ratio(r->s.t99, t99_base(r)), "%.4f", true);
+	json_num("cpu", ratio(r->s.cpu, r->k.cpu), "%.4f", true);
+	json_num("cow", ratio(r->s.cow_us, r->k.cow_us), "%.4f", false);
+	printf("}}%s", comma ? ", " : "");
+}
+
+static void print_json(const struct opts *o, const struct result *res)
+{
+	int last = -1;
+
+	for (int w = 0; w < NR_WORKLOADS; w++)
+		if (res[w].done)
+			last = w;
+	printf("{\"pages_to_scan\": %d, \"sleep_millisecs\": 0, \"timeout_s\": %g, "
+	       "\"kernel_use_zero_pages\": 0, \"workloads\": [",
+	       SCAN_PAGES, o->timeout);
+	for (int w = 0; w < NR_WORKLOADS; w++)
+		if (res[w].done)
+			json_workload(&workloads[w], &res[w], w != last);
+	printf("]}\n");
+}
+
+/* ---- arguments and main --------------------------------------------------- */
+
+static int workload_index(const char *s, size_t len)
+{
+	for (int w = 0; w < NR_WORKLOADS; w++)
+		if (len == strlen(workloads[w].name) && !strncasecmp(s, workloads[w].name, len))
+			return w;
+	return -1;
+}
+
+static void parse_workloads(const char *arg, struct opts *o)
+{
+	const char *p = arg;
+
+	if (!arg)
+		bad_arg("missing value after", "--workloads");
+	memset(o->want, 0, sizeof(o->want));
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		int w = workload_index(p, len);
+
+		if (w < 0) {
+			fprintf(stderr,
+				PROG ": --workloads wants a comma-separated list of W1, W2, "
+				     "W3, W4, got '%s'\n",
+				arg);
+			exit(2);
+		}
+		o->want[w] = true;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+}
+
+static double parse_timeout(const char *arg)
+{
+	char *end;
+	double v;
+
+	if (!arg)
+		bad_arg("missing value after", "--timeout");
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v > 0 && v <= MAX_TIMEOUT)) {
+		fprintf(stderr, PROG ": --timeout wants seconds in (0, %.0f], got '%s'\n",
+			MAX_TIMEOUT, arg);
+		exit(2);
+	}
+	return v;
+}
+
+static int parse_zero_pages(const char *arg)
+{
+	if (!arg)
+		bad_arg("missing value after", "--zero-pages");
+	if (strcmp(arg, "0") && strcmp(arg, "1")) {
+		fprintf(stderr, PROG ": --zero-pages wants 0 or 1, got '%s'\n", arg);
+		exit(2);
+	}
+	return arg[0] - '0';
+}
+
+static void usage(void)
+{
+	printf(USAGE "\n"
+		     "  --workloads L   comma-separated, of W1 W2 W3 W4 (default all)\n"
+		     "  --json          one JSON object instead of the table\n"
+		     "  --zero-pages N  samepage's use_zero_pages for every workload (default: 1 "
+		     "for W2 and W4, 0 otherwise)\n"
+		     "  --timeout S     seconds to wait for 99%% merged, per side per workload "
+		     "(default %.0f)\n",
+	       DEF_TIMEOUT);
+	exit(0);
+}
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	for (int w = 0; w < NR_WORKLOADS; w++)
+		o->want[w] = true;
+	o->zero_pages = -1;
+	o->timeout = DEF_TIMEOUT;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--json"))
+			o->json = true;
+		else if (!strcmp(a, "--workloads"))
+			parse_workloads(argv[++i], o);
+		else if (!strcmp(a, "--timeout"))
+			o->timeout = parse_timeout(argv[++i]);
+		else if (!strcmp(a, "--zero-pages"))
+			o->zero_pages = parse_zero_pages(argv[++i]);
+		else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+			usage();
+		else
+			bad_arg("unknown argument", a);
+	}
+}
+
+static void run_workload(const struct workload *wl, const struct opts *o, struct result *r)
+{
+	r->zero_pages = o->zero_pages >= 0 ? o->zero_pages : wl->zero_pages;
+	kernel_side(wl, o->timeout, &r->k);
+	sp_side(wl, r->zero_pages, o->timeout, &r->s);
+	r->done = true;
+}
+
+int main(int argc, char **argv)
+{
+	static struct result res[NR_WORKLOADS];
+	struct opts o;
+
+	parse_args(argc, argv, &o);
+	verbose = isatty(STDERR_FILENO);
+	clk_tck = sysconf(_SC_CLK_TCK);
+	if (clk_tck <= 0)
+		die_call("sysconf(_SC_CLK_TCK)");
+	install_handlers();
+	check_map_count();
+	check_root();
+	save_knobs();
+	for (int w = 0; w < NR_WORKLOADS; w++)
+		if (o.want[w])
+			run_workload(&workloads[w], &o, &res[w]);
+	if (restore_all())
+		die_call("restore the saved KSM knobs and vm.max_map_count");
+	check_knobs();
+	if (o.json)
+		print_json(&o, res);
+	else
+		print_table(&o, res);
+	return 0;
+}
