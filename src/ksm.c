@@ -227,22 +227,19 @@ static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
 }
 
 /*
- * Page (rid, idx) no longer maps stable node sid's frame. With one sharer
- * left, that sharer gets the frame back; with none, the frame is freed.
- * The KSM frame is locked by the caller.
+ * Stable node sid has lost sharers: with one left, that sharer gets the
+ * frame back; with none, the frame is freed. The KSM frame is locked by the
+ * caller (or unknown to anyone else, during its migration).
  */
-static void drop_sharer(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_t idx)
+void ksm_settle(struct sp_pool *pool, uint32_t sid)
 {
 	struct sp_ksm *ksm = &pool->ksm;
 	unsigned long k = ksm->stable.nodes[sid].kpfn;
-	uint32_t left = stable_remove_rmap(&ksm->stable, sid, rid, idx);
 	enum revert rv = REVERT_COPIED;
 
-	ksm->sharers--;
-	pfn_to_page(pool, k)->mapcount--;
-	if (left > 1)
+	if (ksm->stable.nodes[sid].nr > 1)
 		return;
-	if (left == 1) {
+	if (ksm->stable.nodes[sid].nr == 1) {
 		rv = revert_last_sharer(pool, sid);
 		if (rv == REVERT_FAILED)
 			return;
@@ -252,6 +249,38 @@ static void drop_sharer(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32
 		atomic_fetch_and(&pfn_to_page(pool, k)->flags, ~(uint32_t)PG_ksm);
 		defer_free(pool, k);
 	}
+}
+
+/* Page (rid, idx) no longer maps stable node sid's frame. */
+static void drop_sharer(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_t idx)
+{
+	stable_remove_rmap(&pool->ksm.stable, sid, rid, idx);
+	pool->ksm.sharers--;
+	pfn_to_page(pool, pool->ksm.stable.nodes[sid].kpfn)->mapcount--;
+	ksm_settle(pool, sid);
+}
+
+void ksm_sharer_copied(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_t idx)
+{
+	stable_remove_rmap(&pool->ksm.stable, sid, rid, idx);
+	pool->ksm.sharers--;
+	atomic_fetch_add(&pool->faults_cow, 1);
+}
+
+void ksm_pagemap(struct sp_pool *pool, const void *addr, uint64_t *pm)
+{
+	pagemap_read(pool, addr, 1, pm);
+}
+
+bool ksm_pm_copied(uint64_t pm)
+{
+	return pm_copied(pm);
+}
+
+void ksm_flush(struct sp_pool *pool)
+{
+	flush_freed(pool);
+	update_counters(pool);
 }
 
 /* The kernel copied page idx of r on a write: it leaves its KSM frame. */
@@ -300,7 +329,7 @@ static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long
 
 	if (type != PTE_KSM && type != PTE_ZERO && type != PTE_COPIED)
 		return 0;
-	f = frame_alloc(pool, -1);
+	f = policy_frame_alloc(pool, r, idx); /* a new frame honours the page's policy */
 	if (f < 0)
 		return -1;
 	if (type == PTE_KSM)
@@ -532,8 +561,7 @@ static bool plan_stable(struct sp_pool *pool, struct run *run, struct plan *p)
 		struct stable_node *s = &t->nodes[id];
 
 		if (s->hash != p->hash || s->domain != p->domain || s->node != p->node ||
-		    s->kpfn == p->a || s->nr + run_count(run, PLAN_STABLE, id, 0) >= max ||
-		    !same_page(pool, p->a, s->kpfn))
+		    s->kpfn == p->a || s->nr + run_count(run, PLAN_STABLE, id, 0) >= max)
 			continue;
 		p->kind = PLAN_STABLE;
 		p->sid = id;
@@ -551,8 +579,7 @@ static bool plan_join(struct sp_pool *pool, struct run *run, struct plan *p)
 		struct plan *e = &run->e[j];
 
 		if (e->kind != PLAN_PROMOTE || e->hash != p->hash || e->domain != p->domain ||
-		    e->node != p->node || run_count(run, PLAN_JOIN, 0, j) + 2 >= max ||
-		    !same_page(pool, p->a, e->target))
+		    e->node != p->node || run_count(run, PLAN_JOIN, 0, j) + 2 >= max)
 			continue;
 		p->kind = PLAN_JOIN;
 		p->lead = j;
@@ -578,7 +605,7 @@ static bool plan_unstable(struct sp_pool *pool, struct run *run, struct plan *p)
 		b = pte_val(upte);
 		if (pte_type(upte) != PTE_PRIVATE || !(upte & PTE_MERGEABLE) || b == p->a ||
 		    region_domain(ur, j) != p->domain || key_node(pool, b) != p->node ||
-		    run_has(run, ur, j) || !same_page(pool, p->a, b))
+		    run_has(run, ur, j))
 			continue;
 		p->kind = PLAN_PROMOTE;
 		p->ur = ur;
@@ -589,7 +616,11 @@ static bool plan_unstable(struct sp_pool *pool, struct run *run, struct plan *p)
 	return false;
 }
 
-/* Look v up: zero page, stable index, this run's new frames, unstable index. */
+/*
+ * Look v up: zero page, stable index, this run's new frames, unstable index.
+ * A checksum match is enough to plan; the full compare is done once, under
+ * the window (run_verify), and a collision only costs that compare.
+ */
 static struct plan plan_page(struct sp_pool *pool, struct run *run, unsigned long idx,
 			     unsigned long a, uint32_t hash)
 {
@@ -1230,6 +1261,56 @@ void ksm_exit(struct sp_pool *pool)
 	pthread_cond_destroy(&ksm->wait);
 	pthread_mutex_destroy(&ksm->wait_lock);
 	pthread_mutex_destroy(&ksm->mutex);
+}
+
+/* ---- memory hotplug (the seed) ----------------------------------------- */
+
+/*
+ * A stable node names its frame by pfn, so that one left pointing into a
+ * section that went away can be found by range and dropped: nothing
+ * dereferences the section's descriptors, which are gone.
+ */
+static void prune_range(struct sp_pool *pool, unsigned long start, unsigned long nr)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+
+	for (uint32_t id = 0; id < t->nr_ids; id++) {
+		struct stable_node *s = &t->nodes[id];
+
+		if (!s->live || s->kpfn < start || s->kpfn >= start + nr)
+			continue;
+		sp_log(SP_LOG_WARN, "pruning stable node %u: frame %u went offline with %u sharers",
+		       id, s->kpfn, s->nr);
+		pool->ksm.sharers -= s->nr;
+		stable_delete(t, id);
+	}
+	update_counters(pool);
+}
+
+/*
+ * No merge, unmerge or scan while a section goes offline: the mutex is held
+ * from GOING_OFFLINE to OFFLINE or CANCEL_OFFLINE (the offline itself moves
+ * KSM frames, under it). Writers are never held: only windows stop them.
+ */
+int ksm_memory_callback(sp_pool *pool, enum sp_mem_action action,
+			const struct sp_memory_notify *arg, void *priv)
+{
+	(void)priv;
+	switch (action) {
+	case SP_MEM_GOING_OFFLINE:
+		pthread_mutex_lock(&pool->ksm.mutex);
+		break;
+	case SP_MEM_OFFLINE:
+		prune_range(pool, arg->start_pfn, arg->nr_pages);
+		pthread_mutex_unlock(&pool->ksm.mutex);
+		break;
+	case SP_MEM_CANCEL_OFFLINE:
+		pthread_mutex_unlock(&pool->ksm.mutex);
+		break;
+	default:
+		break;
+	}
+	return 0;
 }
 
 /* ---- merge domains ---------------------------------------------------- */

@@ -76,6 +76,7 @@ struct stable_tree {
 	uint32_t *buckets; /* heads, STABLE_NONE for empty */
 	uint32_t nr_buckets;
 	long chains, dups; /* max_page_sharing bookkeeping */
+	size_t rmap_slots; /* allocated, for general_profit */
 };
 
 /* Unstable candidates, rebuilt every full scan: (region id + 1, index). */
@@ -123,6 +124,12 @@ int ksm_unmerge_all(struct sp_pool *pool);
 /* SP_MADV_UNMERGEABLE on a range; KSM mutex and rt.lock (read) held. */
 int ksm_unmerge_range(struct sp_pool *pool, struct sp_region *r, unsigned long first,
 		      unsigned long nr);
+/* For migration (migrate.c), under the KSM mutex. */
+void ksm_pagemap(struct sp_pool *pool, const void *addr, uint64_t *pm);
+bool ksm_pm_copied(uint64_t pm);
+void ksm_sharer_copied(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_t idx);
+void ksm_settle(struct sp_pool *pool, uint32_t sid);
+void ksm_flush(struct sp_pool *pool);
 /* A region is going away: drop its pages from every KSM frame. KSM mutex held. */
 void ksm_region_release(struct sp_pool *pool, struct sp_region *r);
 

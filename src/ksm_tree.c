@@ -146,6 +146,7 @@ void stable_delete(struct stable_tree *t, uint32_t id)
 		link = &t->nodes[*link].next;
 	*link = s->next;
 	chain_account(t, same_key(t, s, id), -1);
+	t->rmap_slots -= s->cap;
 	free(s->rmap);
 	s->rmap = NULL;
 	s->nr = s->cap = 0;
@@ -169,6 +170,7 @@ int stable_reserve(struct stable_tree *t, uint32_t id, uint32_t extra)
 	n = realloc(s->rmap, cap * sizeof(*n));
 	if (!n)
 		return -1;
+	t->rmap_slots += cap - s->cap;
 	s->rmap = n;
 	s->cap = cap;
 	return 0;
@@ -184,6 +186,7 @@ int stable_add_rmap(struct stable_tree *t, uint32_t id, uint32_t rid, uint32_t i
 
 		if (!n)
 			return -1;
+		t->rmap_slots += cap - s->cap;
 		s->rmap = n;
 		s->cap = cap;
 	}
@@ -206,11 +209,8 @@ uint32_t stable_remove_rmap(struct stable_tree *t, uint32_t id, uint32_t rid, ui
 
 size_t stable_bytes(const struct stable_tree *t)
 {
-	size_t n = t->cap * sizeof(struct stable_node) + t->nr_buckets * sizeof(uint32_t);
-
-	for (uint32_t i = 0; i < t->nr_ids; i++)
-		n += t->nodes[i].cap * sizeof(struct ksm_rmap);
-	return n;
+	return t->cap * sizeof(struct stable_node) + t->nr_buckets * sizeof(uint32_t) +
+	       t->rmap_slots * sizeof(struct ksm_rmap);
 }
 
 /* ---- unstable --------------------------------------------------------- */

@@ -252,6 +252,30 @@ long frame_alloc(struct sp_pool *pool, int node)
 	return pfn;
 }
 
+long frame_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer)
+{
+	long pfn = -1;
+
+	pthread_mutex_lock(&pool->lock);
+	for (unsigned k = 0; pfn < 0; k++) {
+		unsigned s = section_order(pool, prefer, k);
+		unsigned long got;
+
+		if (s >= pool->max_sections)
+			break;
+		if (!(mask >> pool->sections[s].node & 1) ||
+		    !section_allocatable(&pool->sections[s]))
+			continue;
+		got = section_take_run(pool, s, 1, (unsigned long *)&pfn);
+		if (!got)
+			pfn = -1;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (pfn < 0)
+		errno = ENOMEM;
+	return pfn;
+}
+
 /* Back onto the free map, for frames that are holes already; pool->lock held. */
 static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, unsigned long nr)
 {
@@ -389,6 +413,70 @@ static void section_bind(struct sp_pool *pool, unsigned s)
 		  sizeof(mask) * 8, 0))
 		sp_log(SP_LOG_WARN, "binding section %u to node %d: %s", s, pool->sections[s].node,
 		       strerror(errno));
+}
+
+int section_online(struct sp_pool *pool, unsigned s)
+{
+	int ret;
+
+	pthread_mutex_lock(&pool->lock);
+	ret = section_bring_online(pool, s);
+	pthread_mutex_unlock(&pool->lock);
+	if (!ret)
+		section_bind(pool, s);
+	return ret;
+}
+
+void section_isolate(struct sp_pool *pool, unsigned s, bool isolate)
+{
+	struct sp_section *sec = &pool->sections[s];
+
+	pthread_mutex_lock(&pool->lock);
+	if (sec->isolated != isolate) {
+		sec->isolated = isolate;
+		sec->state = isolate ? SECTION_GOING_OFFLINE : SECTION_ONLINE;
+		if (isolate)
+			pool->frames_free -= sec->nr_free;
+		else
+			pool->frames_free += sec->nr_free;
+	}
+	pthread_mutex_unlock(&pool->lock);
+}
+
+unsigned long section_used(struct sp_pool *pool, unsigned s, unsigned long *pfns)
+{
+	struct sp_section *sec = &pool->sections[s];
+	unsigned long n = 0, base = (unsigned long)s * pool->section_pages;
+
+	for (unsigned long i = 0; i < pool->section_pages; i++)
+		if (atomic_load(&sec->pages[i].flags) & PG_used)
+			pfns[n++] = base + i;
+	return n;
+}
+
+/*
+ * Every frame is free (and so a hole): give the range back to the OS for
+ * good and drop the descriptors. -1 with EBUSY if a frame is in use.
+ */
+int section_remove(struct sp_pool *pool, unsigned s)
+{
+	struct sp_section *sec = &pool->sections[s];
+
+	pthread_mutex_lock(&pool->lock);
+	if (sec->nr_free != pool->section_pages) {
+		pthread_mutex_unlock(&pool->lock);
+		errno = EBUSY;
+		return -1;
+	}
+	sec->state = SECTION_OFFLINE;
+	sec->isolated = false;
+	pool->frames_total -= pool->section_pages;
+	pool->sections_online--;
+	section_free(sec);
+	pthread_mutex_unlock(&pool->lock);
+	fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)((unsigned long)s * pool->section_size), (off_t)pool->section_size);
+	return 0;
 }
 
 /* ---- creation --------------------------------------------------------- */
@@ -532,6 +620,8 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 		goto out_release;
 	if (ksm_init(pool))
 		goto out_regions;
+	if (hotplug_init(pool))
+		goto out_ksm;
 	if (fault_init(pool))
 		goto out_ksm;
 	if (ksm_start(pool))
@@ -541,6 +631,7 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 out_fault:
 	fault_exit(pool);
 out_ksm:
+	hotplug_exit(pool);
 	ksm_exit(pool);
 out_regions:
 	region_table_exit(pool);
@@ -555,6 +646,7 @@ void sp_pool_destroy(sp_pool *pool)
 		return;
 	ksm_stop(pool); /* ksmd first: it uses the fault machinery */
 	fault_exit(pool);
+	hotplug_exit(pool);
 	ksm_exit(pool);
 	region_table_exit(pool);
 	pool_release(pool);

@@ -14,6 +14,7 @@
 
 #include "samepage.h"
 #include "fault.h"
+#include "hotplug.h"
 #include "ksm.h"
 #include "region.h"
 
@@ -81,6 +82,7 @@ struct sp_pool {
 	unsigned long frames_free; /* free frames that may be allocated */
 
 	struct sp_region_table rt;
+	struct sp_hotplug hotplug;
 	struct sp_fault fault;
 	struct sp_ksm ksm;
 
@@ -107,6 +109,8 @@ struct sp_page *pfn_to_page(struct sp_pool *pool, unsigned long pfn);
 int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run **runs,
 		 unsigned *nr_runs);
 long frame_alloc(struct sp_pool *pool, int node);
+/* One frame on a node of mask, prefer's sections first. */
+long frame_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer);
 /* Return frames: their memory goes back to the OS first, then to the free maps. */
 void frames_free_run(struct sp_pool *pool, unsigned long pfn, unsigned long nr);
 void frames_free_pfns(struct sp_pool *pool, unsigned long *pfns, unsigned long nr);
@@ -117,6 +121,12 @@ bool frame_trylock(struct sp_pool *pool, unsigned long pfn);
 void frame_unlock(struct sp_pool *pool, unsigned long pfn);
 
 long pool_bytes_resident(struct sp_pool *pool);
+
+/* Sections (hotplug.c drives them; pool.c owns their state). */
+int section_online(struct sp_pool *pool, unsigned s);
+void section_isolate(struct sp_pool *pool, unsigned s, bool isolate);
+unsigned long section_used(struct sp_pool *pool, unsigned s, unsigned long *pfns);
+int section_remove(struct sp_pool *pool, unsigned s);
 
 /* True if the frame's memory was never touched (or was punched): it reads zeros. */
 bool frame_is_hole(struct sp_pool *pool, unsigned long pfn);

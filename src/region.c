@@ -49,6 +49,7 @@ static void region_destroy(struct sp_region *r)
 	free((void *)r->pte);
 	free(r->domain);
 	free(r->items);
+	free(r->policies);
 	free(r);
 }
 
@@ -229,14 +230,6 @@ static int region_map(struct sp_pool *pool, struct sp_region *r, struct sp_run *
 	return fault_register(pool, r->start, r->len);
 }
 
-static int policy_node(struct sp_pool *pool, const struct sp_region *r)
-{
-	(void)pool;
-	if (r->policy == SP_MPOL_DEFAULT || !r->nodemask)
-		return -1;
-	return __builtin_ctzl(r->nodemask);
-}
-
 /*
  * Frames are chosen now, in as few runs as the free maps allow, so that the
  * region maps with one vma per run; their memory is allocated by the kernel
@@ -280,7 +273,7 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	if (err)
 		goto out_unmap;
 	/* Published, but every pte is PTE_NONE until mapped: nobody acts on it. */
-	if (frames_alloc(pool, policy_node(pool, r), r->npages, &runs, &nr_runs))
+	if (frames_alloc(pool, -1, r->npages, &runs, &nr_runs))
 		goto out_unlink;
 	if (region_map(pool, r, runs, nr_runs, (flags & SP_MERGEABLE) ? PTE_MERGEABLE : 0))
 		goto out_frames;

@@ -42,14 +42,21 @@ static inline unsigned long pte_val(uint64_t pte)
 	return (unsigned long)(pte >> PTE_VAL_SHIFT);
 }
 
+/* A memory policy over pages [first, first+nr) of a region (mempolicy.c). */
+struct sp_policy {
+	unsigned long first, nr;
+	int mode; /* SP_MPOL_* */
+	unsigned long nodemask;
+};
+
 struct sp_region {
 	char *start;
 	size_t len;
 	unsigned long npages;
 	uint32_t id;
 	unsigned flags; /* SP_MERGEABLE as passed to sp_alloc */
-	int policy; /* SP_MPOL_* */
-	unsigned long nodemask;
+	struct sp_policy *policies; /* the latest that covers a page wins */
+	int nr_policies;
 	_Atomic uint64_t *pte; /* npages entries */
 	uint32_t *domain; /* merge domain per page; NULL: all 0 */
 	struct ksm_item *items; /* KSM's per-page state, once the scanner visits */
@@ -86,6 +93,10 @@ static inline unsigned long region_index(const struct sp_region *r, const void *
 {
 	return (unsigned long)(((const char *)addr - r->start) >> 12);
 }
+
+/* mempolicy.c: the node a new frame for page idx should come from (-1: any), and one. */
+int policy_node(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
+long policy_frame_alloc(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
 
 /* Validate [addr, addr+len): page-aligned, non-empty, inside one region. */
 struct sp_region *region_range(struct sp_pool *pool, void *addr, size_t len, unsigned long *first,

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory hotplug: a section goes offline with KSM frames in it while the
+ * program runs, and its memory goes back to the OS; or comes (back) online.
+ *
+ * Offline, as in the seed:
+ *   GOING_OFFLINE down the chain (KSM's callback takes the KSM mutex: no
+ *   merge, unmerge or scan until OFFLINE or CANCEL_OFFLINE) -> isolate (no
+ *   allocation from it) -> migrate every frame in use, KSM frames included,
+ *   retrying what is transiently busy -> remove (punch the range, free the
+ *   descriptors) -> OFFLINE (KSM prunes stable nodes by pfn range and drops
+ *   the mutex). Any failure: un-isolate, CANCEL_OFFLINE, -1; nothing lost.
+ *
+ * Locks: hotplug.lock (write) is taken first, before the KSM mutex that
+ * KSM's callback takes: hotplug.lock -> KSM mutex -> region table lock ->
+ * frame lock -> pool lock. chain_lock guards the notifier array only and is
+ * not held while a callback runs; callbacks must not call back into the pool
+ * except sp_stat and sp_ksm_get.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "migrate.h"
+#include "pool.h"
+
+#define OFFLINE_PASSES 20
+
+int hotplug_init(struct sp_pool *pool)
+{
+	struct sp_hotplug *h = &pool->hotplug;
+
+	memset(h, 0, sizeof(*h));
+	pthread_rwlock_init(&h->lock, NULL);
+	pthread_mutex_init(&h->chain_lock, NULL);
+	return sp_register_memory_notifier(pool, ksm_memory_callback, NULL, KSM_CALLBACK_PRI);
+}
+
+void hotplug_exit(struct sp_pool *pool)
+{
+	free(pool->hotplug.chain);
+	pthread_mutex_destroy(&pool->hotplug.chain_lock);
+	pthread_rwlock_destroy(&pool->hotplug.lock);
+}
+
+int sp_register_memory_notifier(sp_pool *pool, sp_memory_notifier_fn fn, void *priv, int priority)
+{
+	struct sp_hotplug *h;
+	int i;
+
+	if (!pool || !fn) {
+		errno = EINVAL;
+		return -1;
+	}
+	h = &pool->hotplug;
+	pthread_mutex_lock(&h->chain_lock);
+	if (h->nr == h->cap) {
+		int cap = h->cap ? 2 * h->cap : 8;
+		struct sp_notifier *n = realloc(h->chain, (size_t)cap * sizeof(*n));
+
+		if (!n) {
+			pthread_mutex_unlock(&h->chain_lock);
+			errno = ENOMEM;
+			return -1;
+		}
+		h->chain = n;
+		h->cap = cap;
+	}
+	/* After those of the same priority: registration order breaks ties. */
+	for (i = h->nr; i > 0 && h->chain[i - 1].priority < priority; i--)
+		h->chain[i] = h->chain[i - 1];
+	h->chain[i] = (struct sp_notifier){ fn, priv, priority };
+	h->nr++;
+	pthread_mutex_unlock(&h->chain_lock);
+	return 0;
+}
+
+/* A copy of the chain, so that no lock is held while callbacks run. */
+static int chain_snapshot(struct sp_pool *pool, struct sp_notifier **out)
+{
+	struct sp_hotplug *h = &pool->hotplug;
+	int n;
+
+	pthread_mutex_lock(&h->chain_lock);
+	n = h->nr;
+	*out = malloc((size_t)(n ? n : 1) * sizeof(**out));
+	if (*out)
+		memcpy(*out, h->chain, (size_t)n * sizeof(**out));
+	pthread_mutex_unlock(&h->chain_lock);
+	return *out ? n : -1;
+}
+
+static void notify_all(struct sp_pool *pool, struct sp_notifier *c, int n,
+		       enum sp_mem_action action, const struct sp_memory_notify *arg)
+{
+	for (int i = 0; i < n; i++)
+		c[i].fn(pool, action, arg, c[i].priv);
+}
+
+/*
+ * GOING_*: in priority order until one vetoes. Then those that agreed (and
+ * only they: KSM's callback must not drop a mutex it never took) get the
+ * CANCEL_*, in reverse order. 0 if all agreed.
+ */
+static int notify_going(struct sp_pool *pool, struct sp_notifier *c, int n,
+			enum sp_mem_action going, enum sp_mem_action cancel,
+			const struct sp_memory_notify *arg)
+{
+	for (int i = 0; i < n; i++) {
+		if (!c[i].fn(pool, going, arg, c[i].priv))
+			continue;
+		while (i-- > 0)
+			c[i].fn(pool, cancel, arg, c[i].priv);
+		return -1;
+	}
+	return 0;
+}
+
+static struct sp_memory_notify section_arg(struct sp_pool *pool, unsigned s)
+{
+	return (struct sp_memory_notify){ .start_pfn = (unsigned long)s * pool->section_pages,
+					  .nr_pages = pool->section_pages,
+					  .section = s,
+					  .node = pool->sections[s].node };
+}
+
+/* A new home for a frame of the section going away: its own node first. */
+static long offline_new_frame(struct sp_pool *pool, unsigned long old, void *priv)
+{
+	(void)priv;
+	return frame_alloc(pool, pool->sections[pfn_to_section(pool, old)].node);
+}
+
+static int offline_migrate(struct sp_pool *pool, unsigned s)
+{
+	unsigned long *pfns = malloc(pool->section_pages * sizeof(*pfns)), n;
+	struct migrate_result res = { 0 };
+	long free_frames;
+	int pass;
+
+	if (!pfns) {
+		errno = ENOMEM;
+		return -1;
+	}
+	n = section_used(pool, s, pfns);
+	sp_stat(pool, "frames_free", &free_frames);
+	if ((long)n > free_frames) {
+		free(pfns); /* no room elsewhere: fail before moving anything */
+		errno = ENOMEM;
+		return -1;
+	}
+	for (pass = 0; n && pass < OFFLINE_PASSES; pass++) {
+		if (pass) {
+			struct timespec ts = { 0, 1000000L << (pass < 6 ? pass : 6) };
+
+			nanosleep(&ts, NULL); /* something holds a frame: let it finish */
+		}
+		migrate_pages(pool, pfns, n, offline_new_frame, NULL, MR_OFFLINING, &res);
+		if (res.nomem)
+			break;
+		n = section_used(pool, s, pfns);
+	}
+	free(pfns);
+	if (!n)
+		return 0;
+	errno = res.nomem ? ENOMEM : EBUSY;
+	return -1;
+}
+
+static long elapsed_ns(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000000000L + (t1.tv_nsec - t0->tv_nsec);
+}
+
+int sp_section_offline(sp_pool *pool, unsigned section)
+{
+	struct sp_memory_notify arg;
+	struct sp_notifier *chain;
+	struct timespec t0;
+	int n, err = 0;
+
+	if (!pool || section >= pool->max_sections) {
+		errno = EINVAL;
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_rwlock_wrlock(&pool->hotplug.lock);
+	if (pool->sections[section].state != SECTION_ONLINE) {
+		err = EINVAL; /* offline already */
+		goto out_unlock;
+	}
+	n = chain_snapshot(pool, &chain);
+	if (n < 0) {
+		err = ENOMEM;
+		goto out_unlock;
+	}
+	arg = section_arg(pool, section);
+	if (notify_going(pool, chain, n, SP_MEM_GOING_OFFLINE, SP_MEM_CANCEL_OFFLINE, &arg)) {
+		err = EBUSY;
+		goto out_free;
+	}
+	section_isolate(pool, section, true);
+	if (offline_migrate(pool, section) || section_remove(pool, section)) {
+		err = errno;
+		section_isolate(pool, section, false);
+		notify_all(pool, chain, n, SP_MEM_CANCEL_OFFLINE, &arg);
+		goto out_free;
+	}
+	notify_all(pool, chain, n, SP_MEM_OFFLINE, &arg);
+	atomic_store(&pool->hotplug.offline_ns, elapsed_ns(&t0));
+out_free:
+	free(chain);
+out_unlock:
+	pthread_rwlock_unlock(&pool->hotplug.lock);
+	errno = err;
+	return err ? -1 : 0;
+}
+
+int sp_section_online(sp_pool *pool, unsigned section)
+{
+	struct sp_memory_notify arg;
+	struct sp_notifier *chain;
+	int n, err = 0;
+
+	if (!pool || section >= pool->max_sections) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_rwlock_wrlock(&pool->hotplug.lock);
+	if (pool->sections[section].state != SECTION_OFFLINE) {
+		err = EINVAL; /* online already */
+		goto out_unlock;
+	}
+	n = chain_snapshot(pool, &chain);
+	if (n < 0) {
+		err = ENOMEM;
+		goto out_unlock;
+	}
+	arg = section_arg(pool, section);
+	if (notify_going(pool, chain, n, SP_MEM_GOING_ONLINE, SP_MEM_CANCEL_ONLINE, &arg)) {
+		err = EBUSY;
+	} else if (section_online(pool, section)) {
+		err = errno;
+		notify_all(pool, chain, n, SP_MEM_CANCEL_ONLINE, &arg);
+	} else {
+		notify_all(pool, chain, n, SP_MEM_ONLINE, &arg);
+	}
+	free(chain);
+out_unlock:
+	pthread_rwlock_unlock(&pool->hotplug.lock);
+	errno = err;
+	return err ? -1 : 0;
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory policy (mbind): which nodes a region's frames come from, and moving
+ * frames already placed. As in the seed, a policy move skips KSM frames (and
+ * reserved ones): only offlining has the locking to move a KSM frame, and a
+ * frame shared by pages with different policies has no one right node.
+ *
+ * Policies live per region, as a list of ranges, the latest winning (the
+ * kernel splits vmas; a region keeps one mapping and says per range).
+ * Locks: the list changes under rt.lock (write) and is read under rt.lock
+ * (read). A move holds hotplug.lock (read) so that no section goes away
+ * under it, then takes what migrate_pages() takes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migrate.h"
+#include "pool.h"
+
+#define MPOL_FLAGS (SP_MPOL_MF_STRICT | SP_MPOL_MF_MOVE)
+
+static int nth_node(unsigned long mask, unsigned long n)
+{
+	n %= (unsigned long)__builtin_popcountl(mask);
+	while (n--)
+		mask &= mask - 1;
+	return __builtin_ctzl(mask);
+}
+
+/* The policy of page idx: its mode, and the nodes it allows (0: any). */
+static int page_policy(const struct sp_region *r, unsigned long idx, unsigned long *mask)
+{
+	for (int i = r->nr_policies - 1; i >= 0; i--) {
+		const struct sp_policy *p = &r->policies[i];
+
+		if (idx >= p->first && idx < p->first + p->nr) {
+			*mask = p->nodemask;
+			return p->mode;
+		}
+	}
+	*mask = 0;
+	return SP_MPOL_DEFAULT;
+}
+
+int policy_node(struct sp_pool *pool, const struct sp_region *r, unsigned long idx)
+{
+	unsigned long mask;
+	int mode = page_policy(r, idx, &mask);
+
+	(void)pool;
+	if (mode == SP_MPOL_DEFAULT || !mask)
+		return -1;
+	if (mode == SP_MPOL_INTERLEAVE)
+		return nth_node(mask, idx);
+	return __builtin_ctzl(mask);
+}
+
+long policy_frame_alloc(struct sp_pool *pool, const struct sp_region *r, unsigned long idx)
+{
+	unsigned long mask;
+	int mode = page_policy(r, idx, &mask);
+
+	/* BIND and INTERLEAVE never leave their nodes; PREFERRED falls back. */
+	if (mode == SP_MPOL_BIND || mode == SP_MPOL_INTERLEAVE)
+		return frame_alloc_mask(pool, mask, policy_node(pool, r, idx));
+	return frame_alloc(pool, policy_node(pool, r, idx));
+}
+
+static int check_args(struct sp_pool *pool, int mode, unsigned long nodemask, unsigned flags)
+{
+	unsigned long all = pool->nr_nodes >= 64 ? ~0ul : (1ul << pool->nr_nodes) - 1;
+
+	if (mode < SP_MPOL_DEFAULT || mode > SP_MPOL_INTERLEAVE || (flags & ~MPOL_FLAGS))
+		return -1;
+	if (mode == SP_MPOL_DEFAULT)
+		return nodemask ? -1 : 0;
+	if (!nodemask || (nodemask & ~all))
+		return -1;
+	/* PREFERRED names one node, as mbind(2) takes the first of the mask. */
+	return 0;
+}
+
+static int policy_add(struct sp_region *r, unsigned long first, unsigned long nr, int mode,
+		      unsigned long nodemask)
+{
+	struct sp_policy *n = realloc(r->policies, (size_t)(r->nr_policies + 1) * sizeof(*n));
+
+	if (!n)
+		return -1;
+	r->policies = n;
+	/* A policy over the whole region replaces every older one. */
+	if (first == 0 && nr == r->npages)
+		r->nr_policies = 0;
+	r->policies[r->nr_policies++] = (struct sp_policy){ first, nr, mode, nodemask };
+	return 0;
+}
+
+struct move_target {
+	struct sp_region *r;
+	unsigned long *idx; /* page index of each frame to move */
+	unsigned long i;
+};
+
+static long mbind_new_frame(struct sp_pool *pool, unsigned long old, void *priv)
+{
+	struct move_target *t = priv;
+
+	(void)old;
+	return policy_frame_alloc(pool, t->r, t->idx[t->i++]);
+}
+
+static bool node_allowed(int mode, unsigned long mask, int node)
+{
+	if (mode == SP_MPOL_PREFERRED)
+		mask = 1ul << __builtin_ctzl(mask);
+	return mode == SP_MPOL_DEFAULT || (mask >> node & 1);
+}
+
+/*
+ * Frames in [first, first+nr) of r that the policy does not allow: private
+ * ones go on the list; KSM and zero-page ones are counted in *skipped.
+ */
+static unsigned long collect(struct sp_pool *pool, struct sp_region *r, unsigned long first,
+			     unsigned long nr, int mode, unsigned long mask, unsigned long *pfns,
+			     unsigned long *idx, long *skipped)
+{
+	unsigned long n = 0;
+
+	for (unsigned long i = first; i < first + nr; i++) {
+		uint64_t pte = atomic_load(&r->pte[i]);
+		enum sp_pte_type type = pte_type(pte);
+
+		if (type == PTE_KSM &&
+		    !node_allowed(mode, mask,
+				  pool->sections[pfn_to_section(pool, pte_val(pte))].node))
+			(*skipped)++;
+		if (type != PTE_PRIVATE ||
+		    node_allowed(mode, mask,
+				 pool->sections[pfn_to_section(pool, pte_val(pte))].node))
+			continue;
+		pfns[n] = pte_val(pte);
+		idx[n++] = i;
+	}
+	return n;
+}
+
+static int mbind_move(struct sp_pool *pool, void *addr, size_t len, int mode, unsigned long mask,
+		      unsigned flags)
+{
+	struct move_target t = { 0 };
+	struct migrate_result res;
+	unsigned long first, nr, n, *pfns;
+	long skipped = 0, failed = 0;
+	int err = 0;
+
+	pthread_rwlock_rdlock(&pool->hotplug.lock);
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	t.r = region_range(pool, addr, len, &first, &nr);
+	if (!t.r) {
+		err = errno;
+		pthread_rwlock_unlock(&pool->rt.lock);
+		goto out;
+	}
+	pfns = malloc(nr * sizeof(*pfns));
+	t.idx = malloc(nr * sizeof(*t.idx));
+	n = pfns && t.idx ? collect(pool, t.r, first, nr, mode, mask, pfns, t.idx, &skipped) : 0;
+	pthread_rwlock_unlock(&pool->rt.lock);
+	if (!pfns || !t.idx) {
+		err = ENOMEM;
+	} else if (flags & SP_MPOL_MF_MOVE) {
+		failed = migrate_pages(pool, pfns, n, mbind_new_frame, &t, MR_MEMPOLICY, &res);
+	} else {
+		failed = (long)n; /* STRICT alone: pages in the wrong place are an error */
+	}
+	free(pfns);
+	free(t.idx);
+	if (!err && (flags & SP_MPOL_MF_STRICT) && (failed || skipped))
+		err = EIO;
+out:
+	pthread_rwlock_unlock(&pool->hotplug.lock);
+	errno = err;
+	return err ? -1 : 0;
+}
+
+int sp_mbind(sp_pool *pool, void *addr, size_t len, int mode, unsigned long nodemask,
+	     unsigned flags)
+{
+	unsigned long first, nr;
+	struct sp_region *r;
+	int ret;
+
+	if (!pool || check_args(pool, mode, nodemask, flags)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_rwlock_wrlock(&pool->rt.lock);
+	r = region_range(pool, addr, len, &first, &nr);
+	ret = r ? policy_add(r, first, nr, mode, nodemask) : -1;
+	if (r && ret)
+		errno = ENOMEM;
+	pthread_rwlock_unlock(&pool->rt.lock);
+	if (ret || !flags)
+		return ret;
+	return mbind_move(pool, addr, len, mode, nodemask, flags);
+}
