@@ -30,8 +30,11 @@ check: test outside
 demo: build
 	./$(BUILD)/tools/samepage demo
 
+# Programs that print figures (bench_ksm drives /sys/kernel/mm/ksm: root).
 bench: build
 	./$(BUILD)/bench/bench_region
+	./$(BUILD)/bench/bench_ksm
+	./$(BUILD)/bench/bench_hotplug
 
 format:
 	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.c tests/*.[ch] tests/outside/*.c

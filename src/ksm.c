@@ -272,6 +272,11 @@ void ksm_pagemap(struct sp_pool *pool, const void *addr, uint64_t *pm)
 	pagemap_read(pool, addr, 1, pm);
 }
 
+void ksm_pagemap_range(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm)
+{
+	pagemap_read(pool, addr, n, pm);
+}
+
 bool ksm_pm_copied(uint64_t pm)
 {
 	return pm_copied(pm);

@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "migrate.h"
@@ -267,6 +269,276 @@ static int migrate_one(struct sp_pool *pool, unsigned long pfn, migrate_new_fn g
 	return ret;
 }
 
+/* ---- KSM frames in runs ------------------------------------------------ */
+
+/*
+ * Consecutive KSM frames are usually shared by consecutive pages (two copies
+ * of one image): moved together, each sharer region's stretch of them costs
+ * one window, one pagemap read, one mapping and one registration, and the old
+ * frames one punch, instead of all of that per page.
+ */
+#define KSM_BATCH 256
+
+struct batch_ent {
+	uint32_t rid, idx, i; /* sharer page (rid, idx) of the batch's i-th frame */
+};
+
+static int ent_cmp(const void *a, const void *b)
+{
+	const struct batch_ent *x = a, *y = b;
+
+	if (x->rid != y->rid)
+		return x->rid < y->rid ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The sharers of frames k0.., sorted so that stretches sit together. */
+static struct batch_ent *batch_entries(struct sp_pool *pool, unsigned long k0, unsigned n,
+				       size_t *nr)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+	struct batch_ent *e;
+	size_t m = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		m += t->nodes[pfn_to_page(pool, k0 + i)->owner].nr;
+	e = malloc((m ? m : 1) * sizeof(*e));
+	if (!e)
+		return NULL;
+	m = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct stable_node *s = &t->nodes[pfn_to_page(pool, k0 + i)->owner];
+
+		for (uint32_t j = 0; j < s->nr; j++)
+			e[m++] = (struct batch_ent){ s->rmap[j].rid, s->rmap[j].idx, i };
+	}
+	qsort(e, m, sizeof(*e), ent_cmp);
+	*nr = m;
+	return e;
+}
+
+struct batch {
+	unsigned long k0, f0;
+	unsigned n;
+	struct batch_ent *copied; /* sharers the kernel had copied */
+	size_t nr_copied;
+	bool failed;
+};
+
+/*
+ * Frames k0.. into f0..: the kernel copies file to file, allocating the new
+ * pages without zeroing them first and without a fault each.
+ */
+static void copy_frames(struct sp_pool *pool, unsigned long k0, unsigned long f0, unsigned n)
+{
+	loff_t in = (loff_t)(k0 << PAGE_SHIFT), out = (loff_t)(f0 << PAGE_SHIFT);
+	size_t left = (size_t)n << PAGE_SHIFT;
+
+	while (left) {
+		ssize_t got = copy_file_range(pool->memfd, &in, pool->memfd, &out, left, 0);
+
+		if (got <= 0)
+			break;
+		left -= (size_t)got;
+	}
+	if (left) /* no copy_file_range here: through the direct map */
+		memcpy(pfn_to_virt(pool, f0) + ((size_t)n << PAGE_SHIFT) - left,
+		       pfn_to_virt(pool, k0) + ((size_t)n << PAGE_SHIFT) - left, left);
+}
+
+/* Sharers e[0..len) are consecutive pages of w and of the batch: move them together. */
+static void batch_stretch(struct sp_pool *pool, struct batch *b, struct sp_region *w,
+			  const struct batch_ent *e, size_t len)
+{
+	char *addr = w->start + ((unsigned long)e[0].idx << PAGE_SHIFT);
+	uint64_t pm[KSM_BATCH];
+	struct sp_window win;
+	size_t j = 0;
+
+	if (wp_window_open(pool, &win, addr, len << PAGE_SHIFT)) {
+		b->failed = true;
+		return;
+	}
+	ksm_pagemap_range(pool, addr, len, pm);
+	while (j < len && !b->failed) {
+		size_t k = j;
+
+		if (ksm_pm_copied(pm[j])) {
+			atomic_store(&w->pte[e[j].idx], mk_pte(PTE_COPIED, 0, PTE_MERGEABLE));
+			b->copied[b->nr_copied++] = e[j++];
+			continue;
+		}
+		while (k + 1 < len && !ksm_pm_copied(pm[k + 1]))
+			k++;
+		if (fault_remap(pool, addr + (j << PAGE_SHIFT), (k - j + 1) << PAGE_SHIFT,
+				b->f0 + e[j].i, false)) {
+			b->failed = true;
+			break;
+		}
+		for (; j <= k; j++)
+			atomic_store(&w->pte[e[j].idx],
+				     mk_pte(PTE_KSM, b->f0 + e[j].i, PTE_MERGEABLE));
+	}
+	if (fault_register(pool, addr, len << PAGE_SHIFT))
+		b->failed = true;
+	wp_window_close(pool, &win);
+}
+
+/* Longest stretch from e[0]: same region, consecutive pages, consecutive frames. */
+static size_t stretch_len(const struct batch_ent *e, size_t left)
+{
+	size_t len = 1;
+
+	while (len < left && len < KSM_BATCH && e[len].rid == e[0].rid &&
+	       e[len].idx == e[0].idx + len && e[len].i == e[0].i + len)
+		len++;
+	return len;
+}
+
+/* Every sharer back on the old frames after a failure; the old frames still hold it all. */
+static void batch_roll_back(struct sp_pool *pool, struct batch *b, const struct batch_ent *e,
+			    size_t nr)
+{
+	for (size_t i = 0; i < nr; i++) {
+		struct sp_region *w = region_by_id(pool, e[i].rid);
+		struct ksm_rmap one = { e[i].rid, e[i].idx };
+
+		if (w && atomic_load(&w->pte[e[i].idx]) ==
+				 mk_pte(PTE_KSM, b->f0 + e[i].i, PTE_MERGEABLE))
+			ksm_roll_back(pool, &one, 1, b->k0 + e[i].i);
+	}
+}
+
+static void batch_commit(struct sp_pool *pool, struct batch *b)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+	bool rekey = !atomic_load(&pool->ksm.knob[KSM_MERGE_ACROSS_NODES]);
+
+	for (unsigned i = 0; i < b->n; i++) {
+		uint32_t sid = pfn_to_page(pool, b->k0 + i)->owner;
+		struct sp_page *fp = pfn_to_page(pool, b->f0 + i);
+
+		t->nodes[sid].kpfn = (uint32_t)(b->f0 + i);
+		if (rekey)
+			t->nodes[sid].node = pool->sections[pfn_to_section(pool, b->f0 + i)].node;
+		fp->owner = sid;
+		fp->mapcount = t->nodes[sid].nr;
+		atomic_fetch_or(&fp->flags, PG_ksm);
+		atomic_fetch_and(&pfn_to_page(pool, b->k0 + i)->flags, ~(uint32_t)PG_ksm);
+	}
+	for (size_t i = 0; i < b->nr_copied; i++)
+		ksm_sharer_copied(pool, pfn_to_page(pool, b->f0 + b->copied[i].i)->owner,
+				  b->copied[i].rid, b->copied[i].idx);
+	for (unsigned i = 0; i < b->n; i++)
+		ksm_settle(pool, pfn_to_page(pool, b->f0 + i)->owner);
+}
+
+/* KSM frames k0..k0+n (locked) to f0..f0+n (fresh). KSM mutex and rt.lock held. */
+static int move_ksm_batch(struct sp_pool *pool, unsigned long k0, unsigned long f0, unsigned n)
+{
+	struct batch b = { .k0 = k0, .f0 = f0, .n = n };
+	struct stable_tree *t = &pool->ksm.stable;
+	struct batch_ent *e;
+	size_t nr = 0, i = 0;
+
+	for (unsigned j = 0; j < n; j++) {
+		uint32_t sid = pfn_to_page(pool, k0 + j)->owner;
+
+		if (sid >= t->nr_ids || !t->nodes[sid].live || t->nodes[sid].kpfn != k0 + j) {
+			errno = EAGAIN;
+			return -1;
+		}
+	}
+	e = batch_entries(pool, k0, n, &nr);
+	b.copied = malloc((nr ? nr : 1) * sizeof(*b.copied));
+	if (!e || !b.copied) {
+		free(e);
+		free(b.copied);
+		errno = ENOMEM;
+		return -1;
+	}
+	copy_frames(pool, k0, f0, n);
+	while (i < nr && !b.failed) {
+		size_t len = stretch_len(&e[i], nr - i);
+		struct sp_region *w = region_by_id(pool, e[i].rid);
+
+		for (size_t j = 0; w && j < len; j++)
+			if (atomic_load(&w->pte[e[i + j].idx]) !=
+			    mk_pte(PTE_KSM, k0 + e[i + j].i, PTE_MERGEABLE))
+				w = NULL;
+		if (w)
+			batch_stretch(pool, &b, w, &e[i], len);
+		else
+			b.failed = true; /* an rmap that does not match its page table */
+		i += len;
+	}
+	if (b.failed) {
+		batch_roll_back(pool, &b, e, nr);
+		for (size_t j = 0; j < b.nr_copied; j++) {
+			struct sp_region *w = region_by_id(pool, b.copied[j].rid);
+
+			/* Copied is copied: those leave the node whatever happens. */
+			atomic_store(&w->pte[b.copied[j].idx],
+				     mk_pte(PTE_COPIED, 0, PTE_MERGEABLE));
+			ksm_sharer_copied(pool, pfn_to_page(pool, k0 + b.copied[j].i)->owner,
+					  b.copied[j].rid, b.copied[j].idx);
+		}
+		for (unsigned j = 0; j < n; j++)
+			ksm_settle(pool, pfn_to_page(pool, k0 + j)->owner);
+	} else {
+		batch_commit(pool, &b);
+	}
+	free(e);
+	free(b.copied);
+	errno = EBUSY;
+	return b.failed ? -1 : 0;
+}
+
+/* How many of pfns[i..] are consecutive KSM frames we could lock, at most KSM_BATCH. */
+static unsigned lock_ksm_run(struct sp_pool *pool, const unsigned long *pfns, unsigned long i,
+			     unsigned long nr)
+{
+	unsigned n = 0;
+
+	while (i + n < nr && n < KSM_BATCH && (!n || pfns[i + n] == pfns[i] + n) &&
+	       (atomic_load(&pfn_to_page(pool, pfns[i + n])->flags) & PG_ksm) &&
+	       frame_trylock(pool, pfns[i + n]))
+		n++;
+	return n;
+}
+
+/* Offlining: a run of KSM frames moves as one; 0 if it did, else nothing moved. */
+static int migrate_ksm_run(struct sp_pool *pool, const unsigned long *ks, unsigned n)
+{
+	int node = pool->sections[pfn_to_section(pool, ks[0])].node;
+	struct sp_run *runs;
+	unsigned nr_runs, done = 0;
+	int ret = 0;
+
+	if (frames_alloc(pool, node, n, &runs, &nr_runs))
+		return -1;
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	for (unsigned r = 0; r < nr_runs && !ret; r++) {
+		ret = move_ksm_batch(pool, ks[done], runs[r].pfn, (unsigned)runs[r].nr);
+		done += (unsigned)runs[r].nr;
+	}
+	pthread_rwlock_unlock(&pool->rt.lock);
+	for (unsigned i = 0; i < n; i++)
+		frame_unlock(pool, ks[i]);
+	/* What moved leaves its old frames; what did not keeps them and frees the new. */
+	done = 0;
+	for (unsigned r = 0; r < nr_runs; r++) {
+		bool moved = !(atomic_load(&pfn_to_page(pool, ks[done])->flags) & PG_ksm);
+
+		frames_free_run(pool, moved ? ks[done] : runs[r].pfn, runs[r].nr);
+		if (moved)
+			atomic_fetch_add(&pool->pages_migrated, (long)runs[r].nr);
+		done += (unsigned)runs[r].nr;
+	}
+	free(runs);
+	return ret;
+}
+
 long migrate_pages(struct sp_pool *pool, const unsigned long *pfns, unsigned long nr,
 		   migrate_new_fn get_new, void *priv, enum migrate_reason reason,
 		   struct migrate_result *res)
@@ -275,6 +547,16 @@ long migrate_pages(struct sp_pool *pool, const unsigned long *pfns, unsigned lon
 
 	memset(res, 0, sizeof(*res));
 	for (unsigned long i = 0; i < nr; i++) {
+		unsigned n = reason == MR_OFFLINING ? lock_ksm_run(pool, pfns, i, nr) : 0;
+
+		if (n > 1 && !migrate_ksm_run(pool, &pfns[i], n)) {
+			res->moved += n;
+			i += n - 1;
+			continue;
+		}
+		if (n == 1)
+			frame_unlock(pool, pfns[i]);
+		/* One at a time: a single frame, or a run that could not move as one. */
 		if (!migrate_one(pool, pfns[i], get_new, priv, reason)) {
 			res->moved++;
 			continue;

@@ -42,8 +42,13 @@ struct sp_page {
 	_Atomic uint32_t flags;
 	_Atomic uint32_t refcount;
 	uint32_t mapcount;
-	uint32_t owner; /* private frame: region id; KSM frame: stable node id */
-	uint32_t index; /* private frame: page index within the region */
+	/*
+	 * Atomic: a migration reads them of any frame in use, racing the owner
+	 * that is still setting them up, and trusts them only after checking
+	 * the page table under the frame lock.
+	 */
+	_Atomic uint32_t owner; /* private frame: region id; KSM frame: stable node id */
+	_Atomic uint32_t index; /* private frame: page index within the region */
 };
 
 enum sp_section_state { SECTION_OFFLINE, SECTION_ONLINE, SECTION_GOING_OFFLINE };

@@ -308,6 +308,8 @@ static void offline_races(void **state)
 	assert_int_equal(sp_ksm_set(c.pool, "sleep_millisecs", 0), 0);
 	w.mem = sp_alloc(c.pool, 128 * SP_PAGE_SIZE, SP_MERGEABLE);
 	pthread_create(&t[0], NULL, writer_main, &w);
+	while (atomic_load(&w.rounds) < 1) /* every page written once: the oracle holds */
+		sched_yield();
 	pthread_create(&t[1], NULL, churn_main, &c);
 	pthread_create(&t[2], NULL, churn_main, &c);
 	for (int round = 0; round < 12; round++) {
