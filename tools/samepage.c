@@ -2,32 +2,62 @@
 /*
  * samepage: the command-line face of libsamepage.
  *
- *   samepage demo [--size MiB] [--threads N]
+ *   samepage demo [--size MiB] [--tenants N] [--seconds S] [--domains]
  *
- * The demo creates a pool, lets several threads fill regions of it with known
- * content (half of it duplicate pages, a tenth zeros), checks every byte,
- * and prints the pool's figures before and after. It exits 0 only if every
- * byte read back as written.
+ * The demo: tenants (threads, a region each) load the same realistic content
+ * into one pool (the machine's own shared libraries, read from disk, plus
+ * zero pages and pages of their own), and keep writing a hot part of it. The
+ * scanner merges while a progress line shows what it does; then the section
+ * holding the most KSM frames is hot-removed while the tenants keep writing;
+ * every byte is verified; a closing table shows the story. Exit status 0 only
+ * if verification passed.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "samepage.h"
 
-struct tenant {
+#define LIBDIR "/usr/lib/x86_64-linux-gnu"
+#define HOT_PAGES 64
+
+struct demo {
+	long size_mib, tenants, seconds;
+	int domains;
+	char *image; /* the shared content: library bytes and zero pages */
+	size_t image_len;
 	sp_pool *pool;
+	_Atomic int writing; /* merged: the tenants start writing their hot pages */
+	_Atomic int stop;
+};
+
+struct tenant {
+	struct demo *d;
 	int id;
-	size_t len;
 	char *mem;
-	long bad_pages;
+	size_t len;
+	uint64_t hot[HOT_PAGES]; /* oracle: last value written to each hot page */
+	_Atomic int loaded;
+	_Atomic long writes;
 	int err;
 };
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static uint64_t mix(uint64_t x)
 {
@@ -37,79 +67,208 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-/* Page i of tenant t: zeros, a content every tenant has, or its own. */
-static uint64_t page_word(int t, size_t i, int j)
+/* Read shared libraries until len bytes; pages of zeros every tenth page. */
+static size_t load_image(char *dst, size_t len)
 {
-	if (i % 10 == 0)
-		return 0;
-	if (i % 2)
-		return mix(i * 512 + (uint64_t)j);
-	return mix(((uint64_t)t << 40) + i * 512 + (uint64_t)j);
+	DIR *dir = opendir(LIBDIR);
+	struct dirent *e;
+	size_t off = 0;
+
+	while (dir && off < len && (e = readdir(dir))) {
+		char path[512];
+		ssize_t n;
+		int fd;
+
+		if (!strstr(e->d_name, ".so"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", LIBDIR, e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		while (off < len && (n = read(fd, dst + off, len - off)) > 0)
+			off += (size_t)n;
+		close(fd);
+		off = (off + SP_PAGE_SIZE - 1) & ~(size_t)(SP_PAGE_SIZE - 1);
+		if (off < len && (off / SP_PAGE_SIZE) % 10 == 9) {
+			memset(dst + off, 0, SP_PAGE_SIZE); /* a zero page now and then */
+			off += SP_PAGE_SIZE;
+		}
+	}
+	if (dir)
+		closedir(dir);
+	return off < len ? off : len;
+}
+
+/* Page p of tenant t beyond the image: its own content. */
+static void own_page(uint64_t *w, int t, size_t p)
+{
+	for (int j = 0; j < 512; j++)
+		w[j] = mix(((uint64_t)t << 48) ^ (p * 512 + (uint64_t)j));
+}
+
+static void hot_page(uint64_t *w, uint64_t v)
+{
+	for (int j = 0; j < 512; j++)
+		w[j] = v * 4096 + (uint64_t)j;
 }
 
 static void *tenant_main(void *arg)
 {
 	struct tenant *t = arg;
-	size_t pages = t->len / SP_PAGE_SIZE;
+	size_t pages = t->len / SP_PAGE_SIZE, img = t->d->image_len;
 
-	t->mem = sp_alloc(t->pool, t->len, SP_MERGEABLE);
-	if (!t->mem) {
-		t->err = errno;
-		return NULL;
-	}
-	for (size_t i = 0; i < pages; i++) {
-		uint64_t *w = (uint64_t *)(t->mem + i * SP_PAGE_SIZE);
+	memcpy(t->mem, t->d->image, img);
+	for (size_t p = img / SP_PAGE_SIZE; p < pages - HOT_PAGES; p++)
+		own_page((uint64_t *)(t->mem + p * SP_PAGE_SIZE), t->id, p);
+	/* Hot pages start as library pages, merged like them; writing them copies. */
+	memcpy(t->mem + (pages - HOT_PAGES) * SP_PAGE_SIZE, t->d->image,
+	       (size_t)HOT_PAGES * SP_PAGE_SIZE);
+	atomic_store(&t->loaded, 1);
+	while (!atomic_load(&t->d->writing))
+		usleep(1000);
+	for (uint64_t v = 1; !atomic_load(&t->d->stop); v++) {
+		int h = (int)(v % HOT_PAGES);
 
-		for (int j = 0; j < 512; j++)
-			w[j] = page_word(t->id, i, j);
-	}
-	for (size_t i = 0; i < pages; i++) {
-		uint64_t *w = (uint64_t *)(t->mem + i * SP_PAGE_SIZE);
-
-		for (int j = 0; j < 512; j++) {
-			if (w[j] != page_word(t->id, i, j)) {
-				t->bad_pages++;
-				break;
-			}
-		}
+		hot_page((uint64_t *)(t->mem + (pages - HOT_PAGES + (size_t)h) * SP_PAGE_SIZE),
+			 v * 64 + (uint64_t)t->id);
+		t->hot[h] = v * 64 + (uint64_t)t->id;
+		atomic_fetch_add(&t->writes, 1);
+		usleep(200);
 	}
 	return NULL;
 }
 
-static void print_figures(sp_pool *pool, const char *when)
+static long verify(struct tenant *t)
 {
-	static const char *const show[] = { "frames_total",   "frames_used", "frames_free",
-					    "bytes_resident", "frames_ksm",  "sections_online",
-					    "fault_mode" };
-	long v;
+	size_t pages = t->len / SP_PAGE_SIZE, img = t->d->image_len;
+	uint64_t want[512];
+	long bad = 0;
 
-	printf("%s:\n", when);
-	for (unsigned i = 0; i < sizeof(show) / sizeof(show[0]); i++) {
-		if (sp_stat(pool, show[i], &v))
-			continue;
-		if (!strcmp(show[i], "bytes_resident"))
-			printf("  %-16s %ld (%.1f MiB)\n", show[i], v, v / 1048576.0);
-		else if (!strcmp(show[i], "fault_mode"))
-			printf("  %-16s %ld (%s)\n", show[i], v,
-			       v == SP_FAULT_UFFD ? "userfaultfd" : "mprotect+SIGSEGV");
-		else
-			printf("  %-16s %ld\n", show[i], v);
+	bad += memcmp(t->mem, t->d->image, img) != 0;
+	for (size_t p = img / SP_PAGE_SIZE; p < pages - HOT_PAGES; p++) {
+		own_page(want, t->id, p);
+		bad += memcmp(t->mem + p * SP_PAGE_SIZE, want, SP_PAGE_SIZE) != 0;
 	}
+	for (int h = 0; h < HOT_PAGES; h++) {
+		char *page = t->mem + (pages - HOT_PAGES + (size_t)h) * SP_PAGE_SIZE;
+
+		if (t->hot[h]) {
+			hot_page(want, t->hot[h]);
+			bad += memcmp(page, want, SP_PAGE_SIZE) != 0;
+		} else {
+			bad += memcmp(page, t->d->image + (size_t)h * SP_PAGE_SIZE, SP_PAGE_SIZE) !=
+			       0;
+		}
+	}
+	return bad;
 }
 
-static double now(void)
+static long get(sp_pool *pool, const char *name)
 {
-	struct timespec ts;
+	long v = -1;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
+	if (sp_stat(pool, name, &v))
+		sp_ksm_get(pool, name, &v);
+	return v;
+}
+
+static long meminfo_shmem_kb(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[256];
+	long v = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Shmem:", 6))
+			sscanf(line + 6, "%ld", &v);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* CPU seconds of the pool's scanner thread (named sp-ksmd). */
+static double ksmd_cpu(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *e;
+	double secs = 0;
+
+	while (dir && (e = readdir(dir))) {
+		char path[300], buf[512];
+		unsigned long ut, st;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && !strncmp(buf, "sp-ksmd", 7)) {
+			fclose(f);
+			snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+			f = fopen(path, "re");
+			if (f && fgets(buf, sizeof(buf), f) &&
+			    sscanf(strrchr(buf, ')') + 2,
+				   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+				   &st) == 2)
+				secs = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+		}
+		if (f)
+			fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	return secs;
+}
+
+static void progress(struct demo *d, double t0, int tty)
+{
+	if (!tty)
+		return;
+	fprintf(stderr,
+		"\r  %5.1f s  scanned %9ld  shared %7ld  sharing %8ld  zero %6ld  saved %7.1f MiB ",
+		now() - t0, get(d->pool, "pages_scanned"), get(d->pool, "pages_shared"),
+		get(d->pool, "pages_sharing"), get(d->pool, "ksm_zero_pages"),
+		(double)(get(d->pool, "pages_sharing") + get(d->pool, "ksm_zero_pages")) / 256.0);
+}
+
+/*
+ * Until the savings stop growing for a second, or the time is up. Returns
+ * when they last grew; *cpu: the scanner's CPU seconds by then.
+ */
+static double wait_merged(struct demo *d, double *cpu)
+{
+	double t0 = now(), last_change = t0, cpu0 = ksmd_cpu();
+	long last = -1;
+	int tty = isatty(2);
+
+	*cpu = 0;
+	while (now() - t0 < (double)d->seconds) {
+		long saved = get(d->pool, "pages_sharing") + get(d->pool, "ksm_zero_pages");
+
+		if (saved != last) {
+			last = saved;
+			last_change = now();
+			*cpu = ksmd_cpu() - cpu0;
+		} else if (now() - last_change > 1.0) {
+			break;
+		}
+		progress(d, t0, tty);
+		usleep(100000);
+	}
+	progress(d, t0, tty);
+	if (tty)
+		fputc('\n', stderr);
+	return last_change - t0;
 }
 
 static void demo_usage(FILE *f)
 {
-	fprintf(f, "usage: samepage demo [--size MiB] [--tenants N]\n"
-		   "  --size MiB    memory per tenant (default 64)\n"
-		   "  --tenants N   tenant threads, 1-64 (default 4)\n");
+	fprintf(f,
+		"usage: samepage demo [--size MiB] [--tenants N] [--seconds S] [--domains]\n"
+		"  --size MiB    memory per tenant, 8-1024 (default 48)\n"
+		"  --tenants N   tenant threads, 1-16 (default 4)\n"
+		"  --seconds S   longest wait for merging, 1-600 (default 20)\n"
+		"  --domains     a merge domain per tenant: no frame is shared across tenants\n");
 }
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -121,73 +280,170 @@ static int parse_long(const char *s, long min, long max, long *out)
 	return errno || *end || end == s || *out < min || *out > max ? -1 : 0;
 }
 
-static int cmd_demo(int argc, char **argv)
+static int parse_demo(int argc, char **argv, struct demo *d)
 {
 	static const struct option opts[] = { { "size", required_argument, NULL, 's' },
 					      { "tenants", required_argument, NULL, 't' },
+					      { "seconds", required_argument, NULL, 'S' },
+					      { "domains", no_argument, NULL, 'd' },
 					      { "help", no_argument, NULL, 'h' },
 					      { 0 } };
-	struct tenant t[64] = { 0 };
-	pthread_t th[64];
-	long size = 64, tenants = 4, bad = 0;
-	struct sp_pool_config cfg = { 0 };
-	sp_pool *pool;
-	double t0;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:t:h", opts, NULL)) != -1) {
+	*d = (struct demo){ .size_mib = 48, .tenants = 4, .seconds = 20 };
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'h') {
 			demo_usage(stdout);
-			return 0;
+			exit(0);
 		}
-		if ((c == 's' && parse_long(optarg, 1, 4096, &size)) ||
-		    (c == 't' && parse_long(optarg, 1, 64, &tenants)) || c == '?') {
-			fprintf(stderr, "samepage demo: bad argument%s%s\n", optarg ? ": " : "",
-				optarg ? optarg : "");
-			demo_usage(stderr);
-			return 2;
+		if (c == 'd') {
+			d->domains = 1;
+			continue;
 		}
+		if ((c == 's' && !parse_long(optarg, 8, 1024, &d->size_mib)) ||
+		    (c == 't' && !parse_long(optarg, 1, 16, &d->tenants)) ||
+		    (c == 'S' && !parse_long(optarg, 1, 600, &d->seconds)))
+			continue;
+		fprintf(stderr, "samepage demo: bad argument%s%s\n", optarg ? ": " : "",
+			optarg ? optarg : "");
+		demo_usage(stderr);
+		return -1;
 	}
-	cfg.section_size = 64ul << 20;
-	cfg.nr_sections = (unsigned)((size * tenants + 63) / 64 + 1);
+	if (optind < argc) {
+		fprintf(stderr, "samepage demo: unexpected argument: %s\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* The section with the most KSM frames behind tenant pages. */
+static int busiest_section(struct demo *d, struct tenant *t)
+{
+	int count[256] = { 0 }, best = -1;
+
+	for (long i = 0; i < d->tenants; i++)
+		for (size_t p = 0; p < t[i].len / SP_PAGE_SIZE; p++) {
+			char *a = t[i].mem + p * SP_PAGE_SIZE;
+			int s = sp_page_is_ksm(d->pool, a) == 1 ? sp_page_section(d->pool, a) : -1;
+
+			if (s >= 0 && s < 256 && ++count[s] > (best < 0 ? 0 : count[best]))
+				best = s;
+		}
+	return best;
+}
+
+static sp_pool *demo_pool(struct demo *d)
+{
+	size_t total = (size_t)(d->size_mib * d->tenants) << 20;
+	struct sp_pool_config cfg = { .section_size = 16 << 20 };
+	sp_pool *pool;
+
+	cfg.nr_sections = (unsigned)(total / cfg.section_size + 3);
 	pool = sp_pool_create(&cfg);
 	if (!pool) {
 		fprintf(stderr, "samepage demo: creating the pool: %s\n", strerror(errno));
-		return 1;
+		return NULL;
 	}
-	print_figures(pool, "pool created");
-	t0 = now();
-	for (long i = 0; i < tenants; i++) {
-		t[i] = (struct tenant){ .pool = pool, .id = (int)i, .len = (size_t)size << 20 };
+	sp_ksm_set(pool, "run", 0); /* loading first, then merging, for a clear story */
+	sp_ksm_set(pool, "pages_to_scan", 20000);
+	sp_ksm_set(pool, "sleep_millisecs", 0);
+	sp_ksm_set(pool, "use_zero_pages", 1);
+	return pool;
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+	struct tenant t[16] = { 0 };
+	pthread_t th[16];
+	struct demo d;
+	long bad = 0, res0, res1, res2, shm0, shm1, shm2, cow, sharing, zero, sections0;
+	double merge_s, cpu, off_s, t0;
+	int s, off_ret;
+
+	if (parse_demo(argc, argv, &d))
+		return 2;
+	d.image_len = ((size_t)d.size_mib << 20) / 2;
+	d.image = calloc(1, d.image_len);
+	d.pool = d.image ? demo_pool(&d) : NULL;
+	if (!d.pool)
+		return 1;
+	d.image_len = load_image(d.image, d.image_len);
+	shm0 = meminfo_shmem_kb();
+	printf("samepage demo: %ld tenants x %ld MiB (%.1f MiB of shared libraries each), "
+	       "fault mode %s\n",
+	       d.tenants, d.size_mib, (double)d.image_len / 1048576.0,
+	       get(d.pool, "fault_mode") == SP_FAULT_UFFD ? "userfaultfd" : "mprotect+SIGSEGV");
+	for (long i = 0; i < d.tenants; i++) {
+		t[i] = (struct tenant){ .d = &d, .id = (int)i, .len = (size_t)d.size_mib << 20 };
+		t[i].mem = sp_alloc(d.pool, t[i].len, SP_MERGEABLE);
+		if (!t[i].mem || (d.domains && sp_set_merge_domain(d.pool, t[i].mem, t[i].len,
+								   (unsigned)i + 1))) {
+			fprintf(stderr, "samepage demo: tenant %ld: %s\n", i, strerror(errno));
+			return 1;
+		}
 		pthread_create(&th[i], NULL, tenant_main, &t[i]);
 	}
-	for (long i = 0; i < tenants; i++) {
+	for (long i = 0; i < d.tenants; i++)
+		while (!atomic_load(&t[i].loaded))
+			usleep(1000);
+	res0 = get(d.pool, "bytes_resident");
+	shm1 = meminfo_shmem_kb();
+	printf("loaded: %.1f MiB resident; merging (ksmd, pages_to_scan=20000, "
+	       "sleep_millisecs=0, use_zero_pages=1)\n",
+	       (double)res0 / 1048576.0);
+	sp_ksm_set(d.pool, "run", 1);
+	merge_s = wait_merged(&d, &cpu);
+	atomic_store(&d.writing, 1);
+	res1 = get(d.pool, "bytes_resident");
+	shm2 = meminfo_shmem_kb();
+	sharing = get(d.pool, "pages_sharing");
+	zero = get(d.pool, "ksm_zero_pages");
+	sections0 = get(d.pool, "sections_online");
+	s = busiest_section(&d, t);
+	printf("hot-removing section %d (its KSM frames move) while the tenants write\n", s);
+	usleep(50000); /* writes under way: copy-on-write of merged pages */
+	t0 = now();
+	off_ret = s >= 0 ? sp_section_offline(d.pool, (unsigned)s) : -1;
+	off_s = now() - t0;
+	if (off_ret)
+		fprintf(stderr, "samepage demo: sp_section_offline: %s\n", strerror(errno));
+	usleep(100000);
+	atomic_store(&d.stop, 1);
+	for (long i = 0; i < d.tenants; i++) {
 		pthread_join(th[i], NULL);
-		if (t[i].err) {
-			fprintf(stderr, "samepage demo: tenant %ld: sp_alloc: %s\n", i,
-				strerror(t[i].err));
-			bad++;
-		}
-		bad += t[i].bad_pages;
+		bad += verify(&t[i]);
 	}
-	printf("%ld tenants wrote and verified %ld MiB each in %.2f s\n", tenants, size,
-	       now() - t0);
-	print_figures(pool, "after writing");
-	for (long i = 0; i < tenants; i++)
-		if (t[i].mem)
-			sp_free(pool, t[i].mem);
-	print_figures(pool, "after freeing");
-	sp_pool_destroy(pool);
-	printf("verification: %s (%ld bad pages)\n", bad ? "FAILED" : "passed", bad);
-	return bad ? 1 : 0;
+	res2 = get(d.pool, "bytes_resident");
+	cow = get(d.pool, "faults_cow");
+	printf("\n%-34s %12s %12s %12s\n", "", "loaded", "merged", "after offline");
+	printf("%-34s %12.1f %12.1f %12.1f\n", "pool bytes_resident (MiB)", res0 / 1048576.0,
+	       res1 / 1048576.0, res2 / 1048576.0);
+	printf("%-34s %12.1f %12.1f %12s\n", "system Shmem growth (MiB)", (shm1 - shm0) / 1024.0,
+	       (shm2 - shm0) / 1024.0, "");
+	printf("%-34s %12s %12ld %12ld\n", "pages merged away (sharing+zero)", "0", sharing + zero,
+	       get(d.pool, "pages_sharing") + get(d.pool, "ksm_zero_pages"));
+	printf("%-34s %12ld %12ld %12ld\n", "sections online", sections0, sections0,
+	       get(d.pool, "sections_online"));
+	printf("\nmerge: %.2f s, scanner CPU %.2f s; copy-on-write faults %ld; offline of a "
+	       "%d MiB section: %.3f s (%s), %ld pages migrated\n",
+	       merge_s, cpu, cow, 16, off_s, off_ret ? "FAILED" : "ok",
+	       get(d.pool, "pages_migrated"));
+	printf("verification: %s (%ld bad pages, %ld tenant writes checked)\n",
+	       bad || off_ret ? "FAILED" : "passed", bad, (long)HOT_PAGES * d.tenants);
+	for (long i = 0; i < d.tenants; i++)
+		sp_free(d.pool, t[i].mem);
+	sp_pool_destroy(d.pool);
+	free(d.image);
+	return bad || off_ret ? 1 : 0;
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: samepage COMMAND [ARGS]\n"
-		   "commands:\n"
-		   "  demo     fill a pool from several threads, verify it, show its figures\n"
-		   "  help     this text; 'samepage COMMAND --help' for a command\n");
+	fprintf(f,
+		"usage: samepage COMMAND [ARGS]\n"
+		"commands:\n"
+		"  demo     tenants share a pool: merge, hot-remove, verify (samepage demo --help)\n"
+		"  help     this text\n");
 }
 
 int main(int argc, char **argv)
