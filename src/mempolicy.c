@@ -2,8 +2,10 @@
 /*
  * Memory policy (mbind): which nodes a region's frames come from, and moving
  * frames already placed. As in the seed, a policy move skips KSM frames (and
- * reserved ones): only offlining has the locking to move a KSM frame, and a
- * frame shared by pages with different policies has no one right node.
+ * reserved ones): a frame shared by pages with different policies has no one
+ * right node. The step the seed left for later: with merge_across_nodes=0,
+ * a KSM frame all of whose sharers are in the range follows them to their
+ * node, moved under the KSM mutex and re-keyed in that node's tree.
  *
  * Policies live per region, as a list of ranges, the latest winning (the
  * kernel splits vmas; a region keeps one mapping and says per range).
@@ -145,6 +147,66 @@ static unsigned long collect(struct sp_pool *pool, struct sp_region *r, unsigned
 	return n;
 }
 
+/* Every sharer of stable node sid is a page of r in [first, first+nr). */
+static bool sharers_inside(struct sp_pool *pool, uint32_t sid, const struct sp_region *r,
+			   unsigned long first, unsigned long nr)
+{
+	const struct stable_node *s = &pool->ksm.stable.nodes[sid];
+
+	for (uint32_t i = 0; i < s->nr; i++)
+		if (s->rmap[i].rid != r->id || s->rmap[i].idx < first ||
+		    s->rmap[i].idx >= first + nr)
+			return false;
+	return true;
+}
+
+/*
+ * merge_across_nodes=0: the KSM frames of the range that its policy does not
+ * allow, and whose sharers all lie in it, follow them. Returns how many of
+ * the *skipped KSM pages moved with their frames.
+ */
+static long ksm_follow(struct sp_pool *pool, void *addr, size_t len, int mode, unsigned long mask)
+{
+	struct move_target t = { 0 };
+	unsigned long first, nr, n = 0, *pfns = NULL;
+	struct migrate_result res;
+	long pages = 0;
+
+	pthread_mutex_lock(&pool->ksm.mutex);
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	t.r = region_range(pool, addr, len, &first, &nr);
+	if (t.r) {
+		pfns = malloc(nr * sizeof(*pfns));
+		t.idx = malloc(nr * sizeof(*t.idx));
+	}
+	for (unsigned long i = first; pfns && t.idx && i < first + nr; i++) {
+		uint64_t pte = atomic_load(&t.r->pte[i]);
+		unsigned long k = pte_val(pte);
+		uint32_t sid;
+
+		if (pte_type(pte) != PTE_KSM ||
+		    node_allowed(mode, mask, pool->sections[pfn_to_section(pool, k)].node))
+			continue;
+		sid = pfn_to_page(pool, k)->owner;
+		if (!sharers_inside(pool, sid, t.r, first, nr))
+			continue;
+		for (unsigned long j = 0; j < n; j++)
+			if (pfns[j] == k)
+				goto next; /* another sharer of a frame already listed */
+		pages += pool->ksm.stable.nodes[sid].nr;
+		pfns[n] = k;
+		t.idx[n++] = i;
+next:;
+	}
+	pthread_rwlock_unlock(&pool->rt.lock);
+	if (n && migrate_pages(pool, pfns, n, mbind_new_frame, &t, MR_KSM_NUMA, &res))
+		pages = -1; /* not all could: leave the count to the caller's recount */
+	pthread_mutex_unlock(&pool->ksm.mutex);
+	free(pfns);
+	free(t.idx);
+	return pages;
+}
+
 static int mbind_move(struct sp_pool *pool, void *addr, size_t len, int mode, unsigned long mask,
 		      unsigned flags)
 {
@@ -170,6 +232,11 @@ static int mbind_move(struct sp_pool *pool, void *addr, size_t len, int mode, un
 		err = ENOMEM;
 	} else if (flags & SP_MPOL_MF_MOVE) {
 		failed = migrate_pages(pool, pfns, n, mbind_new_frame, &t, MR_MEMPOLICY, &res);
+		if (skipped && !atomic_load(&pool->ksm.knob[KSM_MERGE_ACROSS_NODES])) {
+			long followed = ksm_follow(pool, addr, len, mode, mask);
+
+			skipped = followed < 0 ? skipped : skipped - followed;
+		}
 	} else {
 		failed = (long)n; /* STRICT alone: pages in the wrong place are an error */
 	}

@@ -107,6 +107,44 @@ static void move_skips_ksm(void **state)
 	sp_pool_destroy(pool);
 }
 
+/*
+ * merge_across_nodes=0: a KSM frame whose sharers all move follows them to
+ * their node, and is merged there afterwards (its key moved with it).
+ */
+static void ksm_follows_sharers(void **state)
+{
+	sp_pool *pool = two_nodes();
+	char *c, *d;
+
+	(void)state;
+	assert_int_equal(sp_ksm_set(pool, "merge_across_nodes", 0), 0);
+	c = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE); /* section 0: node 0 */
+	for (int i = 0; i < N; i++)
+		fill_page(c + i * SP_PAGE_SIZE, (uint64_t)(i % (N / 2)));
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N / 2);
+	all_on(pool, c, N, 0);
+	assert_int_equal(sp_mbind(pool, c, N * SP_PAGE_SIZE, SP_MPOL_BIND, 2,
+				  SP_MPOL_MF_MOVE | SP_MPOL_MF_STRICT),
+			 0);
+	all_on(pool, c, N, 1);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(sp_page_is_ksm(pool, c + i * SP_PAGE_SIZE), 1);
+		assert_int_equal(check_page(c + i * SP_PAGE_SIZE, (uint64_t)(i % (N / 2))), 0);
+	}
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N / 2);
+	/* A page of node 1 with the same content now merges with the moved frame. */
+	d = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	assert_int_equal(sp_mbind(pool, d, N * SP_PAGE_SIZE, SP_MPOL_BIND, 2, SP_MPOL_MF_MOVE), 0);
+	all_on(pool, d, N, 1);
+	fill_page(d, 3);
+	full_scan(pool);
+	full_scan(pool);
+	assert_int_equal(sp_page_is_ksm(pool, d), 1);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N / 2 + 1);
+	sp_pool_destroy(pool);
+}
+
 /* New frames honour the policy: here, those an unmerge allocates. */
 static void new_frames_interleave(void **state)
 {
@@ -175,9 +213,8 @@ static void bad_arguments(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(bind_moves),
-		cmocka_unit_test(move_skips_ksm),
-		cmocka_unit_test(new_frames_interleave),
+		cmocka_unit_test(bind_moves),	       cmocka_unit_test(move_skips_ksm),
+		cmocka_unit_test(ksm_follows_sharers), cmocka_unit_test(new_frames_interleave),
 		cmocka_unit_test(bad_arguments),
 	};
 
