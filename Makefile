@@ -37,7 +37,7 @@ bench: build
 	./$(BUILD)/bench/bench_hotplug
 
 format:
-	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.c tests/*.[ch] tests/outside/*.c
+	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.c tests/*.[ch] tests/outside/*.[ch]
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan

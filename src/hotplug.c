@@ -169,90 +169,74 @@ static int offline_migrate(struct sp_pool *pool, unsigned s)
 	return -1;
 }
 
-static long elapsed_ns(const struct timespec *t0)
+/* Isolate, move every frame in use, give the range back; undone on failure. */
+static int take_offline(struct sp_pool *pool, unsigned section)
 {
-	struct timespec t1;
+	int err;
 
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (t1.tv_sec - t0->tv_sec) * 1000000000L + (t1.tv_nsec - t0->tv_nsec);
+	section_isolate(pool, section, true);
+	if (!offline_migrate(pool, section) && !section_remove(pool, section))
+		return 0;
+	err = errno;
+	section_isolate(pool, section, false);
+	errno = err;
+	return -1;
+}
+
+struct transition {
+	enum sp_section_state from;
+	enum sp_mem_action going, done, cancel;
+	int (*act)(struct sp_pool *pool, unsigned section);
+};
+
+static const struct transition to_offline = { SECTION_ONLINE, SP_MEM_GOING_OFFLINE, SP_MEM_OFFLINE,
+					      SP_MEM_CANCEL_OFFLINE, take_offline };
+static const struct transition to_online = { SECTION_OFFLINE, SP_MEM_GOING_ONLINE, SP_MEM_ONLINE,
+					     SP_MEM_CANCEL_ONLINE, section_online };
+
+/* GOING_* (a veto: EBUSY), the change, then the outcome down the chain. */
+static int transition(sp_pool *pool, unsigned section, const struct transition *t)
+{
+	struct sp_memory_notify arg;
+	struct sp_notifier *chain;
+	int n, err = 0;
+
+	if (!pool || section >= pool->max_sections) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_rwlock_wrlock(&pool->hotplug.lock);
+	if (pool->sections[section].state != t->from) {
+		err = EINVAL; /* offline or online already */
+		goto out_unlock;
+	}
+	n = chain_snapshot(pool, &chain);
+	if (n < 0) {
+		err = ENOMEM;
+		goto out_unlock;
+	}
+	arg = section_arg(pool, section);
+	if (notify_going(pool, chain, n, t->going, t->cancel, &arg)) {
+		err = EBUSY;
+	} else if (t->act(pool, section)) {
+		err = errno;
+		notify_all(pool, chain, n, t->cancel, &arg);
+	} else {
+		notify_all(pool, chain, n, t->done, &arg);
+	}
+	free(chain);
+out_unlock:
+	pthread_rwlock_unlock(&pool->hotplug.lock);
+	errno = err;
+	return err ? -1 : 0;
 }
 
 int sp_section_offline(sp_pool *pool, unsigned section)
 {
-	struct sp_memory_notify arg;
-	struct sp_notifier *chain;
-	struct timespec t0;
-	int n, err = 0;
-
-	if (!pool || section >= pool->max_sections) {
-		errno = EINVAL;
-		return -1;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	pthread_rwlock_wrlock(&pool->hotplug.lock);
-	if (pool->sections[section].state != SECTION_ONLINE) {
-		err = EINVAL; /* offline already */
-		goto out_unlock;
-	}
-	n = chain_snapshot(pool, &chain);
-	if (n < 0) {
-		err = ENOMEM;
-		goto out_unlock;
-	}
-	arg = section_arg(pool, section);
-	if (notify_going(pool, chain, n, SP_MEM_GOING_OFFLINE, SP_MEM_CANCEL_OFFLINE, &arg)) {
-		err = EBUSY;
-		goto out_free;
-	}
-	section_isolate(pool, section, true);
-	if (offline_migrate(pool, section) || section_remove(pool, section)) {
-		err = errno;
-		section_isolate(pool, section, false);
-		notify_all(pool, chain, n, SP_MEM_CANCEL_OFFLINE, &arg);
-		goto out_free;
-	}
-	notify_all(pool, chain, n, SP_MEM_OFFLINE, &arg);
-	atomic_store(&pool->hotplug.offline_ns, elapsed_ns(&t0));
-out_free:
-	free(chain);
-out_unlock:
-	pthread_rwlock_unlock(&pool->hotplug.lock);
-	errno = err;
-	return err ? -1 : 0;
+	return transition(pool, section, &to_offline);
 }
 
 int sp_section_online(sp_pool *pool, unsigned section)
 {
-	struct sp_memory_notify arg;
-	struct sp_notifier *chain;
-	int n, err = 0;
-
-	if (!pool || section >= pool->max_sections) {
-		errno = EINVAL;
-		return -1;
-	}
-	pthread_rwlock_wrlock(&pool->hotplug.lock);
-	if (pool->sections[section].state != SECTION_OFFLINE) {
-		err = EINVAL; /* online already */
-		goto out_unlock;
-	}
-	n = chain_snapshot(pool, &chain);
-	if (n < 0) {
-		err = ENOMEM;
-		goto out_unlock;
-	}
-	arg = section_arg(pool, section);
-	if (notify_going(pool, chain, n, SP_MEM_GOING_ONLINE, SP_MEM_CANCEL_ONLINE, &arg)) {
-		err = EBUSY;
-	} else if (section_online(pool, section)) {
-		err = errno;
-		notify_all(pool, chain, n, SP_MEM_CANCEL_ONLINE, &arg);
-	} else {
-		notify_all(pool, chain, n, SP_MEM_ONLINE, &arg);
-	}
-	free(chain);
-out_unlock:
-	pthread_rwlock_unlock(&pool->hotplug.lock);
-	errno = err;
-	return err ? -1 : 0;
+	return transition(pool, section, &to_online);
 }

@@ -22,7 +22,6 @@ struct sp_hotplug {
 	pthread_mutex_t chain_lock; /* the notifier array */
 	struct sp_notifier *chain; /* highest priority first */
 	int nr, cap;
-	_Atomic long offline_ns; /* duration of the last offline */
 };
 
 int hotplug_init(struct sp_pool *pool);

@@ -24,104 +24,15 @@
 
 #include <samepage.h>
 
+#include "check.h"
+
 #define PG ((size_t)SP_PAGE_SIZE)
 #define MIB ((size_t)1 << 20)
 #define SMALL_SECTION (4 * MIB)
 #define SMALL_SECTIONS 4u
 #define SMALL_NODES 2u
 
-static unsigned nr_checks, nr_failed;
-
-/* ---- reporting -------------------------------------------------------- */
-
-static const char *errname(int e)
-{
-	static char buf[16];
-
-	switch (e) {
-	case 0:
-		return "0";
-	case EINVAL:
-		return "EINVAL";
-	case ENOMEM:
-		return "ENOMEM";
-	case EPERM:
-		return "EPERM";
-	case ENOSYS:
-		return "ENOSYS";
-	case EBUSY:
-		return "EBUSY";
-	case ENOENT:
-		return "ENOENT";
-	case EFAULT:
-		return "EFAULT";
-	}
-	snprintf(buf, sizeof(buf), "%d", e);
-	return buf;
-}
-
-__attribute__((format(printf, 4, 5))) static bool report(bool pass, long got, int err,
-							 const char *fmt, ...)
-{
-	char desc[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(desc, sizeof(desc), fmt, ap);
-	va_end(ap);
-	nr_checks++;
-	if (pass) {
-		printf("ok %u - %s\n", nr_checks, desc);
-	} else {
-		nr_failed++;
-		printf("not ok %u - %s (details: got %ld, errno %s)\n", nr_checks, desc, got,
-		       errname(err));
-	}
-	fflush(stdout);
-	return pass;
-}
-
-/* The call must return -1 with errno want. errno is read right after it. */
-#define EXPECT_ERR(call, want, ...)                                      \
-	do {                                                             \
-		long rc_;                                                \
-		int e_;                                                  \
-		errno = 0;                                               \
-		rc_ = (long)(call);                                      \
-		e_ = errno;                                              \
-		report(rc_ == -1 && e_ == (want), rc_, e_, __VA_ARGS__); \
-	} while (0)
-
-/* The call must return 0. */
-#define EXPECT_OK(call, ...)                            \
-	do {                                            \
-		long rc_;                               \
-		int e_;                                 \
-		errno = 0;                              \
-		rc_ = (long)(call);                     \
-		e_ = errno;                             \
-		report(rc_ == 0, rc_, e_, __VA_ARGS__); \
-	} while (0)
-
 /* ---- helpers ---------------------------------------------------------- */
-
-static long stat_of(sp_pool *pool, const char *name)
-{
-	long v = -1;
-
-	if (sp_stat(pool, name, &v))
-		return -1;
-	return v;
-}
-
-static long knob_of(sp_pool *pool, const char *name)
-{
-	long v = -1;
-
-	if (sp_ksm_get(pool, name, &v))
-		return -1;
-	return v;
-}
 
 static size_t pages_of(size_t len)
 {
@@ -652,10 +563,10 @@ static void test_ksm_ranges(sp_pool *pool)
 	long before, after;
 
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
-		before = knob_of(pool, bad[i].knob);
+		before = ksm_of(pool, bad[i].knob);
 		EXPECT_ERR(sp_ksm_set(pool, bad[i].knob, bad[i].value), EINVAL,
 			   "sp_ksm_set(%s, %ld): -1 EINVAL", bad[i].knob, bad[i].value);
-		after = knob_of(pool, bad[i].knob);
+		after = ksm_of(pool, bad[i].knob);
 		report(after == before, after, 0, "%s unchanged (%ld) after the refused set",
 		       bad[i].knob, before);
 	}
@@ -665,7 +576,7 @@ static void test_ksm_ranges(sp_pool *pool)
 		errno = 0;
 		rc = sp_ksm_set(pool, good[i].knob, good[i].value);
 		e = errno;
-		after = knob_of(pool, good[i].knob);
+		after = ksm_of(pool, good[i].knob);
 		report(rc == 0 && after == good[i].value, rc ? rc : after, e,
 		       "sp_ksm_set(%s, %ld) reads back", good[i].knob, good[i].value);
 	}

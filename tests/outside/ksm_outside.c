@@ -31,6 +31,8 @@
 
 #include <samepage.h>
 
+#include "check.h"
+
 #define PG ((size_t)SP_PAGE_SIZE)
 #define MIB ((size_t)1 << 20)
 #define SECTION (4 * MIB)
@@ -38,98 +40,7 @@
 #define WORDS (PG / sizeof(uint64_t))
 #define SCAN_SECONDS 2.0 /* the most one full scan may take */
 
-static unsigned nr_checks, nr_failed;
-
-/* ---- reporting -------------------------------------------------------- */
-
-static const char *errname(int e)
-{
-	static char buf[16];
-
-	switch (e) {
-	case 0:
-		return "0";
-	case EINVAL:
-		return "EINVAL";
-	case ENOMEM:
-		return "ENOMEM";
-	case EPERM:
-		return "EPERM";
-	case ENOSYS:
-		return "ENOSYS";
-	case EBUSY:
-		return "EBUSY";
-	case EIO:
-		return "EIO";
-	case EFAULT:
-		return "EFAULT";
-	}
-	snprintf(buf, sizeof(buf), "%d", e);
-	return buf;
-}
-
-__attribute__((format(printf, 4, 5))) static bool report(bool pass, long got, int err,
-							 const char *fmt, ...)
-{
-	char desc[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(desc, sizeof(desc), fmt, ap);
-	va_end(ap);
-	nr_checks++;
-	if (pass) {
-		printf("ok %u - %s\n", nr_checks, desc);
-	} else {
-		nr_failed++;
-		printf("not ok %u - %s (details: got %ld, errno %s)\n", nr_checks, desc, got,
-		       errname(err));
-	}
-	fflush(stdout);
-	return pass;
-}
-
-/* The call must return -1 with errno want. errno is read right after it. */
-#define EXPECT_ERR(call, want, ...)                                      \
-	do {                                                             \
-		long rc_;                                                \
-		int e_;                                                  \
-		errno = 0;                                               \
-		rc_ = (long)(call);                                      \
-		e_ = errno;                                              \
-		report(rc_ == -1 && e_ == (want), rc_, e_, __VA_ARGS__); \
-	} while (0)
-
-/* The call must return 0. */
-#define EXPECT_OK(call, ...)                            \
-	do {                                            \
-		long rc_;                               \
-		int e_;                                 \
-		errno = 0;                              \
-		rc_ = (long)(call);                     \
-		e_ = errno;                             \
-		report(rc_ == 0, rc_, e_, __VA_ARGS__); \
-	} while (0)
-
 /* ---- helpers ---------------------------------------------------------- */
-
-static long stat_of(sp_pool *pool, const char *name)
-{
-	long v = -1;
-
-	if (sp_stat(pool, name, &v))
-		return -1;
-	return v;
-}
-
-static long ksm_of(sp_pool *pool, const char *name)
-{
-	long v = -1;
-
-	if (sp_ksm_get(pool, name, &v))
-		return -1;
-	return v;
-}
 
 static sp_pool *make_pool(size_t section_size, unsigned nr_sections, unsigned nr_nodes,
 			  unsigned flags)
