@@ -119,6 +119,17 @@ typedef void (*sp_log_fn)(enum sp_log_level level, const char *msg, void *priv);
 void sp_set_log(sp_log_fn fn, void *priv);
 
 /*
+ * Control socket: serve the pool's KSM knobs and counters and its figures on
+ * a Unix socket at path (mode 0600; peers of another uid than ours, except
+ * root, are refused), for `samepage stats|set|top --socket path`. One per
+ * pool: EBUSY if exported already; EEXIST if something that is not a stale
+ * socket is at path; EADDRINUSE if a live one is. Unexport (or destroying
+ * the pool) removes the socket.
+ */
+int sp_pool_export(sp_pool *pool, const char *path);
+int sp_pool_unexport(sp_pool *pool);
+
+/*
  * Enumerate figures: name of the i-th sp_stat figure, or of the i-th KSM knob
  * or counter (sp_ksm_get); NULL past the end. For tools that print them all.
  */

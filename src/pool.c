@@ -598,6 +598,7 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 		return NULL;
 	pool->memfd = -1;
 	pthread_mutex_init(&pool->lock, NULL);
+	export_init(pool);
 	pool->flags = cfg.flags;
 	pool->section_size = cfg.section_size;
 	pool->section_pages = cfg.section_size / PAGE_SIZE;
@@ -644,6 +645,7 @@ void sp_pool_destroy(sp_pool *pool)
 {
 	if (!pool)
 		return;
+	export_exit(pool); /* no client sees a pool half gone */
 	ksm_stop(pool); /* ksmd first: it uses the fault machinery */
 	fault_exit(pool);
 	hotplug_exit(pool);

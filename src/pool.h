@@ -69,6 +69,17 @@ struct sp_run {
 	unsigned long nr;
 };
 
+/* The control socket (export.c). */
+struct sp_export {
+	pthread_mutex_t lock;
+	char *path; /* NULL: not exported */
+	int fd, stopfd;
+	pthread_t thread;
+};
+
+void export_init(struct sp_pool *pool);
+void export_exit(struct sp_pool *pool);
+
 struct sp_pool {
 	unsigned flags;
 	int memfd;
@@ -88,6 +99,7 @@ struct sp_pool {
 
 	struct sp_region_table rt;
 	struct sp_hotplug hotplug;
+	struct sp_export export;
 	struct sp_fault fault;
 	struct sp_ksm ksm;
 

@@ -27,6 +27,8 @@
 
 #include "samepage.h"
 
+#include "cmds.h"
+
 #define LIBDIR "/usr/lib/x86_64-linux-gnu"
 #define HOT_PAGES 64
 
@@ -351,7 +353,7 @@ static sp_pool *demo_pool(struct demo *d)
 	return pool;
 }
 
-static int cmd_demo(int argc, char **argv)
+int cmd_demo(int argc, char **argv)
 {
 	struct tenant t[16] = { 0 };
 	pthread_t th[16];
@@ -437,13 +439,24 @@ static int cmd_demo(int argc, char **argv)
 	return bad || off_ret ? 1 : 0;
 }
 
+static const struct command {
+	const char *name, *help;
+	int (*fn)(int argc, char **argv);
+} commands[] = {
+	{ "demo", "tenants share a pool: merge, hot-remove, verify", cmd_demo },
+	{ "stats", "print a running pool's counters (--socket PATH)", cmd_stats },
+	{ "set", "change a running pool's knob (--socket PATH KNOB VALUE)", cmd_set },
+	{ "top", "watch a running pool's counters (--socket PATH)", cmd_top },
+	{ "estimate", "what merging would save in a running process (--pid PID)", cmd_estimate },
+	{ "bench", "samepage against kernel KSM and plain memory: one table", cmd_bench },
+};
+
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: samepage COMMAND [ARGS]\n"
-		"commands:\n"
-		"  demo     tenants share a pool: merge, hot-remove, verify (samepage demo --help)\n"
-		"  help     this text\n");
+	fprintf(f, "usage: samepage COMMAND [ARGS]   (samepage COMMAND --help for more)\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
 }
 
 int main(int argc, char **argv)
@@ -452,8 +465,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "demo"))
-		return cmd_demo(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(stdout);
 		return 0;
