@@ -451,6 +451,19 @@ int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len)
 	return p == MAP_FAILED ? -1 : 0;
 }
 
+/* mprotect, page by page past holes (the program's unmaps) if it must. */
+static int mprotect_mapped(uintptr_t addr, size_t len, int prot)
+{
+	if (!mprotect((void *)addr, len, prot))
+		return 0;
+	if (errno != ENOMEM)
+		return -1;
+	for (size_t off = 0; off < len; off += PAGE_SIZE)
+		if (mprotect((void *)(addr + off), PAGE_SIZE, prot) && errno != ENOMEM)
+			return -1;
+	return 0;
+}
+
 static int protect_once(struct sp_pool *pool, uintptr_t addr, size_t len, bool wp)
 {
 	struct uffdio_writeprotect prm = {
@@ -459,23 +472,42 @@ static int protect_once(struct sp_pool *pool, uintptr_t addr, size_t len, bool w
 	};
 
 	if (pool->fault.mode == SP_FAULT_SIGSEGV)
-		return mprotect((void *)addr, len, wp ? PROT_READ : PROT_READ | PROT_WRITE);
+		return mprotect_mapped(addr, len, wp ? PROT_READ : PROT_READ | PROT_WRITE);
 	return ioctl(pool->fault.uffd, UFFDIO_WRITEPROTECT, &prm);
 }
 
 /*
  * A page remapped by another thread is a new vma that thread has not
  * registered yet; write-protection fails on it with ENOENT (after doing the
- * vmas before it). Register the range, which is what that thread is about
- * to do anyway, and do it again.
+ * vmas before it). That thread registers it within microseconds: try again
+ * for a while. Registering it ourselves could register a mapping that is not
+ * ours at all (the program's own, made where it unmapped a region).
  */
 static int protect(struct sp_pool *pool, uintptr_t addr, size_t len, bool wp)
 {
-	if (!protect_once(pool, addr, len, wp))
-		return 0;
-	if (errno != ENOENT || fault_register(pool, (void *)addr, len))
-		return -1;
-	return protect_once(pool, addr, len, wp);
+	for (int tries = 0; tries < 1000; tries++) {
+		if (!protect_once(pool, addr, len, wp))
+			return 0;
+		if (errno != ENOENT)
+			return -1;
+		sched_yield();
+	}
+	return -1;
+}
+
+/* Every page of the range mapped? The program may have unmapped some. */
+static bool all_mapped(uintptr_t addr, size_t len)
+{
+	unsigned char vec[512];
+
+	for (size_t off = 0; off < len; off += sizeof(vec) * PAGE_SIZE) {
+		size_t n =
+			len - off < sizeof(vec) * PAGE_SIZE ? len - off : sizeof(vec) * PAGE_SIZE;
+
+		if (mincore((void *)(addr + off), n, vec) && errno == ENOMEM)
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -520,8 +552,12 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
 	w->len = len;
 	pthread_mutex_lock(&window_lock);
 	w->slot = slot_take(addr, len);
-	if (protect(pool, (uintptr_t)addr, len, true)) {
+	/* Protection skips holes silently: a hole is the program's unmap, not ours to fill. */
+	if (protect(pool, (uintptr_t)addr, len, true))
 		err = errno;
+	else if (!all_mapped((uintptr_t)addr, len))
+		err = ENOMEM;
+	if (err) {
 		/* It may have protected part of the range: give that back. */
 		unprotect_uncovered(pool, w->slot, (uintptr_t)addr, (uintptr_t)addr + len);
 		slot_release(w->slot);

@@ -203,8 +203,15 @@ static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
 	pte = atomic_load(&w->pte[idx]);
 	if (pte_type(pte) != PTE_KSM || pte_val(pte) != s->kpfn)
 		return REVERT_FAILED;
-	if (wp_window_open(pool, &win, page_addr(w, idx), PAGE_SIZE))
-		return REVERT_FAILED;
+	if ((pte & PTE_LOST) || wp_window_open(pool, &win, page_addr(w, idx), PAGE_SIZE)) {
+		if (!(pte & PTE_LOST) && !region_mark_lost(pool, w, idx, 1))
+			return REVERT_FAILED;
+		/* Unmapped by the program: it maps no frame of ours any more. */
+		atomic_store(&w->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE) | PTE_LOST);
+		stable_remove_rmap(&pool->ksm.stable, sid, s->rmap[0].rid, s->rmap[0].idx);
+		pool->ksm.sharers--;
+		return REVERT_COPIED;
+	}
 	/* Protected first, so that no copy-on-write can complete after the look. */
 	pagemap_read(pool, page_addr(w, idx), 1, &pm);
 	if (pm_copied(pm)) {
@@ -316,6 +323,26 @@ out_unlock:
 
 /* ---- unmerge: a page becomes private again ----------------------------- */
 
+/* A lost page leaves the KSM frame it was sharing, if any. */
+static int drop_lost(struct sp_pool *pool, struct sp_region *r, unsigned long idx, uint64_t pte)
+{
+	unsigned long k = pte_val(pte);
+
+	if (pte_type(pte) == PTE_KSM) {
+		frame_lock(pool, k);
+		if (atomic_load(&r->pte[idx]) == pte) {
+			atomic_store(&r->pte[idx],
+				     mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE) | PTE_LOST);
+			drop_sharer(pool, pfn_to_page(pool, k)->owner, r->id, (uint32_t)idx);
+		}
+		frame_unlock(pool, k);
+	} else if (pte_type(pte) == PTE_ZERO) {
+		atomic_store(&r->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE) | PTE_LOST);
+		pool->ksm.zero_pages--;
+	}
+	return 0;
+}
+
 /*
  * Give page idx of r a private frame holding what the program sees there
  * (the KSM frame, the zero page, or the kernel's copy). 0 if it is private
@@ -334,6 +361,8 @@ static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long
 
 	if (type != PTE_KSM && type != PTE_ZERO && type != PTE_COPIED)
 		return 0;
+	if (pte & PTE_LOST) /* unmapped by the program: nothing to give a frame to */
+		return drop_lost(pool, r, idx, pte);
 	f = policy_frame_alloc(pool, r, idx); /* a new frame honours the page's policy */
 	if (f < 0)
 		return -1;
@@ -707,6 +736,7 @@ static void run_protect(struct sp_pool *pool, struct run *run)
 	run->nr_win = 0;
 	if (wp_window_open(pool, &run->win[0], page_addr(run->r, first->idx),
 			   (last->idx - first->idx + 1) << PAGE_SHIFT)) {
+		region_mark_lost(pool, run->r, first->idx, last->idx - first->idx + 1);
 		for (int j = 0; j < run->n; j++)
 			run->e[j].ok = false;
 		return;
@@ -721,6 +751,7 @@ static void run_protect(struct sp_pool *pool, struct run *run)
 		k = candidate_stretch(run, j);
 		if (wp_window_open(pool, &run->win[run->nr_win], page_addr(e->ur, e->uidx),
 				   (unsigned long)(k - j + 1) << PAGE_SHIFT)) {
+			region_mark_lost(pool, e->ur, e->uidx, (unsigned long)(k - j + 1));
 			for (int i = j; i <= k; i++)
 				run->e[i].ok = false;
 		} else {
@@ -1051,7 +1082,7 @@ static unsigned long scan_chunk(struct sp_pool *pool, struct sp_region *r, unsig
 	for (i = first; i < first + n && scanned < budget; i++) {
 		uint64_t pte = atomic_load(&r->pte[i]);
 
-		if (!(pte & PTE_MERGEABLE))
+		if (!(pte & PTE_MERGEABLE) || (pte & PTE_LOST))
 			continue;
 		scanned++;
 		if (pte_type(pte) == PTE_PRIVATE) {

@@ -47,6 +47,25 @@ static void frame_take_owner(struct sp_pool *pool, unsigned long pfn, struct sp_
 	atomic_store(&page->refcount, 1);
 }
 
+/*
+ * The program unmapped the page: nobody can write the frame any more, and
+ * there is no mapping to replace. Only the frame moves. old is locked.
+ */
+static int move_lost(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+		     unsigned long old, unsigned long new)
+{
+	uint64_t pte = atomic_load(&r->pte[idx]);
+
+	if (!frame_is_hole(pool, old))
+		memcpy(pfn_to_virt(pool, new), pfn_to_virt(pool, old), PAGE_SIZE);
+	frame_take_owner(pool, new, r, idx);
+	atomic_store(&r->pte[idx], mk_pte(PTE_PRIVATE, new, pte & (PTE_MERGEABLE | PTE_LOST)));
+	frame_unlock(pool, old);
+	frames_free_run(pool, old, 1);
+	atomic_fetch_add(&pool->pages_migrated, 1);
+	return 0;
+}
+
 /* Page idx of r, backed by private frame old, moves to frame new. rt.lock held. */
 static int move_private(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
 			unsigned long old, unsigned long new)
@@ -60,8 +79,12 @@ static int move_private(struct sp_pool *pool, struct sp_region *r, unsigned long
 		goto out;
 	if (atomic_load(&r->pte[idx]) != pte)
 		goto out_unlock;
+	if (pte & PTE_LOST)
+		return move_lost(pool, r, idx, old, new);
 	if (wp_window_open(pool, &w, addr, PAGE_SIZE)) {
 		err = errno;
+		if (region_mark_lost(pool, r, idx, 1))
+			return move_lost(pool, r, idx, old, new);
 		goto out_unlock;
 	}
 	/* A hole stays a hole: copying it would allocate two pages of zeros. */
@@ -138,8 +161,13 @@ static int ksm_move_sharer(struct sp_pool *pool, struct sp_region *w, unsigned l
 	struct sp_window win;
 	int ret = 1;
 
-	if (wp_window_open(pool, &win, page_addr(w, idx), PAGE_SIZE))
-		return -1;
+	if ((pte & PTE_LOST) || wp_window_open(pool, &win, page_addr(w, idx), PAGE_SIZE)) {
+		if (!(pte & PTE_LOST) && !region_mark_lost(pool, w, idx, 1))
+			return -1;
+		/* Unmapped by the program: like a copy, it maps no frame of ours now. */
+		atomic_store(&w->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE) | PTE_LOST);
+		return 0;
+	}
 	/* Protected first, so that no copy-on-write completes after the look. */
 	ksm_pagemap(pool, page_addr(w, idx), &pm);
 	if (ksm_pm_copied(pm)) {
@@ -187,7 +215,8 @@ static int move_ksm(struct sp_pool *pool, unsigned long k, unsigned long f)
 		int r;
 
 		if (!w || sharers[i].idx >= w->npages ||
-		    atomic_load(&w->pte[sharers[i].idx]) != mk_pte(PTE_KSM, k, PTE_MERGEABLE))
+		    (atomic_load(&w->pte[sharers[i].idx]) & ~PTE_LOST) !=
+			    mk_pte(PTE_KSM, k, PTE_MERGEABLE))
 			continue;
 		r = ksm_move_sharer(pool, w, sharers[i].idx, k, f);
 		if (r > 0) {
@@ -462,6 +491,7 @@ static int move_ksm_batch(struct sp_pool *pool, unsigned long k0, unsigned long 
 		size_t len = stretch_len(&e[i], nr - i);
 		struct sp_region *w = region_by_id(pool, e[i].rid);
 
+		/* A lost sharer (PTE_LOST) fails this: the frame moves alone, below. */
 		for (size_t j = 0; w && j < len; j++)
 			if (atomic_load(&w->pte[e[i + j].idx]) !=
 			    mk_pte(PTE_KSM, k0 + e[i + j].i, PTE_MERGEABLE))

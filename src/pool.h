@@ -107,6 +107,7 @@ struct sp_pool {
 	_Atomic long pages_migrated;
 	_Atomic long faults_cow;
 	_Atomic long faults_swapin;
+	_Atomic long pages_unmapped; /* found unmapped behind our back */
 };
 
 static inline void *pfn_to_virt(struct sp_pool *pool, unsigned long pfn)

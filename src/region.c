@@ -366,6 +366,30 @@ int sp_madvise(sp_pool *pool, void *addr, size_t len, int advice)
 	return ret;
 }
 
+bool region_mark_lost(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n)
+{
+	bool any = false;
+
+	for (unsigned long i = idx; i < idx + n && i < r->npages; i++) {
+		unsigned char v;
+
+		/* ENOMEM: no mapping there at all. */
+		if (mincore(r->start + (i << PAGE_SHIFT), PAGE_SIZE, &v) && errno == ENOMEM &&
+		    !(atomic_fetch_or(&r->pte[i], PTE_LOST) & PTE_LOST)) {
+			atomic_fetch_add(&pool->pages_unmapped, 1);
+			any = true;
+		}
+	}
+	if (any && !r->lost_logged) {
+		r->lost_logged = true; /* once per region: the count is in pages_unmapped */
+		sp_log(SP_LOG_WARN,
+		       "pages of the region at %p were unmapped behind samepage's "
+		       "back: left alone",
+		       (void *)r->start);
+	}
+	return any;
+}
+
 /* The frame behind addr, -1 with errno if there is none. */
 static long frame_of(struct sp_pool *pool, const void *addr, bool *ksm)
 {

@@ -27,6 +27,8 @@ enum sp_pte_type {
 };
 #define PTE_TYPE_MASK 0x7ull
 #define PTE_MERGEABLE 0x8ull
+/* The program unmapped the page behind samepage's back: left alone from then on. */
+#define PTE_LOST 0x10ull
 #define PTE_VAL_SHIFT 8
 
 static inline uint64_t mk_pte(enum sp_pte_type type, unsigned long val, uint64_t flags)
@@ -57,6 +59,7 @@ struct sp_region {
 	unsigned flags; /* SP_MERGEABLE as passed to sp_alloc */
 	struct sp_policy *policies; /* the latest that covers a page wins */
 	int nr_policies;
+	bool lost_logged; /* said once that the program unmapped pages of it */
 	_Atomic uint64_t *pte; /* npages entries */
 	uint32_t *domain; /* merge domain per page; NULL: all 0 */
 	struct ksm_item *items; /* KSM's per-page state, once the scanner visits */
@@ -97,6 +100,13 @@ static inline unsigned long region_index(const struct sp_region *r, const void *
 /* mempolicy.c: the node a new frame for page idx should come from (-1: any), and one. */
 int policy_node(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
 long policy_frame_alloc(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
+
+/*
+ * Pages idx..idx+n of r that the program has unmapped behind our back get
+ * PTE_LOST and are counted (stat pages_unmapped). True if any was.
+ */
+bool region_mark_lost(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+		      unsigned long n);
 
 /* Validate [addr, addr+len): page-aligned, non-empty, inside one region. */
 struct sp_region *region_range(struct sp_pool *pool, void *addr, size_t len, unsigned long *first,

@@ -24,6 +24,7 @@ enum sp_stat_item {
 	ST_PAGES_MIGRATED,
 	ST_FAULTS_WP,
 	ST_MAX_MAP_COUNT,
+	ST_PAGES_UNMAPPED,
 	ST_NR
 };
 
@@ -34,7 +35,7 @@ static const char *const names[ST_NR] = {
 	[ST_SWAP_SLOTS_USED] = "swap_slots_used", [ST_FAULT_MODE] = "fault_mode",
 	[ST_FAULTS_COW] = "faults_cow",		  [ST_FAULTS_SWAPIN] = "faults_swapin",
 	[ST_PAGES_MIGRATED] = "pages_migrated",	  [ST_FAULTS_WP] = "faults_wp",
-	[ST_MAX_MAP_COUNT] = "max_map_count",
+	[ST_MAX_MAP_COUNT] = "max_map_count",	  [ST_PAGES_UNMAPPED] = "pages_unmapped",
 };
 
 const char *sp_stat_name(unsigned i)
@@ -76,6 +77,8 @@ static long stat_read(struct sp_pool *pool, enum sp_stat_item item)
 		return atomic_load(&pool->fault.wp_faults);
 	case ST_MAX_MAP_COUNT:
 		return pool->max_map_count;
+	case ST_PAGES_UNMAPPED:
+		return atomic_load(&pool->pages_unmapped);
 	case ST_NR:
 		break;
 	}

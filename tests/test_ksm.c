@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -569,6 +570,49 @@ static void metadata_per_page(void **state)
 	sp_pool_destroy(pool);
 }
 
+/*
+ * The program unmaps part of a region behind samepage's back: detected,
+ * counted, left alone; the rest merges, moves and unmerges as before.
+ */
+static void unmapped_behind_back(void **state)
+{
+	sp_pool *pool = pool_small(0, 4);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *c = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	(void)state;
+	fill_pair(a, b, 0);
+	for (int i = 0; i < N; i++)
+		fill_page(c + i * SP_PAGE_SIZE, (uint64_t)i);
+	assert_int_equal(munmap(a + 16 * SP_PAGE_SIZE, 16 * SP_PAGE_SIZE), 0);
+	full_scan(pool);
+	full_scan(pool);
+	assert_int_equal(stat_of(pool, "pages_unmapped"), 16);
+	assert_int_equal(ksm_of(pool, "pages_shared"), N);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N + N - 16);
+	/* Merged pages of c lose a sharer when b is unmapped too, after merging. */
+	assert_int_equal(munmap(b, 8 * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_section_offline(pool, 0), 0); /* frames move, lost ones too */
+	assert_int_equal(stat_of(pool, "pages_unmapped"), 16 + 8);
+	for (int i = 0; i < N; i++) {
+		if (i < 16 || i >= 32)
+			assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		if (i >= 8)
+			assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		assert_int_equal(check_page(c + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	}
+	assert_int_equal(sp_ksm_set(pool, "run", 2), 0);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(check_page(c + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	assert_int_equal(sp_free(pool, a), 0);
+	assert_int_equal(sp_free(pool, b), 0);
+	assert_int_equal(sp_free(pool, c), 0);
+	assert_int_equal(stat_of(pool, "frames_used"), 0);
+	sp_pool_destroy(pool);
+}
+
 /* The scanner thread merges on its own, with the kernel's knobs. */
 static void ksmd_merges(void **state)
 {
@@ -610,6 +654,7 @@ int main(void)
 		cmocka_unit_test(nodes_apart),
 		cmocka_unit_test(metadata_per_page),
 		cmocka_unit_test(ksmd_merges),
+		cmocka_unit_test(unmapped_behind_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
