@@ -296,13 +296,41 @@ static void *churn_main(void *p)
 	return NULL;
 }
 
+struct binder {
+	sp_pool *pool;
+	char *mem;
+	_Atomic int *stop;
+	_Atomic long moves, bad;
+};
+
+/* Policy moves of the writer's pages from node to node, racing the offlines. */
+static void *binder_main(void *p)
+{
+	struct binder *b = p;
+
+	for (unsigned long i = 0; !atomic_load(b->stop); i++) {
+		int ret = sp_mbind(b->pool, b->mem, 128 * SP_PAGE_SIZE, SP_MPOL_BIND,
+				   1ul << (i % 2), SP_MPOL_MF_MOVE);
+
+		if (!ret)
+			atomic_fetch_add(&b->moves, 1);
+		else if (errno != ENOMEM && errno != EBUSY)
+			atomic_fetch_add(&b->bad, 1);
+		usleep(1000);
+	}
+	return NULL;
+}
+
 static void offline_races(void **state)
 {
 	unsigned mode = *(unsigned *)*state;
-	struct sp_pool_config cfg = { .section_size = 4 << 20, .nr_sections = 4, .flags = mode };
+	struct sp_pool_config cfg = {
+		.section_size = 4 << 20, .nr_sections = 4, .nr_nodes = 2, .flags = mode
+	};
 	struct churn c = { .pool = sp_pool_create(&cfg) };
 	struct writer w = { .pages = 128 };
-	pthread_t t[3];
+	struct binder b = { .pool = c.pool, .stop = &c.stop };
+	pthread_t t[4];
 	int ok = 0;
 
 	assert_int_equal(sp_ksm_set(c.pool, "sleep_millisecs", 0), 0);
@@ -312,6 +340,8 @@ static void offline_races(void **state)
 		sched_yield();
 	pthread_create(&t[1], NULL, churn_main, &c);
 	pthread_create(&t[2], NULL, churn_main, &c);
+	b.mem = w.mem;
+	pthread_create(&t[3], NULL, binder_main, &b);
 	for (int round = 0; round < 12; round++) {
 		unsigned s = (unsigned)round % 4;
 
@@ -324,10 +354,12 @@ static void offline_races(void **state)
 	}
 	atomic_store(&w.stop, 1);
 	atomic_store(&c.stop, 1);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
 	check_writer(&w);
 	assert_int_equal(atomic_load(&c.bad), 0);
+	assert_int_equal(atomic_load(&b.bad), 0);
+	assert_true(atomic_load(&b.moves) > 0);
 	assert_true(ok > 0);
 	sp_free(c.pool, w.mem);
 	assert_int_equal(stat_of(c.pool, "frames_used"), 0);
