@@ -196,6 +196,12 @@ static int find_bench_dir(char *dir, size_t len, bool need_ksm)
 			fprintf(stderr, PROG ": %s/bench: path too long\n", exe);
 			return -1;
 		}
+		/* Installed: PREFIX/bin/samepage -> PREFIX/libexec/samepage. */
+		snprintf(path, sizeof(path), "%s/bench_region", dir);
+		if (access(path, X_OK) &&
+		    (size_t)snprintf(path, sizeof(path), "%s/libexec/samepage", exe) < len &&
+		    !access(path, X_OK))
+			memcpy(dir, path, strlen(path) + 1); /* fits: checked just above */
 	}
 	for (int p = need_ksm ? P_KSM : P_HOTPLUG; p < NR_PROGS; p++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, prog_name[p]);
