@@ -113,20 +113,6 @@ expect_alloc_fail(sp_pool *pool, size_t len, unsigned flags, int want, const cha
 		sp_free(pool, p);
 }
 
-static ssize_t read_full(int fd, void *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = read(fd, (char *)buf + done, len - done);
-
-		if (n <= 0)
-			return n < 0 ? -1 : (ssize_t)done;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
 /* ---- pool creation ---------------------------------------------------- */
 
 static void test_defaults(void)

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <samepage.h>
 
@@ -102,6 +103,21 @@ static inline long ksm_of(sp_pool *pool, const char *name)
 	if (sp_ksm_get(pool, name, &v))
 		return -1;
 	return v;
+}
+
+/* read(2) until len bytes or the end: how many it got, or -1. */
+static inline ssize_t read_full(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+
+		if (n <= 0)
+			return n < 0 ? -1 : (ssize_t)done;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
 }
 
 #endif

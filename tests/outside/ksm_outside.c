@@ -175,20 +175,6 @@ static long shmem_kb(void)
 	return v;
 }
 
-static ssize_t read_full(int fd, void *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = read(fd, (char *)buf + done, len - done);
-
-		if (n <= 0)
-			return n < 0 ? -1 : (ssize_t)done;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
