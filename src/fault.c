@@ -52,6 +52,17 @@
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
 #endif
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef UFFDIO_POISON
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
+#endif
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
@@ -161,7 +172,7 @@ static int uffd_setup(struct sp_fault *f)
 {
 	const uint64_t need = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 	const uint64_t want = need | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_THREAD_ID |
-			      UFFD_FEATURE_MISSING_SHMEM;
+			      UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_POISON;
 	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
 	int probe = uffd_open();
 
@@ -212,6 +223,30 @@ static void handle_wp_fault(struct sp_fault *f, uintptr_t addr)
 	uffd_wake(f->uffd, addr, PAGE_SIZE);
 }
 
+/*
+ * A missing fault: only ranges that map swapped frames have missing mode.
+ * A page whose slot is damaged must end in SIGBUS, never in wrong bytes:
+ * poisoned where the kernel can (UFFDIO_POISON), else the thread is sent
+ * SIGBUS and woken to die of it.
+ */
+static void handle_missing(struct sp_pool *pool, uintptr_t addr, pid_t tid)
+{
+	struct sp_fault *f = &pool->fault;
+	struct uffdio_poison poison = { .range = { .start = addr, .len = PAGE_SIZE } };
+	struct uffdio_zeropage zero = { .range = { .start = addr, .len = PAGE_SIZE } };
+	int ret = swap_fault(pool, addr);
+
+	if (ret > 0 && !ioctl(f->uffd, UFFDIO_ZEROPAGE, &zero))
+		return; /* mapped and woken */
+	if (ret < 0) {
+		if ((f->features & UFFD_FEATURE_POISON) && !ioctl(f->uffd, UFFDIO_POISON, &poison))
+			return;
+		if (tid > 0)
+			syscall(SYS_tgkill, getpid(), tid, SIGBUS);
+	}
+	uffd_wake(f->uffd, addr, PAGE_SIZE);
+}
+
 static void *fault_thread(void *arg)
 {
 	struct sp_pool *pool = arg;
@@ -235,11 +270,11 @@ static void *fault_thread(void *arg)
 				continue;
 			if (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
 				handle_wp_fault(f, (uintptr_t)msg[i].arg.pagefault.address);
-			else /* no missing-mode range yet: let it retry */
-				uffd_wake(f->uffd,
-					  (uintptr_t)msg[i].arg.pagefault.address &
-						  ~(uintptr_t)(PAGE_SIZE - 1),
-					  PAGE_SIZE);
+			else
+				handle_missing(pool,
+					       (uintptr_t)msg[i].arg.pagefault.address &
+						       ~(uintptr_t)(PAGE_SIZE - 1),
+					       (pid_t)msg[i].arg.pagefault.feat.ptid);
 		}
 	}
 	return NULL;
@@ -411,6 +446,16 @@ int fault_register(struct sp_pool *pool, void *addr, size_t len)
 	if (pool->fault.mode == SP_FAULT_UFFD && ioctl(pool->fault.uffd, UFFDIO_REGISTER, &reg))
 		return -1;
 	return 0;
+}
+
+int fault_register_missing(struct sp_pool *pool, void *addr, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	return ioctl(pool->fault.uffd, UFFDIO_REGISTER, &reg);
 }
 
 int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared)

@@ -52,6 +52,8 @@ int fault_map(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, b
  * fault_remap_zero maps the zero page (use_zero_pages): anonymous, private.
  */
 int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared);
+/* Missing mode too (userfaultfd mode only): for pages whose frame is swapped out. */
+int fault_register_missing(struct sp_pool *pool, void *addr, size_t len);
 int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len);
 /* Make fresh pool mappings of [addr, addr+len) guardable (after a plain mmap). */
 int fault_register(struct sp_pool *pool, void *addr, size_t len);

@@ -203,6 +203,9 @@ static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
 	pte = atomic_load(&w->pte[idx]);
 	if (pte_type(pte) != PTE_KSM || pte_val(pte) != s->kpfn)
 		return REVERT_FAILED;
+	/* It is about to be mapped MAP_SHARED, without missing mode: bring it back first. */
+	if (swap_in_frame(pool, s->kpfn))
+		return REVERT_FAILED;
 	if ((pte & PTE_LOST) || wp_window_open(pool, &win, page_addr(w, idx), PAGE_SIZE)) {
 		if (!(pte & PTE_LOST) && !region_mark_lost(pool, w, idx, 1))
 			return REVERT_FAILED;
@@ -370,6 +373,11 @@ static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long
 		frame_lock(pool, k);
 	if (atomic_load(&r->pte[idx]) != pte)
 		goto out_unlock;
+	/* Copying through the page below would wait for the fault thread, on k's lock. */
+	if (type == PTE_KSM && swap_in_frame(pool, k)) {
+		err = EIO;
+		goto out_unlock;
+	}
 	if (wp_window_open(pool, &win, addr, PAGE_SIZE)) {
 		err = errno;
 		goto out_unlock;
@@ -595,7 +603,8 @@ static bool plan_stable(struct sp_pool *pool, struct run *run, struct plan *p)
 		struct stable_node *s = &t->nodes[id];
 
 		if (s->hash != p->hash || s->domain != p->domain || s->node != p->node ||
-		    s->kpfn == p->a || s->nr + run_count(run, PLAN_STABLE, id, 0) >= max)
+		    s->kpfn == p->a || s->nr + run_count(run, PLAN_STABLE, id, 0) >= max ||
+		    frame_swapped(pool, s->kpfn))
 			continue;
 		p->kind = PLAN_STABLE;
 		p->sid = id;
@@ -639,7 +648,7 @@ static bool plan_unstable(struct sp_pool *pool, struct run *run, struct plan *p)
 		b = pte_val(upte);
 		if (pte_type(upte) != PTE_PRIVATE || !(upte & PTE_MERGEABLE) || b == p->a ||
 		    region_domain(ur, j) != p->domain || key_node(pool, b) != p->node ||
-		    run_has(run, ur, j))
+		    run_has(run, ur, j) || frame_swapped(pool, b))
 			continue;
 		p->kind = PLAN_PROMOTE;
 		p->ur = ur;
@@ -696,9 +705,12 @@ static void run_lock(struct sp_pool *pool, struct run *run)
 	for (int j = 0; j < run->n; j++) {
 		struct plan *e = &run->e[j];
 
-		e->ok = run_trylock(pool, run, e->a) &&
+		/* Swapped frames are holes: not to be read, nor merged with. */
+		e->ok = run_trylock(pool, run, e->a) && !frame_swapped(pool, e->a) &&
 			atomic_load(&run->r->pte[e->idx]) ==
 				mk_pte(PTE_PRIVATE, e->a, PTE_MERGEABLE);
+		if (e->ok && e->kind != PLAN_ZERO && frame_swapped(pool, e->target))
+			e->ok = false;
 		if (e->ok && e->kind == PLAN_STABLE)
 			e->ok = run_trylock(pool, run, e->target) && t->nodes[e->sid].live &&
 				t->nodes[e->sid].kpfn == e->target;

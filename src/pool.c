@@ -285,8 +285,13 @@ static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, uns
 		unsigned long i = pfn % pool->section_pages;
 		unsigned long len = pool->section_pages - i < nr ? pool->section_pages - i : nr;
 
-		for (unsigned long k = 0; k < len; k++)
-			atomic_fetch_and(&sec->pages[i + k].flags, PG_locked | PG_waiters);
+		for (unsigned long k = 0; k < len; k++) {
+			uint32_t old =
+				atomic_fetch_and(&sec->pages[i + k].flags, PG_locked | PG_waiters);
+
+			if (old & PG_swapped) /* a swapped frame's slot goes with it */
+				swap_slot_free(pool, sec->pages[i + k].slot);
+		}
 		map_set_range(sec->free_map, i, len, true);
 		if (i < sec->hint)
 			sec->hint = i;
@@ -597,6 +602,7 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 	if (!pool)
 		return NULL;
 	pool->memfd = -1;
+	pool->swap.fd = -1;
 	pthread_mutex_init(&pool->lock, NULL);
 	export_init(pool);
 	pool->flags = cfg.flags;
@@ -617,8 +623,10 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 		section_bind(pool, s);
 	}
 	check_max_map_count(pool);
-	if (region_table_init(pool))
+	if (swap_init(pool, cfg.swap_path, cfg.swap_size))
 		goto out_release;
+	if (region_table_init(pool))
+		goto out_swap;
 	if (ksm_init(pool))
 		goto out_regions;
 	if (hotplug_init(pool))
@@ -636,6 +644,8 @@ out_ksm:
 	ksm_exit(pool);
 out_regions:
 	region_table_exit(pool);
+out_swap:
+	swap_exit(pool);
 out_release:
 	pool_release(pool);
 	return NULL;
@@ -651,5 +661,6 @@ void sp_pool_destroy(sp_pool *pool)
 	hotplug_exit(pool);
 	ksm_exit(pool);
 	region_table_exit(pool);
+	swap_exit(pool);
 	pool_release(pool);
 }

@@ -49,6 +49,7 @@ struct sp_page {
 	 */
 	_Atomic uint32_t owner; /* private frame: region id; KSM frame: stable node id */
 	_Atomic uint32_t index; /* private frame: page index within the region */
+	uint32_t slot; /* swap slot while PG_swapped */
 };
 
 enum sp_section_state { SECTION_OFFLINE, SECTION_ONLINE, SECTION_GOING_OFFLINE };
@@ -68,6 +69,24 @@ struct sp_run {
 	unsigned long pfn;
 	unsigned long nr;
 };
+
+/* The swap area (swap.c). */
+struct sp_swap {
+	pthread_mutex_t lock; /* the slot map; a leaf */
+	int fd; /* -1: no swap */
+	char *path;
+	unsigned long nr_slots, used, hint;
+	uint64_t *map; /* bit set: slot in use */
+	uint64_t *sum; /* XXH3 of each slot's page */
+	_Atomic long errors;
+};
+
+int swap_init(struct sp_pool *pool, const char *path, size_t size);
+void swap_exit(struct sp_pool *pool);
+void swap_slot_free(struct sp_pool *pool, unsigned long slot);
+long swap_slots_used(struct sp_pool *pool);
+int swap_in_frame(struct sp_pool *pool, unsigned long pfn);
+int swap_fault(struct sp_pool *pool, uintptr_t addr);
 
 /* The control socket (export.c). */
 struct sp_export {
@@ -100,6 +119,7 @@ struct sp_pool {
 	struct sp_region_table rt;
 	struct sp_hotplug hotplug;
 	struct sp_export export;
+	struct sp_swap swap;
 	struct sp_fault fault;
 	struct sp_ksm ksm;
 
@@ -145,6 +165,11 @@ int section_online(struct sp_pool *pool, unsigned s);
 void section_isolate(struct sp_pool *pool, unsigned s, bool isolate);
 unsigned long section_used(struct sp_pool *pool, unsigned s, unsigned long *pfns);
 int section_remove(struct sp_pool *pool, unsigned s);
+
+static inline bool frame_swapped(struct sp_pool *pool, unsigned long pfn)
+{
+	return atomic_load(&pfn_to_page(pool, pfn)->flags) & PG_swapped;
+}
 
 /* True if the frame's memory was never touched (or was punched): it reads zeros. */
 bool frame_is_hole(struct sp_pool *pool, unsigned long pfn);

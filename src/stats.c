@@ -25,6 +25,7 @@ enum sp_stat_item {
 	ST_FAULTS_WP,
 	ST_MAX_MAP_COUNT,
 	ST_PAGES_UNMAPPED,
+	ST_SWAP_ERRORS,
 	ST_NR
 };
 
@@ -36,6 +37,7 @@ static const char *const names[ST_NR] = {
 	[ST_FAULTS_COW] = "faults_cow",		  [ST_FAULTS_SWAPIN] = "faults_swapin",
 	[ST_PAGES_MIGRATED] = "pages_migrated",	  [ST_FAULTS_WP] = "faults_wp",
 	[ST_MAX_MAP_COUNT] = "max_map_count",	  [ST_PAGES_UNMAPPED] = "pages_unmapped",
+	[ST_SWAP_ERRORS] = "swap_errors",
 };
 
 const char *sp_stat_name(unsigned i)
@@ -64,7 +66,9 @@ static long stat_read(struct sp_pool *pool, enum sp_stat_item item)
 	case ST_BYTES_RESIDENT:
 		return pool_bytes_resident(pool);
 	case ST_SWAP_SLOTS_USED:
-		return 0; /* no swap area yet */
+		return swap_slots_used(pool);
+	case ST_SWAP_ERRORS:
+		return atomic_load(&pool->swap.errors);
 	case ST_FAULT_MODE:
 		return pool->fault.mode;
 	case ST_FAULTS_COW:

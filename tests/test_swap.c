@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Swap: private and KSM frames out to the swap file and back on access, from
+ * user code and from read(2); a KSM frame takes one slot for all its sharers;
+ * a full swap area says ENOSPC with nothing lost; a damaged slot ends in
+ * SIGBUS, never in wrong bytes; offlining a section with swapped frames.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define N 64
+
+static char path[64];
+
+static sp_pool *swap_pool(size_t swap_pages, unsigned flags)
+{
+	struct sp_pool_config cfg = { .section_size = 4 << 20,
+				      .nr_sections = 4,
+				      .swap_path = path,
+				      .swap_size = swap_pages * SP_PAGE_SIZE,
+				      .flags = flags | SP_POOL_NO_KSMD };
+	sp_pool *pool;
+
+	snprintf(path, sizeof(path), "/tmp/sp-swap-%d", getpid());
+	pool = sp_pool_create(&cfg);
+	assert_non_null(pool);
+	return pool;
+}
+
+static void private_round_trip(void **state)
+{
+	sp_pool *pool = swap_pool(256, 0);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, 0);
+	struct stat st;
+	long res;
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	for (int i = 0; i < N; i++)
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+	res = stat_of(pool, "bytes_resident");
+	assert_int_equal(sp_swap_out(pool, a, N * SP_PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), N);
+	assert_int_equal(stat_of(pool, "bytes_resident"), res - N * SP_PAGE_SIZE);
+	/* Back on access: user reads, user writes, and the kernel writing for us. */
+	assert_int_equal(check_page(a, 0), 0);
+	fill_page(a + SP_PAGE_SIZE, 1000);
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(write(fds[1], "swapped", 7), 7);
+	assert_int_equal(read(fds[0], a + 2 * SP_PAGE_SIZE + 8, 7), 7);
+	assert_memory_equal(a + 2 * SP_PAGE_SIZE + 8, "swapped", 7);
+	for (int i = 3; i < N; i++)
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	assert_int_equal(check_page(a + SP_PAGE_SIZE, 1000), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+	assert_int_equal(stat_of(pool, "faults_swapin"), N);
+	assert_int_equal(stat_of(pool, "bytes_resident"), res);
+	close(fds[0]);
+	close(fds[1]);
+	sp_pool_destroy(pool);
+	assert_int_equal(access(path, F_OK), -1); /* removed with the pool */
+}
+
+/* One slot per KSM frame, not per page; one read brings it back for all. */
+static void ksm_one_slot(void **state)
+{
+	sp_pool *pool = swap_pool(256, 0);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *c = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	long res;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+		fill_page(b + i * SP_PAGE_SIZE, (uint64_t)i);
+		fill_page(c + i * SP_PAGE_SIZE, (uint64_t)i);
+	}
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 2 * N);
+	res = stat_of(pool, "bytes_resident");
+	assert_int_equal(sp_swap_out(pool, a, N * SP_PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), N); /* frames, not 3N pages */
+	assert_int_equal(stat_of(pool, "bytes_resident"), res - N * SP_PAGE_SIZE);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	assert_int_equal(stat_of(pool, "faults_swapin"), N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		assert_int_equal(check_page(c + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	}
+	assert_int_equal(stat_of(pool, "faults_swapin"), N); /* read once for all */
+	/* A write to a swapped KSM page swaps in and copies for that sharer only. */
+	assert_int_equal(sp_swap_out(pool, b, N * SP_PAGE_SIZE), 0);
+	fill_page(c, 777);
+	assert_int_equal(check_page(c, 777), 0);
+	assert_int_equal(check_page(a, 0), 0);
+	assert_int_equal(check_page(b, 0), 0);
+	assert_int_equal(ksm_of(pool, "pages_shared"), N);
+	sp_pool_destroy(pool);
+}
+
+/* Swap full: ENOSPC, and what was swapped stays swapped and correct. */
+static void swap_full(void **state)
+{
+	sp_pool *pool = swap_pool(16, 0);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, 0);
+
+	(void)state;
+	for (int i = 0; i < N; i++)
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+	errno = 0;
+	assert_int_equal(sp_swap_out(pool, a, N * SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, ENOSPC);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 16);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+	sp_pool_destroy(pool);
+}
+
+static void bad_calls(void **state)
+{
+	struct sp_pool_config cfg = { .section_size = 4 << 20,
+				      .nr_sections = 1,
+				      .flags = SP_POOL_NO_KSMD };
+	sp_pool *pool = sp_pool_create(&cfg); /* no swap */
+	char *a = sp_alloc(pool, 4 * SP_PAGE_SIZE, 0);
+	int fd;
+
+	(void)state;
+	errno = 0;
+	assert_int_equal(sp_swap_out(pool, a, SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, ENOSPC);
+	assert_int_equal(sp_swap_out(NULL, a, SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, EINVAL);
+	sp_pool_destroy(pool);
+	pool = swap_pool(16, SP_POOL_SIGSEGV);
+	a = sp_alloc(pool, 4 * SP_PAGE_SIZE, 0);
+	assert_int_equal(sp_swap_out(pool, a, SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, ENOTSUP); /* no missing faults to bring it back */
+	assert_int_equal(sp_swap_out(pool, a + 1, SP_PAGE_SIZE), -1);
+	sp_pool_destroy(pool);
+	pool = swap_pool(16, 0);
+	a = sp_alloc(pool, 4 * SP_PAGE_SIZE, 0);
+	assert_int_equal(sp_swap_out(pool, a + 1, SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_swap_out(pool, a, 5 * SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, ENOMEM);
+	sp_pool_destroy(pool);
+	/* An existing file is not ours to take over. */
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	cfg.swap_path = path;
+	errno = 0;
+	assert_null(sp_pool_create(&cfg));
+	assert_int_equal(errno, EEXIST);
+	unlink(path);
+}
+
+/* A damaged slot: SIGBUS for the thread that touches it; other pages intact. */
+static void damaged_slot(void **state)
+{
+	pid_t pid;
+	int status;
+
+	(void)state;
+	pid = fork();
+	if (!pid) {
+		sp_pool *pool = swap_pool(64, 0);
+		char *a = sp_alloc(pool, 8 * SP_PAGE_SIZE, 0);
+		char junk[64];
+		int fd;
+
+		signal(SIGBUS, SIG_DFL);
+		for (int i = 0; i < 8; i++)
+			fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+		if (sp_swap_out(pool, a, 8 * SP_PAGE_SIZE))
+			_exit(10);
+		fd = open(path, O_WRONLY);
+		memset(junk, 0x5a, sizeof(junk));
+		/* Slot 3 is page 3's (slots are handed out in order). */
+		if (fd < 0 || pwrite(fd, junk, sizeof(junk), 3 * SP_PAGE_SIZE + 100) != 64)
+			_exit(11);
+		close(fd);
+		for (int i = 0; i < 3; i++)
+			if (check_page(a + i * SP_PAGE_SIZE, (uint64_t)i))
+				_exit(12);
+		(void)*(volatile char *)(a + 3 * SP_PAGE_SIZE); /* SIGBUS here */
+		_exit(13);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	unlink(path);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGBUS);
+}
+
+/* Offlining a section with swapped frames keeps every byte. */
+static void offline_with_swapped(void **state)
+{
+	sp_pool *pool = swap_pool(256, 0);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+		fill_page(b + i * SP_PAGE_SIZE, i % 2 ? (uint64_t)i : 500u + i);
+	}
+	full_scan(pool);
+	assert_int_equal(sp_swap_out(pool, a, N * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_swap_out(pool, b, N * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_section_offline(pool, (unsigned)sp_page_section(pool, a)), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, i % 2 ? (uint64_t)i : 500u + i),
+				 0);
+	}
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+	/* Swapped again, then freed: the slots go with the frames. */
+	assert_int_equal(sp_swap_out(pool, a, N * SP_PAGE_SIZE), 0);
+	assert_true(stat_of(pool, "swap_slots_used") > 0);
+	assert_int_equal(sp_free(pool, a), 0);
+	assert_int_equal(sp_free(pool, b), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+	sp_pool_destroy(pool);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(private_round_trip), cmocka_unit_test(ksm_one_slot),
+		cmocka_unit_test(swap_full),	      cmocka_unit_test(bad_calls),
+		cmocka_unit_test(damaged_slot),	      cmocka_unit_test(offline_with_swapped),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
