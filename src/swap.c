@@ -89,6 +89,38 @@ void swap_exit(struct sp_pool *pool)
 	pthread_mutex_destroy(&sw->lock);
 }
 
+static bool slot_used(const struct sp_swap *sw, unsigned long i)
+{
+	return sw->map[i / 64] >> (i % 64) & 1;
+}
+
+/* Up to want consecutive free slots (at least one): how many, first in *slot. */
+static unsigned long slots_alloc(struct sp_swap *sw, unsigned long want, unsigned long *slot)
+{
+	unsigned long best = 0, best_at = 0;
+
+	pthread_mutex_lock(&sw->lock);
+	for (unsigned long i = 0; i < sw->nr_slots && best < want;) {
+		unsigned long n = 0;
+
+		while (i + n < sw->nr_slots && n < want && !slot_used(sw, i + n))
+			n++;
+		if (n > best) {
+			best = n;
+			best_at = i;
+		}
+		i += n + 1;
+	}
+	for (unsigned long i = 0; i < best; i++)
+		sw->map[(best_at + i) / 64] |= 1ull << ((best_at + i) % 64);
+	sw->used += best;
+	pthread_mutex_unlock(&sw->lock);
+	*slot = best_at;
+	if (!best)
+		errno = ENOSPC;
+	return best;
+}
+
 static long slot_alloc(struct sp_swap *sw)
 {
 	long slot = -1;
@@ -150,7 +182,11 @@ int swap_in_frame(struct sp_pool *pool, unsigned long pfn)
 		errno = EIO;
 		return -1;
 	}
-	memcpy(pfn_to_virt(pool, pfn), buf, PAGE_SIZE);
+	/* Written to the memfd, not through the direct map: no fault, no zeroing first. */
+	if (pwrite(pool->memfd, buf, PAGE_SIZE, (off_t)(pfn << PAGE_SHIFT)) != (ssize_t)PAGE_SIZE) {
+		errno = ENOMEM;
+		return -1;
+	}
 	atomic_fetch_and(&page->flags, ~(uint32_t)PG_swapped);
 	swap_slot_free(pool, slot);
 	atomic_fetch_add(&pool->faults_swapin, 1);
@@ -238,6 +274,87 @@ out_unlock:
 	return ret;
 }
 
+#define SWAP_BATCH 256
+
+/*
+ * Consecutive private pages on consecutive resident frames, from idx: locked
+ * and checked. How many (0: idx is not such a page; the caller goes on).
+ */
+static unsigned long lock_private_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+				      unsigned long nr)
+{
+	uint64_t pte0 = atomic_load(&r->pte[idx]);
+	unsigned long n = 0, f0 = pte_val(pte0);
+
+	while (n < nr && n < SWAP_BATCH) {
+		uint64_t pte = atomic_load(&r->pte[idx + n]);
+		unsigned long f = pte_val(pte);
+
+		if (pte_type(pte) != PTE_PRIVATE || (pte & PTE_LOST) || f != f0 + n ||
+		    pfn_to_section(pool, f) != pfn_to_section(pool, f0))
+			break;
+		frame_lock(pool, f);
+		if (atomic_load(&r->pte[idx + n]) != pte || frame_swapped(pool, f) ||
+		    frame_is_hole(pool, f)) {
+			frame_unlock(pool, f);
+			break;
+		}
+		n++;
+	}
+	return n;
+}
+
+/*
+ * A run of private pages: one window, one registration, one write to
+ * consecutive slots, one punch. 0 done; 1 only the first part was done (the
+ * swap area is fragmented or short); -1 nothing was. Frames locked by the
+ * caller.
+ */
+static int swap_out_private_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+				unsigned long n, unsigned long *done)
+{
+	struct sp_swap *sw = &pool->swap;
+	unsigned long f0 = pte_val(atomic_load(&r->pte[idx])), slot, got;
+	char *addr = r->start + (idx << PAGE_SHIFT);
+	const char *src = pfn_to_virt(pool, f0);
+	struct sp_window win;
+	int ret;
+
+	*done = 0;
+	got = slots_alloc(sw, n, &slot);
+	if (!got)
+		return -1;
+	ret = wp_window_open(pool, &win, addr, got << PAGE_SHIFT);
+	if (ret)
+		goto out_slots;
+	ret = fault_register_missing(pool, addr, got << PAGE_SHIFT);
+	if (!ret && pwrite(sw->fd, src, got << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
+			    (ssize_t)(got << PAGE_SHIFT)) {
+		errno = EIO;
+		ret = -1;
+	}
+	if (!ret) {
+		for (unsigned long i = 0; i < got; i++) {
+			struct sp_page *page = pfn_to_page(pool, f0 + i);
+
+			sw->sum[slot + i] = XXH3_64bits(src + (i << PAGE_SHIFT), PAGE_SIZE);
+			page->slot = (uint32_t)(slot + i);
+			atomic_fetch_or(&page->flags, PG_swapped);
+		}
+		fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)(f0 << PAGE_SHIFT), (off_t)(got << PAGE_SHIFT));
+	}
+	wp_window_close(pool, &win);
+	if (!ret) {
+		*done = got;
+		return got < n ? 1 : 0;
+	}
+out_slots:
+	for (unsigned long i = 0; i < got; i++)
+		swap_slot_free(pool, slot + i);
+	return -1;
+}
+
 static int swap_out_page(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
 {
 	uint64_t pte = atomic_load(&r->pte[idx]);
@@ -274,11 +391,72 @@ int sp_swap_out(sp_pool *pool, void *addr, size_t len)
 	r = region_range(pool, addr, len, &first, &nr);
 	if (!r)
 		ret = -1;
-	for (unsigned long i = first; r && !ret && i < first + nr; i++)
-		ret = swap_out_page(pool, r, i);
+	for (unsigned long i = first; r && !ret && i < first + nr;) {
+		unsigned long f0 = pte_val(atomic_load(&r->pte[i])), done;
+		unsigned long n = lock_private_run(pool, r, i, first + nr - i);
+
+		if (!n) {
+			ret = swap_out_page(pool, r, i++); /* KSM, or one at a time */
+			continue;
+		}
+		ret = swap_out_private_run(pool, r, i, n, &done);
+		for (unsigned long k = 0; k < n; k++)
+			frame_unlock(pool, f0 + k);
+		if (ret > 0) /* the rest of the run goes on from where it stopped */
+			ret = 0;
+		i += done;
+		if (!ret && !done) /* nothing moved and no error: go page by page */
+			ret = swap_out_page(pool, r, i++);
+	}
 	pthread_rwlock_unlock(&pool->rt.lock);
 	pthread_mutex_unlock(&pool->ksm.mutex);
 	return ret;
+}
+
+#define READAHEAD 64
+
+/*
+ * After page idx's frame came back: its neighbours that were swapped out
+ * with it (consecutive frames in consecutive slots) come back in one read,
+ * so that a sequential reader takes one fault in READAHEAD, not one each.
+ * Frames that are busy or damaged are left for their own fault.
+ */
+static void swap_readahead(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+			   unsigned long f, unsigned long slot)
+{
+	struct sp_swap *sw = &pool->swap;
+	static __thread char buf[READAHEAD * SP_PAGE_SIZE];
+	unsigned long n = 0;
+
+	while (n < READAHEAD && idx + 1 + n < r->npages) {
+		uint64_t pte = atomic_load(&r->pte[idx + 1 + n]);
+		unsigned long g = f + 1 + n;
+
+		if (pte_type(pte) != PTE_PRIVATE || pte_val(pte) != g ||
+		    pfn_to_section(pool, g) != pfn_to_section(pool, f) || !frame_trylock(pool, g))
+			break;
+		if (!frame_swapped(pool, g) || pfn_to_page(pool, g)->slot != slot + 1 + n) {
+			frame_unlock(pool, g);
+			break;
+		}
+		n++;
+	}
+	if (n && pread(sw->fd, buf, n * PAGE_SIZE, (off_t)((slot + 1) * PAGE_SIZE)) !=
+			 (ssize_t)(n * PAGE_SIZE))
+		n = 0; /* leave them all to their own faults */
+	for (unsigned long i = 0; i < n; i++) {
+		struct sp_page *page = pfn_to_page(pool, f + 1 + i);
+
+		if (XXH3_64bits(buf + i * PAGE_SIZE, PAGE_SIZE) == sw->sum[slot + 1 + i] &&
+		    pwrite(pool->memfd, buf + i * PAGE_SIZE, PAGE_SIZE,
+			   (off_t)((f + 1 + i) << PAGE_SHIFT)) == (ssize_t)PAGE_SIZE) {
+			atomic_fetch_and(&page->flags, ~(uint32_t)PG_swapped);
+			swap_slot_free(pool, slot + 1 + i);
+			atomic_fetch_add(&pool->faults_swapin, 1);
+		}
+	}
+	while (n--)
+		frame_unlock(pool, f + 1 + n);
 }
 
 /*
@@ -300,9 +478,13 @@ int swap_fault(struct sp_pool *pool, uintptr_t addr)
 		unsigned long pfn = pte_val(pte);
 
 		frame_lock(pool, pfn);
-		if (atomic_load(&pfn_to_page(pool, pfn)->flags) & PG_swapped)
+		if (atomic_load(&pfn_to_page(pool, pfn)->flags) & PG_swapped) {
+			unsigned long slot = pfn_to_page(pool, pfn)->slot;
+
 			ret = swap_in_frame(pool, pfn);
-		else if (frame_is_hole(pool, pfn))
+			if (!ret && pte_type(pte) == PTE_PRIVATE)
+				swap_readahead(pool, r, region_index(r, (void *)addr), pfn, slot);
+		} else if (frame_is_hole(pool, pfn))
 			(void)*(volatile char *)pfn_to_virt(pool, pfn); /* a page of zeros */
 		frame_unlock(pool, pfn);
 	} else if (r && pte_type(pte) == PTE_ZERO) {
