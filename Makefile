@@ -35,6 +35,7 @@ bench: build
 	./$(BUILD)/bench/bench_region
 	./$(BUILD)/bench/bench_ksm
 	./$(BUILD)/bench/bench_hotplug
+	./$(BUILD)/bench/bench_swap
 
 format:
 	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.c tests/*.[ch] tests/outside/*.[ch]
