@@ -409,6 +409,11 @@ out_unlock:
 	return -1;
 }
 
+int ksm_unshare(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
+{
+	return unshare_page(pool, r, idx);
+}
+
 /* Frames an unmerge of these pages needs: all but one per KSM frame left empty. */
 static long unmerge_need(struct sp_pool *pool, struct sp_region *r, unsigned long first,
 			 unsigned long nr, uint32_t *seen)

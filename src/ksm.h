@@ -131,6 +131,8 @@ bool ksm_pm_copied(uint64_t pm);
 void ksm_sharer_copied(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_t idx);
 void ksm_settle(struct sp_pool *pool, uint32_t sid);
 void ksm_flush(struct sp_pool *pool);
+/* Give one page a private frame again (for swap-out of a copied page); KSM mutex held. */
+int ksm_unshare(struct sp_pool *pool, struct sp_region *r, unsigned long idx);
 /* A region is going away: drop its pages from every KSM frame. KSM mutex held. */
 void ksm_region_release(struct sp_pool *pool, struct sp_region *r);
 

@@ -366,8 +366,13 @@ static int swap_out_page(struct sp_pool *pool, struct sp_region *r, unsigned lon
 		return swap_out_private(pool, r, idx);
 	case PTE_KSM:
 		return swap_out_ksm(pool, pte_val(pte));
+	case PTE_COPIED:
+		/* The kernel's copy comes back into a pool frame first, then goes. */
+		if (ksm_unshare(pool, r, idx))
+			return -1;
+		return swap_out_private(pool, r, idx);
 	default:
-		return 0; /* the zero page, or a copy the kernel holds: not pool memory */
+		return 0; /* the zero page: nothing to swap */
 	}
 }
 

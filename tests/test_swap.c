@@ -107,6 +107,11 @@ static void ksm_one_slot(void **state)
 	assert_int_equal(check_page(a, 0), 0);
 	assert_int_equal(check_page(b, 0), 0);
 	assert_int_equal(ksm_of(pool, "pages_shared"), N);
+	/* c's page 0 is the kernel's copy now: it moves into a pool frame, then out. */
+	res = stat_of(pool, "swap_slots_used");
+	assert_int_equal(sp_swap_out(pool, c, SP_PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), res + 1);
+	assert_int_equal(check_page(c, 777), 0);
 	sp_pool_destroy(pool);
 }
 
