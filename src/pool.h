@@ -78,6 +78,7 @@ struct sp_swap {
 	unsigned long nr_slots, used, hint;
 	uint64_t *map; /* bit set: slot in use */
 	uint64_t *sum; /* XXH3 of each slot's page */
+	char *readahead; /* the fault thread's read-ahead buffer */
 	_Atomic long errors;
 };
 
