@@ -18,6 +18,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1093,6 +1097,101 @@ out:
 	sp_pool_destroy(pool);
 }
 
+/* ---- 12. swap ---------------------------------------------------------- */
+
+static sp_pool *swap_pool(const char *path, size_t slots, unsigned flags)
+{
+	struct sp_pool_config cfg = { .section_size = SECTION,
+				      .nr_sections = 4,
+				      .swap_path = path,
+				      .swap_size = slots * PG,
+				      .flags = flags | SP_POOL_NO_KSMD };
+
+	return sp_pool_create(&cfg);
+}
+
+/* A merged region out to swap and back: one slot per KSM frame, every byte. */
+static void test_swap(void)
+{
+	char path[64];
+	sp_pool *pool;
+	unsigned char *a, *b;
+	long res, sharing;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/tmp/ksm_outside_swap.%d", getpid());
+	pool = swap_pool(path, 1024, 0);
+	if (!report(pool != NULL, 0, errno, "swap: sp_pool_create with a swap_path"))
+		return;
+	report(!stat(path, &st) && (st.st_mode & 0777) == 0600, (long)st.st_mode, errno,
+	       "swap: the swap file exists, mode 0600");
+	a = sp_alloc(pool, 128 * PG, SP_MERGEABLE);
+	b = sp_alloc(pool, 128 * PG, SP_MERGEABLE);
+	fill_pages(a, 128, 12, 0);
+	fill_pages(b, 128, 12, 0);
+	full_scan(pool);
+	full_scan(pool);
+	sharing = ksm_of(pool, "pages_sharing");
+	report(sharing == 128, sharing, 0, "swap: the two regions merged (pages_sharing 128)");
+	res = stat_of(pool, "bytes_resident");
+	EXPECT_OK(sp_swap_out(pool, a, 128 * PG), "swap: sp_swap_out of the merged region");
+	report(stat_of(pool, "swap_slots_used") == 128, stat_of(pool, "swap_slots_used"), 0,
+	       "swap: swap_slots_used counts each KSM frame once (128, not 256)");
+	report(stat_of(pool, "bytes_resident") <= res - 128 * (long)PG,
+	       stat_of(pool, "bytes_resident"), 0, "swap: bytes_resident fell by 128 pages");
+	report(check_pages(b, 128, 12, 0) < 0 && check_pages(a, 128, 12, 0) < 0, 0, 0,
+	       "swap: every byte reads back, through both sharers");
+	report(stat_of(pool, "faults_swapin") == 128, stat_of(pool, "faults_swapin"), 0,
+	       "swap: each frame was read back once for its two sharers");
+	report(stat_of(pool, "swap_slots_used") == 0, stat_of(pool, "swap_slots_used"), 0,
+	       "swap: the slots are free again");
+	sp_pool_destroy(pool);
+	report(access(path, F_OK) == -1, 0, errno, "swap: the swap file is gone with the pool");
+}
+
+/* A damaged swap file: SIGBUS for the thread that touches the page, never wrong data. */
+static void test_swap_damaged(void)
+{
+	char path[64];
+	int status;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "/tmp/ksm_outside_dmg.%d", getpid());
+	fflush(stdout);
+	pid = fork();
+	if (!pid) {
+		sp_pool *pool = swap_pool(path, 64, 0);
+		unsigned char *a, junk[256];
+		int fd;
+
+		signal(SIGBUS, SIG_DFL);
+		if (!pool || !(a = sp_alloc(pool, 16 * PG, 0)))
+			_exit(10);
+		fill_pages(a, 16, 13, 0);
+		if (sp_swap_out(pool, a, 16 * PG))
+			_exit(11);
+		memset(junk, 0xa5, sizeof(junk));
+		fd = open(path, O_WRONLY);
+		for (int slot = 0; fd >= 0 && slot < 64; slot++) /* every slot damaged */
+			if (pwrite(fd, junk, sizeof(junk), (off_t)slot * (off_t)PG + 512) < 0)
+				_exit(12);
+		if (fd < 0)
+			_exit(12);
+		close(fd);
+		if (page_is(a, 13, 0)) /* SIGBUS on this read, or wrong data: never */
+			_exit(13);
+		_exit(14); /* wrong bytes were seen */
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+		report(false, pid, errno, "swap: damaged slot (fork)");
+		return;
+	}
+	unlink(path);
+	report(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS,
+	       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), 0,
+	       "swap: a damaged slot ends in SIGBUS, never in wrong data");
+}
+
 int main(void)
 {
 	static const struct {
@@ -1111,6 +1210,8 @@ int main(void)
 	}
 	test_notifier();
 	test_no_room();
+	test_swap();
+	test_swap_damaged();
 	printf("%u passed, %u failed\n", nr_checks - nr_failed, nr_failed);
 	return nr_failed ? 1 : 0;
 }
