@@ -67,11 +67,6 @@ static int key_node(struct sp_pool *pool, unsigned long pfn)
 	return knob(pool, KSM_MERGE_ACROSS_NODES) ? -1 : frame_node(pool, pfn);
 }
 
-static char *page_addr(const struct sp_region *r, unsigned long idx)
-{
-	return r->start + (idx << PAGE_SHIFT);
-}
-
 static uint32_t page_hash(const void *p)
 {
 	return (uint32_t)XXH3_64bits(p, PAGE_SIZE);
@@ -275,11 +270,6 @@ void ksm_sharer_copied(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_
 	stable_remove_rmap(&pool->ksm.stable, sid, rid, idx);
 	pool->ksm.sharers--;
 	atomic_fetch_add(&pool->faults_cow, 1);
-}
-
-void ksm_pagemap(struct sp_pool *pool, const void *addr, uint64_t *pm)
-{
-	pagemap_read(pool, addr, 1, pm);
 }
 
 void ksm_pagemap_range(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm)

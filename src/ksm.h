@@ -125,7 +125,6 @@ int ksm_unmerge_all(struct sp_pool *pool);
 int ksm_unmerge_range(struct sp_pool *pool, struct sp_region *r, unsigned long first,
 		      unsigned long nr);
 /* For migration (migrate.c), under the KSM mutex. */
-void ksm_pagemap(struct sp_pool *pool, const void *addr, uint64_t *pm);
 void ksm_pagemap_range(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm);
 bool ksm_pm_copied(uint64_t pm);
 void ksm_sharer_copied(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_t idx);

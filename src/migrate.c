@@ -31,11 +31,6 @@
 #include "migrate.h"
 #include "pool.h"
 
-static char *page_addr(const struct sp_region *r, unsigned long idx)
-{
-	return r->start + (idx << PAGE_SHIFT);
-}
-
 static void frame_take_owner(struct sp_pool *pool, unsigned long pfn, struct sp_region *r,
 			     unsigned long idx)
 {
@@ -159,7 +154,7 @@ static void ksm_roll_back(struct sp_pool *pool, struct ksm_rmap *moved, int n, u
  * no sharer any more), -1 if the remap failed (it still maps k).
  */
 static int ksm_move_sharer(struct sp_pool *pool, struct sp_region *w, unsigned long idx,
-			   unsigned long k, unsigned long f)
+			   unsigned long f)
 {
 	uint64_t pte = atomic_load(&w->pte[idx]), pm = 0;
 	struct sp_window win;
@@ -173,7 +168,7 @@ static int ksm_move_sharer(struct sp_pool *pool, struct sp_region *w, unsigned l
 		return 0;
 	}
 	/* Protected first, so that no copy-on-write completes after the look. */
-	ksm_pagemap(pool, page_addr(w, idx), &pm);
+	ksm_pagemap_range(pool, page_addr(w, idx), 1, &pm);
 	if (ksm_pm_copied(pm)) {
 		atomic_store(&w->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
 		ret = 0;
@@ -183,7 +178,6 @@ static int ksm_move_sharer(struct sp_pool *pool, struct sp_region *w, unsigned l
 		atomic_store(&w->pte[idx], mk_pte(PTE_KSM, f, pte & PTE_MERGEABLE));
 	}
 	wp_window_close(pool, &win);
-	(void)k;
 	return ret;
 }
 
@@ -224,7 +218,7 @@ static int move_ksm(struct sp_pool *pool, unsigned long k, unsigned long f)
 		    (atomic_load(&w->pte[sharers[i].idx]) & ~PTE_LOST) !=
 			    mk_pte(PTE_KSM, k, PTE_MERGEABLE))
 			continue;
-		r = ksm_move_sharer(pool, w, sharers[i].idx, k, f);
+		r = ksm_move_sharer(pool, w, sharers[i].idx, f);
 		if (r > 0) {
 			moved[nr_moved++] = sharers[i];
 			fp->mapcount++;

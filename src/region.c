@@ -211,7 +211,7 @@ static int region_map(struct sp_pool *pool, struct sp_region *r, struct sp_run *
 	unsigned long idx = 0;
 
 	for (unsigned k = 0; k < nr_runs; k++) {
-		char *at = r->start + (idx << PAGE_SHIFT);
+		char *at = page_addr(r, idx);
 
 		if (mmap(at, runs[k].nr << PAGE_SHIFT, PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_FIXED, pool->memfd,

@@ -92,6 +92,11 @@ static inline uint32_t region_domain(const struct sp_region *r, unsigned long id
 	return r->domain ? r->domain[idx] : 0;
 }
 
+static inline char *page_addr(const struct sp_region *r, unsigned long idx)
+{
+	return r->start + (idx << 12);
+}
+
 static inline unsigned long region_index(const struct sp_region *r, const void *addr)
 {
 	return (unsigned long)(((const char *)addr - r->start) >> 12);

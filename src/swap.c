@@ -233,7 +233,7 @@ static int swap_out_private(struct sp_pool *pool, struct sp_region *r, unsigned 
 {
 	uint64_t pte = atomic_load(&r->pte[idx]);
 	unsigned long pfn = pte_val(pte);
-	char *addr = r->start + (idx << PAGE_SHIFT);
+	char *addr = page_addr(r, idx);
 	struct sp_window win;
 	int ret = 0;
 
@@ -273,9 +273,8 @@ static int swap_out_ksm(struct sp_pool *pool, unsigned long k)
 		struct sp_region *w = region_by_id(pool, t->nodes[sid].rmap[i].rid);
 
 		if (w && !(atomic_load(&w->pte[t->nodes[sid].rmap[i].idx]) & PTE_LOST))
-			ret = fault_register_missing(
-				pool, w->start + ((size_t)t->nodes[sid].rmap[i].idx << PAGE_SHIFT),
-				PAGE_SIZE);
+			ret = fault_register_missing(pool, page_addr(w, t->nodes[sid].rmap[i].idx),
+						     PAGE_SIZE);
 	}
 	if (!ret)
 		ret = swap_out_frame(pool, k);
@@ -325,7 +324,7 @@ static int swap_out_private_run(struct sp_pool *pool, struct sp_region *r, unsig
 {
 	struct sp_swap *sw = &pool->swap;
 	unsigned long f0 = pte_val(atomic_load(&r->pte[idx])), slot, got;
-	char *addr = r->start + (idx << PAGE_SHIFT);
+	char *addr = page_addr(r, idx);
 	const char *src = pfn_to_virt(pool, f0);
 	struct sp_window win;
 	int ret;
