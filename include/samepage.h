@@ -136,6 +136,27 @@ int sp_pool_unexport(sp_pool *pool);
 const char *sp_stat_name(unsigned i);
 const char *sp_ksm_name(unsigned i);
 
+/*
+ * Reclaim under pressure (pools with a swap area, userfaultfd mode). When
+ * free frames fall below swap.low_watermark, a reclaim thread swaps cold
+ * pages out until they reach swap.high_watermark (both in frames; -1, the
+ * default: 1/64 of the pool, at least 64, and twice that). A fault that finds
+ * no free frame reclaims for itself, and sp_alloc hands out pages that get
+ * their frames at first touch when there are too few free now: neither
+ * fails with ENOMEM while swap has room. sp_tune also takes "ksm.KNOB" for
+ * the KSM knobs. Unknown name or value below -1: EINVAL. sp_tune_get reads
+ * the value in force.
+ */
+int sp_tune(sp_pool *pool, const char *name, long value);
+int sp_tune_get(sp_pool *pool, const char *name, long *value);
+/*
+ * Reclaim now, as the reclaim thread would (cgroup v2's memory.reclaim):
+ * swap out up to nr_pages cold pages, coldest first. Frames freed, which may
+ * be fewer (swap full, nothing cold enough after three turns of the clock);
+ * -1 with ENOSPC without a swap area, ENOTSUP in SIGSEGV mode.
+ */
+long sp_reclaim(sp_pool *pool, unsigned long nr_pages);
+
 #ifdef __cplusplus
 }
 #endif

@@ -88,6 +88,11 @@ static void reply_stats(struct sp_pool *pool, int fd)
 	for (unsigned i = 0; (name = sp_stat_name(i)); i++)
 		if (!sp_stat(pool, name, &v))
 			p += sprintf(p, "%s %ld\n", name, v);
+	for (unsigned i = 0; i < 2; i++) {
+		name = i ? "swap.high_watermark" : "swap.low_watermark";
+		if (!sp_tune_get(pool, name, &v))
+			p += sprintf(p, "%s %ld\n", name, v);
+	}
 	p += sprintf(p, ".\n");
 	send_all(fd, buf, (size_t)(p - buf));
 	free(buf);
@@ -100,7 +105,8 @@ static void handle_set(struct sp_pool *pool, int fd, char *args)
 
 	if (sscanf(args, "%63s %ld %c", knob, &value, &extra) != 2)
 		return reply_error(fd, EINVAL, "usage: set KNOB VALUE");
-	if (sp_ksm_set(pool, knob, value))
+	/* Dotted names (swap.low_watermark) are sp_tune's; the rest are KSM's. */
+	if (strchr(knob, '.') ? sp_tune(pool, knob, value) : sp_ksm_set(pool, knob, value))
 		return reply_error(fd, errno, strerror(errno));
 	send_all(fd, "ok\n", 3);
 }

@@ -25,9 +25,11 @@
  * window always finds it, and a writer that finds no window retries into a
  * page that is writable again.
  *
- * Locks: none of ours is taken here; the handler thread never waits on the
- * KSM mutex, the region table lock or a frame lock, so a window can be opened
- * under any of them.
+ * Locks: the fault thread takes none of ours (only q_lock, a leaf): it never
+ * waits on the KSM mutex, the region table lock or a frame lock, so a window
+ * can be opened, and a mapping moved into place, under any of them. Missing
+ * faults (swap-in, first touch) go to the swap-in worker, which takes the
+ * region table lock (read), frame locks and reclaim.lock, as swap.c says.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -172,7 +174,8 @@ static int uffd_setup(struct sp_fault *f)
 {
 	const uint64_t need = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 	const uint64_t want = need | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_THREAD_ID |
-			      UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_POISON;
+			      UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_POISON |
+			      UFFD_FEATURE_EVENT_REMAP;
 	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
 	int probe = uffd_open();
 
@@ -229,6 +232,16 @@ static void handle_wp_fault(struct sp_fault *f, uintptr_t addr)
  * poisoned where the kernel can (UFFDIO_POISON), else the thread is sent
  * SIGBUS and woken to die of it.
  */
+/* A userfaultfd ioctl, again while a remap event is being read (EAGAIN). */
+static int uffd_ioctl(int uffd, unsigned long req, void *arg)
+{
+	int ret;
+
+	while ((ret = ioctl(uffd, req, arg)) && errno == EAGAIN)
+		sched_yield();
+	return ret;
+}
+
 static void handle_missing(struct sp_pool *pool, uintptr_t addr, pid_t tid)
 {
 	struct sp_fault *f = &pool->fault;
@@ -236,15 +249,70 @@ static void handle_missing(struct sp_pool *pool, uintptr_t addr, pid_t tid)
 	struct uffdio_zeropage zero = { .range = { .start = addr, .len = PAGE_SIZE } };
 	int ret = swap_fault(pool, addr);
 
-	if (ret > 0 && !ioctl(f->uffd, UFFDIO_ZEROPAGE, &zero))
+	if (ret > 0 && !uffd_ioctl(f->uffd, UFFDIO_ZEROPAGE, &zero))
 		return; /* mapped and woken */
-	if (ret < 0) {
-		if ((f->features & UFFD_FEATURE_POISON) && !ioctl(f->uffd, UFFDIO_POISON, &poison))
-			return;
-		if (tid > 0)
-			syscall(SYS_tgkill, getpid(), tid, SIGBUS);
-	}
+	if (ret == -1 && (f->features & UFFD_FEATURE_POISON) &&
+	    !uffd_ioctl(f->uffd, UFFDIO_POISON, &poison))
+		return; /* lost for good: SIGBUS at every touch */
+	if (ret < 0 && tid > 0)
+		syscall(SYS_tgkill, getpid(), tid, SIGBUS);
 	uffd_wake(f->uffd, addr, PAGE_SIZE);
+}
+
+/* ---- the swap-in worker ----------------------------------------------- */
+
+/*
+ * Missing faults are handed to a worker, so that the fault thread never
+ * blocks: moving a missing-mode mapping into place (fault_remap_missing)
+ * waits until the fault thread has read the remap event, and the mover may
+ * hold what a swap-in waits for (a frame lock, the region table lock).
+ */
+static void missing_push(struct sp_fault *f, uintptr_t addr, pid_t tid)
+{
+	pthread_mutex_lock(&f->q_lock);
+	if (f->q_nr == f->q_cap) {
+		unsigned cap = f->q_cap ? 2 * f->q_cap : 64;
+		struct sp_missing *q = malloc(cap * sizeof(*q));
+
+		if (!q) { /* the thread stays asleep; the log says why */
+			pthread_mutex_unlock(&f->q_lock);
+			sp_log(SP_LOG_ERR, "no memory to queue a swap-in at %p", (void *)addr);
+			return;
+		}
+		for (unsigned i = 0; i < f->q_nr; i++)
+			q[i] = f->q[(f->q_head + i) % f->q_cap];
+		free(f->q);
+		f->q = q;
+		f->q_head = 0;
+		f->q_cap = cap;
+	}
+	f->q[(f->q_head + f->q_nr++) % f->q_cap] = (struct sp_missing){ addr, tid };
+	pthread_cond_signal(&f->q_cond);
+	pthread_mutex_unlock(&f->q_lock);
+}
+
+static void *swapin_thread(void *arg)
+{
+	struct sp_pool *pool = arg;
+	struct sp_fault *f = &pool->fault;
+
+	pthread_mutex_lock(&f->q_lock);
+	for (;;) {
+		struct sp_missing m;
+
+		while (!f->q_nr && !f->q_stop)
+			pthread_cond_wait(&f->q_cond, &f->q_lock);
+		if (!f->q_nr)
+			break;
+		m = f->q[f->q_head];
+		f->q_head = (f->q_head + 1) % f->q_cap;
+		f->q_nr--;
+		pthread_mutex_unlock(&f->q_lock);
+		handle_missing(pool, m.addr, m.tid);
+		pthread_mutex_lock(&f->q_lock);
+	}
+	pthread_mutex_unlock(&f->q_lock);
+	return NULL;
 }
 
 static void *fault_thread(void *arg)
@@ -265,16 +333,20 @@ static void *fault_thread(void *arg)
 		n = read(f->uffd, msg, sizeof(msg));
 		if (n <= 0)
 			continue;
+		/* Reading an event (a remap of ours) is all it needs: its mover goes on. */
 		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
 			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
+			uintptr_t addr = (uintptr_t)msg[i].arg.pagefault.address &
+					 ~(uintptr_t)(PAGE_SIZE - 1);
+			pid_t tid = (pid_t)msg[i].arg.pagefault.feat.ptid;
+
 			if (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
-				handle_wp_fault(f, (uintptr_t)msg[i].arg.pagefault.address);
+				handle_wp_fault(f, addr);
+			else if (f->worker_started)
+				missing_push(f, addr, tid);
 			else
-				handle_missing(pool,
-					       (uintptr_t)msg[i].arg.pagefault.address &
-						       ~(uintptr_t)(PAGE_SIZE - 1),
-					       (pid_t)msg[i].arg.pagefault.feat.ptid);
+				handle_missing(pool, addr, tid);
 		}
 	}
 	return NULL;
@@ -367,6 +439,18 @@ static void sigsegv_put(void)
 
 /* ---- setup ------------------------------------------------------------ */
 
+static void worker_stop(struct sp_fault *f)
+{
+	if (!f->worker_started)
+		return;
+	pthread_mutex_lock(&f->q_lock);
+	f->q_stop = true;
+	pthread_cond_signal(&f->q_cond);
+	pthread_mutex_unlock(&f->q_lock);
+	pthread_join(f->worker, NULL);
+	f->worker_started = false;
+}
+
 static int uffd_start(struct sp_pool *pool)
 {
 	struct sp_fault *f = &pool->fault;
@@ -376,14 +460,27 @@ static int uffd_start(struct sp_pool *pool)
 	f->stopfd = eventfd(0, EFD_CLOEXEC);
 	if (f->stopfd < 0)
 		goto out_close;
+	/* Missing faults come only where pages can be swapped out. Before the
+	 * fault thread, which reads worker_started. */
+	if (pool->swap.fd >= 0 && (f->features & UFFD_FEATURE_EVENT_REMAP)) {
+		errno = pthread_create(&f->worker, NULL, swapin_thread, pool);
+		if (errno)
+			sp_log(SP_LOG_WARN, "no swap-in thread (%s): the pool cannot swap",
+			       strerror(errno));
+		else
+			pthread_setname_np(f->worker, "sp-swapin");
+		f->worker_started = !errno;
+	}
 	errno = pthread_create(&f->thread, NULL, fault_thread, pool);
 	if (errno)
-		goto out_close;
+		goto out_worker;
 	pthread_setname_np(f->thread, "sp-fault");
 	f->thread_started = true;
 	f->mode = SP_FAULT_UFFD;
 	return 0;
 
+out_worker:
+	worker_stop(f);
 out_close:
 	if (f->stopfd >= 0)
 		close(f->stopfd);
@@ -397,6 +494,8 @@ int fault_init(struct sp_pool *pool)
 	struct sp_fault *f = &pool->fault;
 
 	f->uffd = f->stopfd = -1;
+	pthread_mutex_init(&f->q_lock, NULL);
+	pthread_cond_init(&f->q_cond, NULL);
 	if (!(pool->flags & SP_POOL_SIGSEGV)) {
 		if (!uffd_start(pool))
 			return 0;
@@ -419,17 +518,26 @@ void fault_exit(struct sp_pool *pool)
 
 	if (f->mode == SP_FAULT_SIGSEGV) {
 		sigsegv_put();
-		return;
+		goto out_queue;
 	}
+	/* The worker first: what it still does may need the fault thread. */
+	worker_stop(f);
 	if (f->thread_started) {
 		if (write(f->stopfd, &one, sizeof(one)) != sizeof(one))
 			sp_log(SP_LOG_ERR, "stopping the fault thread: %s", strerror(errno));
 		pthread_join(f->thread, NULL);
+		f->thread_started = false;
 	}
 	if (f->stopfd >= 0)
 		close(f->stopfd);
 	if (f->uffd >= 0)
 		close(f->uffd);
+	f->stopfd = f->uffd = -1;
+out_queue:
+	free(f->q);
+	f->q = NULL;
+	pthread_cond_destroy(&f->q_cond);
+	pthread_mutex_destroy(&f->q_lock);
 }
 
 /* ---- the primitive ---------------------------------------------------- */
@@ -458,6 +566,20 @@ int fault_register_missing(struct sp_pool *pool, void *addr, size_t len)
 	return ioctl(pool->fault.uffd, UFFDIO_REGISTER, &reg);
 }
 
+/* A mapping failed: say what to do when it is the mapping count. -1, errno kept. */
+static int map_failed(struct sp_pool *pool)
+{
+	int err = errno;
+
+	if (err == ENOMEM)
+		sp_log(SP_LOG_ERR,
+		       "mapping a page failed: out of mappings? vm.max_map_count is %ld; "
+		       "raise it with 'sysctl -w vm.max_map_count=N'",
+		       pool->max_map_count);
+	errno = err;
+	return -1;
+}
+
 int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared)
 {
 	void *p;
@@ -469,12 +591,7 @@ int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn,
 
 	if (p != MAP_FAILED)
 		return 0;
-	if (errno == ENOMEM)
-		sp_log(SP_LOG_ERR,
-		       "mapping a page failed: out of mappings? vm.max_map_count is %ld; "
-		       "raise it with 'sysctl -w vm.max_map_count=N'",
-		       pool->max_map_count);
-	return -1;
+	return map_failed(pool);
 }
 
 int fault_map(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared)
@@ -494,6 +611,51 @@ int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len)
 	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	remap_end();
 	return p == MAP_FAILED ? -1 : 0;
+}
+
+/*
+ * A page with no frame (swapped out, or not given one yet): an anonymous
+ * mapping that is never populated, in missing mode, so that every access,
+ * read or write, from user code or from the kernel, asks the fault thread,
+ * which maps a frame there. The frame number itself is free for others.
+ *
+ * It must be in missing mode from the instant it is there: a reader that
+ * came between an mmap(MAP_FIXED) and its registration would map the zero
+ * page and read zeros for the page's data. So it is made and registered
+ * elsewhere, and moved into place with mremap(), which replaces the old
+ * mapping under the mmap lock; the registration moves with it because the
+ * fault thread takes remap events (UFFD_FEATURE_EVENT_REMAP). The move
+ * waits until the fault thread has read the event.
+ */
+int fault_remap_missing(struct sp_pool *pool, void *addr, size_t len)
+{
+	void *scratch, *p;
+
+	if (!(pool->fault.features & UFFD_FEATURE_EVENT_REMAP)) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	scratch = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (scratch == MAP_FAILED)
+		goto out_log;
+	if (madvise(scratch, len, MADV_DONTFORK) || fault_register_missing(pool, scratch, len))
+		goto out_unmap;
+	remap_begin();
+	p = mremap(scratch, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr);
+	remap_end();
+	if (p != MAP_FAILED)
+		return 0;
+out_unmap:
+	munmap(scratch, len);
+out_log:
+	return map_failed(pool);
+}
+
+bool fault_can_swap(struct sp_pool *pool)
+{
+	return pool->fault.mode == SP_FAULT_UFFD &&
+	       (pool->fault.features & UFFD_FEATURE_EVENT_REMAP) && pool->fault.worker_started;
 }
 
 /* mprotect, page by page past holes (the program's unmaps) if it must. */
@@ -530,11 +692,13 @@ static int protect_once(struct sp_pool *pool, uintptr_t addr, size_t len, bool w
  */
 static int protect(struct sp_pool *pool, uintptr_t addr, size_t len, bool wp)
 {
-	for (int tries = 0; tries < 1000; tries++) {
+	for (int tries = 0; tries < 1000;) {
 		if (!protect_once(pool, addr, len, wp))
 			return 0;
-		if (errno != ENOENT)
+		/* EAGAIN: a remap event is not read yet; the fault thread reads it at once. */
+		if (errno != ENOENT && errno != EAGAIN)
 			return -1;
+		tries += errno == ENOENT;
 		sched_yield();
 	}
 	return -1;

@@ -14,13 +14,25 @@
 
 struct sp_pool;
 
+/* A missing fault waiting for the swap-in worker. */
+struct sp_missing {
+	uintptr_t addr;
+	pid_t tid;
+};
+
 struct sp_fault {
 	int mode; /* SP_FAULT_UFFD or SP_FAULT_SIGSEGV */
 	int uffd; /* -1 in SIGSEGV mode */
 	int stopfd; /* eventfd that stops the handler thread */
 	uint64_t features;
-	bool thread_started;
-	pthread_t thread;
+	bool thread_started, worker_started;
+	pthread_t thread, worker;
+	/* Missing faults for the worker: a ring; q_lock is a leaf. */
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;
+	struct sp_missing *q;
+	unsigned q_head, q_nr, q_cap;
+	bool q_stop;
 	_Atomic long wp_faults; /* writes that waited in a window */
 	_Atomic long stale_faults; /* window already closed when handled */
 };
@@ -55,6 +67,10 @@ int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn,
 /* Missing mode too (userfaultfd mode only): for pages whose frame is swapped out. */
 int fault_register_missing(struct sp_pool *pool, void *addr, size_t len);
 int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len);
+/* No frame behind [addr, addr+len): every access is a missing fault (userfaultfd mode). */
+int fault_remap_missing(struct sp_pool *pool, void *addr, size_t len);
+/* Pages can leave their frames and come back: userfaultfd with remap events, a worker. */
+bool fault_can_swap(struct sp_pool *pool);
 /* Make fresh pool mappings of [addr, addr+len) guardable (after a plain mmap). */
 int fault_register(struct sp_pool *pool, void *addr, size_t len);
 

@@ -13,7 +13,7 @@
  *
  * Locks: hotplug.lock (write) is taken first, before the KSM mutex that
  * KSM's callback takes: hotplug.lock -> KSM mutex -> region table lock ->
- * frame lock -> pool lock. chain_lock guards the notifier array only and is
+ * reclaim lock -> frame lock -> pool lock. chain_lock guards the notifier array only and is
  * not held while a callback runs; callbacks must not call back into the pool
  * except sp_stat and sp_ksm_get.
  */
@@ -133,6 +133,27 @@ static long offline_new_frame(struct sp_pool *pool, unsigned long old, void *pri
 	return frame_alloc(pool, pool->sections[pfn_to_section(pool, old)].node);
 }
 
+/*
+ * Room for n more frames by reclaim, where the pool can swap: cold pages
+ * anywhere, the section's own too (those need no new frame at all).
+ */
+static bool can_reclaim(struct sp_pool *pool)
+{
+	return pool->swap.fd >= 0 && fault_can_swap(pool);
+}
+
+static bool offline_reclaim(struct sp_pool *pool, unsigned long n)
+{
+	long got;
+
+	if (!can_reclaim(pool))
+		return false;
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	got = reclaim_direct(pool, n);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	return got > 0;
+}
+
 static int offline_migrate(struct sp_pool *pool, unsigned s)
 {
 	unsigned long *pfns = malloc(pool->section_pages * sizeof(*pfns)), n;
@@ -146,21 +167,26 @@ static int offline_migrate(struct sp_pool *pool, unsigned s)
 	}
 	n = section_used(pool, s, pfns);
 	sp_stat(pool, "frames_free", &free_frames);
-	if ((long)n > free_frames) {
+	if ((long)n > free_frames && !can_reclaim(pool)) {
 		free(pfns); /* no room elsewhere: fail before moving anything */
 		errno = ENOMEM;
 		return -1;
 	}
 	for (pass = 0; n && pass < OFFLINE_PASSES; pass++) {
-		if (pass) {
+		if (pass && !res.nomem) {
 			struct timespec ts = { 0, 1000000L << (pass < 6 ? pass : 6) };
 
 			nanosleep(&ts, NULL); /* something holds a frame: let it finish */
 		}
-		migrate_pages(pool, pfns, n, offline_new_frame, NULL, MR_OFFLINING, &res);
-		if (res.nomem)
+		/* Short of room (the program may take it back meanwhile): reclaim. */
+		if ((long)n > free_frames && !offline_reclaim(pool, n - (unsigned long)free_frames))
 			break;
+		res = (struct migrate_result){ 0 };
+		migrate_pages(pool, pfns, n, offline_new_frame, NULL, MR_OFFLINING, &res);
 		n = section_used(pool, s, pfns);
+		sp_stat(pool, "frames_free", &free_frames);
+		if (res.nomem && !can_reclaim(pool))
+			break;
 	}
 	free(pfns);
 	if (!n)

@@ -926,6 +926,29 @@ static void run_commit(struct sp_pool *pool, struct run *run)
 	}
 }
 
+/*
+ * The run's own window spans pages that are not in the run: registering the
+ * whole span would turn a swapped page's missing mode off (a registration
+ * replaces the modes). Only what was remapped, in stretches.
+ */
+static int run_register(struct sp_pool *pool, struct run *run)
+{
+	for (int j = 0; j < run->n; j++) {
+		int k = j;
+
+		if (!run->e[j].mapped)
+			continue;
+		while (k + 1 < run->n && run->e[k + 1].mapped &&
+		       run->e[k + 1].idx == run->e[k].idx + 1)
+			k++;
+		if (fault_register(pool, page_addr(run->r, run->e[j].idx),
+				   (size_t)(k - j + 1) << PAGE_SHIFT))
+			return -1;
+		j = k;
+	}
+	return 0;
+}
+
 static void run_flush(struct sp_pool *pool, struct run *run)
 {
 	if (!run->n)
@@ -942,7 +965,8 @@ static void run_flush(struct sp_pool *pool, struct run *run)
 	run_commit(pool, run);
 	/* One registration per window for every remap inside it. */
 	for (int i = run->nr_win - 1; i >= 0; i--) {
-		if (fault_register(pool, run->win[i].addr, run->win[i].len))
+		if (i ? fault_register(pool, run->win[i].addr, run->win[i].len) :
+			run_register(pool, run))
 			sp_log(SP_LOG_ERR, "registering %p+%zu: %s", run->win[i].addr,
 			       run->win[i].len, strerror(errno));
 		wp_window_close(pool, &run->win[i]);

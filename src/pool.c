@@ -6,7 +6,11 @@
  *
  * Locking (whole project, outermost first):
  *
- *   KSM mutex (ksm.c) -> region table lock (region.c) -> frame lock -> pool lock
+ *   hotplug lock (hotplug.c) -> KSM mutex (ksm.c) -> region table lock
+ *   (region.c) -> reclaim lock (vmscan.c) -> frame lock -> pool lock
+ *
+ * and the leaves: swap.lock (swap.c), the fault queue and window locks
+ * (fault.c), the reclaim thread's wait lock (vmscan.c).
  *
  * - pool->lock (this file) guards the free maps, section states and the frame
  *   totals. It is a leaf: nothing else is taken under it, and no system call
@@ -42,7 +46,6 @@
 #define DEFAULT_SECTION_SIZE (64ul << 20)
 #define DEFAULT_NR_SECTIONS 16
 #define DEFAULT_SWAP_SIZE (1ul << 30)
-#define MAX_POOL_BYTES (1ul << 40) /* 1 TiB of frames: pfns fit 28 bits */
 #define MAX_NODES 64 /* a nodemask is an unsigned long */
 #define POOL_FLAGS (SP_POOL_NO_KSMD | SP_POOL_SIGSEGV)
 
@@ -203,6 +206,7 @@ int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run
 {
 	unsigned cap = 0, k, s;
 	unsigned long got = 0;
+	bool low;
 
 	*runs = NULL;
 	*nr_runs = 0;
@@ -224,7 +228,10 @@ int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run
 	}
 	if (got < nr)
 		goto out_undo;
+	low = pool->frames_free < reclaim_low(pool);
 	pthread_mutex_unlock(&pool->lock);
+	if (low)
+		reclaim_kick(pool);
 	return 0;
 
 out_undo:
@@ -255,6 +262,7 @@ long frame_alloc(struct sp_pool *pool, int node)
 long frame_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer)
 {
 	long pfn = -1;
+	bool low;
 
 	pthread_mutex_lock(&pool->lock);
 	for (unsigned k = 0; pfn < 0; k++) {
@@ -270,7 +278,10 @@ long frame_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer)
 		if (!got)
 			pfn = -1;
 	}
+	low = pool->frames_free < reclaim_low(pool);
 	pthread_mutex_unlock(&pool->lock);
+	if (low)
+		reclaim_kick(pool);
 	if (pfn < 0)
 		errno = ENOMEM;
 	return pfn;
@@ -625,8 +636,10 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 	check_max_map_count(pool);
 	if (swap_init(pool, cfg.swap_path, cfg.swap_size))
 		goto out_release;
+	if (reclaim_init(pool))
+		goto out_reclaim;
 	if (region_table_init(pool))
-		goto out_swap;
+		goto out_reclaim;
 	if (ksm_init(pool))
 		goto out_regions;
 	if (hotplug_init(pool))
@@ -635,8 +648,12 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 		goto out_ksm;
 	if (ksm_start(pool))
 		goto out_fault;
+	if (reclaim_start(pool))
+		goto out_ksmd;
 	return pool;
 
+out_ksmd:
+	ksm_stop(pool);
 out_fault:
 	fault_exit(pool);
 out_ksm:
@@ -644,7 +661,8 @@ out_ksm:
 	ksm_exit(pool);
 out_regions:
 	region_table_exit(pool);
-out_swap:
+out_reclaim:
+	reclaim_exit(pool);
 	swap_exit(pool);
 out_release:
 	pool_release(pool);
@@ -656,6 +674,7 @@ void sp_pool_destroy(sp_pool *pool)
 	if (!pool)
 		return;
 	export_exit(pool); /* no client sees a pool half gone */
+	reclaim_exit(pool); /* it swaps out: it uses the fault machinery too */
 	ksm_stop(pool); /* ksmd first: it uses the fault machinery */
 	fault_exit(pool);
 	hotplug_exit(pool);

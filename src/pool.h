@@ -20,6 +20,8 @@
 
 #define PAGE_SHIFT 12
 #define PAGE_SIZE ((size_t)SP_PAGE_SIZE)
+#define MAX_POOL_BYTES (1ul << 40) /* 1 TiB of frames: pfns fit 28 bits */
+#define MAX_POOL_FRAMES (MAX_POOL_BYTES >> PAGE_SHIFT)
 
 /* Frame flags: struct sp_page.flags, the struct page->flags analogue. */
 enum {
@@ -78,16 +80,48 @@ struct sp_swap {
 	unsigned long nr_slots, used, hint;
 	uint64_t *map; /* bit set: slot in use */
 	uint64_t *sum; /* XXH3 of each slot's page */
-	char *readahead; /* the fault thread's read-ahead buffer */
+	char *readahead; /* the swap-in worker's read-ahead buffer */
+	uintptr_t ra_next; /* where a sequential reader faults next (worker only) */
+	unsigned long ra_win; /* its read-ahead window, pages */
 	_Atomic long errors;
+	_Atomic long pages_out; /* pages written out, ever */
 };
 
 int swap_init(struct sp_pool *pool, const char *path, size_t size);
 void swap_exit(struct sp_pool *pool);
 void swap_slot_free(struct sp_pool *pool, unsigned long slot);
 long swap_slots_used(struct sp_pool *pool);
+long swap_slots_free(struct sp_pool *pool);
+/* 0 if pages of pool can be swapped; else -1: EINVAL, ENOSPC (no area), ENOTSUP. */
+int swap_usable(struct sp_pool *pool);
 int swap_in_frame(struct sp_pool *pool, unsigned long pfn);
 int swap_fault(struct sp_pool *pool, uintptr_t addr);
+/* Private pages idx..idx+n of r, frames locked by the caller: out (swap.c says how). */
+long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n);
+
+/* Reclaim (vmscan.c). */
+struct sp_reclaim {
+	pthread_mutex_t lock; /* one reclaimer at a time; the clock hand */
+	pthread_mutex_t wait_lock; /* the thread's sleep; a leaf */
+	pthread_cond_t cond;
+	bool thread_started, stop, kick;
+	pthread_t thread;
+	uintptr_t hand; /* where the clock is: an address in the regions */
+	uint64_t *pm; /* pagemap entries of one step */
+	_Atomic long low, high; /* watermarks in frames; -1: automatic */
+	_Atomic long scanned, reclaimed, direct, wakeups;
+};
+
+int reclaim_init(struct sp_pool *pool);
+int reclaim_start(struct sp_pool *pool);
+void reclaim_exit(struct sp_pool *pool);
+/* Free up to want frames now; rt.lock held (read). Frames freed. */
+long reclaim_direct(struct sp_pool *pool, unsigned long want);
+/* The thread's watermarks, in frames; pool->lock held. */
+unsigned long reclaim_low(struct sp_pool *pool);
+unsigned long reclaim_high(struct sp_pool *pool);
+/* Free frames fell below the low watermark: wake the thread. No lock held. */
+void reclaim_kick(struct sp_pool *pool);
 
 /* The control socket (export.c). */
 struct sp_export {
@@ -123,11 +157,13 @@ struct sp_pool {
 	struct sp_swap swap;
 	struct sp_fault fault;
 	struct sp_ksm ksm;
+	struct sp_reclaim reclaim;
 
 	long max_map_count;
 	_Atomic long pages_migrated;
 	_Atomic long faults_cow;
 	_Atomic long faults_swapin;
+	_Atomic long faults_alloc; /* frames given at first touch (pages that had none) */
 	_Atomic long pages_unmapped; /* found unmapped behind our back */
 };
 

@@ -172,6 +172,7 @@ static int table_insert(struct sp_pool *pool, struct sp_region *r)
 	memmove(&rt->sorted[i + 1], &rt->sorted[i], (rt->nr - i) * sizeof(*rt->sorted));
 	rt->sorted[i] = r;
 	rt->nr++;
+	atomic_fetch_add(&rt->committed, (long)r->npages);
 	return 0;
 }
 
@@ -183,6 +184,7 @@ static void table_unlink(struct sp_pool *pool, struct sp_region *r)
 	memmove(&rt->sorted[i], &rt->sorted[i + 1], (rt->nr - i - 1) * sizeof(*rt->sorted));
 	rt->nr--;
 	rt->by_id[r->id] = NULL;
+	atomic_fetch_sub(&rt->committed, (long)r->npages);
 }
 
 /* Frames of a region that is not (or no longer) visible to anyone else. */
@@ -193,6 +195,8 @@ static void region_free_frames(struct sp_pool *pool, struct sp_region *r)
 	for (unsigned long i = 0; i < r->npages; i++) {
 		uint64_t pte = atomic_load(&r->pte[i]);
 
+		if (pte_type(pte) == PTE_SWAP)
+			swap_slot_free(pool, pte_val(pte));
 		if (pte_type(pte) != PTE_PRIVATE)
 			continue;
 		if (pfns)
@@ -213,9 +217,8 @@ static int region_map(struct sp_pool *pool, struct sp_region *r, struct sp_run *
 	for (unsigned k = 0; k < nr_runs; k++) {
 		char *at = page_addr(r, idx);
 
-		if (mmap(at, runs[k].nr << PAGE_SHIFT, PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_FIXED, pool->memfd,
-			 (off_t)(runs[k].pfn << PAGE_SHIFT)) == MAP_FAILED)
+		/* Each run guardable before its entries say PRIVATE, and reclaim may act on them. */
+		if (fault_map(pool, at, runs[k].nr << PAGE_SHIFT, runs[k].pfn, true))
 			return -1;
 		for (unsigned long j = 0; j < runs[k].nr; j++, idx++) {
 			struct sp_page *page = pfn_to_page(pool, runs[k].pfn + j);
@@ -227,7 +230,37 @@ static int region_map(struct sp_pool *pool, struct sp_region *r, struct sp_run *
 			atomic_store(&r->pte[idx], mk_pte(PTE_PRIVATE, runs[k].pfn + j, pte_flags));
 		}
 	}
-	return fault_register(pool, r->start, r->len);
+	return 0;
+}
+
+/*
+ * Too few free frames for the region now: its pages get theirs at first
+ * touch (PTE_NONE, missing mode), and reclaim makes room meanwhile. Only
+ * where pages can go to swap and come back, and only while every page of
+ * every region (this one counted already) fits in frames and swap together,
+ * so that any of them can be touched: the kernel's strict overcommit.
+ */
+static int region_map_lazy(struct sp_pool *pool, struct sp_region *r, uint64_t pte_flags)
+{
+	unsigned long room;
+
+	if (pool->swap.fd < 0 || !fault_can_swap(pool))
+		goto out_nomem;
+	pthread_mutex_lock(&pool->lock);
+	room = pool->frames_total;
+	pthread_mutex_unlock(&pool->lock);
+	if ((unsigned long)atomic_load(&pool->rt.committed) > room + pool->swap.nr_slots)
+		goto out_nomem;
+	if (fault_remap_missing(pool, r->start, r->len))
+		return -1;
+	for (unsigned long i = 0; i < r->npages; i++)
+		atomic_store(&r->pte[i], mk_pte(PTE_NONE, 0, pte_flags));
+	reclaim_kick(pool);
+	return 0;
+
+out_nomem:
+	errno = ENOMEM;
+	return -1;
 }
 
 /*
@@ -238,6 +271,7 @@ static int region_map(struct sp_pool *pool, struct sp_region *r, struct sp_run *
  */
 void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 {
+	uint64_t pte_flags = (flags & SP_MERGEABLE) ? PTE_MERGEABLE : 0;
 	struct sp_run *runs = NULL;
 	struct sp_region *r;
 	unsigned nr_runs;
@@ -273,10 +307,12 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	if (err)
 		goto out_unmap;
 	/* Published, but every pte is PTE_NONE until mapped: nobody acts on it. */
-	if (frames_alloc(pool, -1, r->npages, &runs, &nr_runs))
-		goto out_unlink;
-	if (region_map(pool, r, runs, nr_runs, (flags & SP_MERGEABLE) ? PTE_MERGEABLE : 0))
+	if (frames_alloc(pool, -1, r->npages, &runs, &nr_runs)) {
+		if (errno != ENOMEM || region_map_lazy(pool, r, pte_flags))
+			goto out_unlink;
+	} else if (region_map(pool, r, runs, nr_runs, pte_flags)) {
 		goto out_frames;
+	}
 	free(runs);
 	if ((flags & SP_POPULATE) && madvise(r->start, r->len, MADV_POPULATE_WRITE))
 		sp_log(SP_LOG_WARN, "populating %zu bytes: %s", r->len, strerror(errno));

@@ -17,11 +17,11 @@ struct ksm_item;
  * (a pfn or a swap slot). 8 bytes per page.
  */
 enum sp_pte_type {
-	PTE_NONE = 0, /* never backed (not used while sp_alloc is eager) */
+	PTE_NONE = 0, /* no frame: reads zeros, and gets one at first touch (missing mode) */
 	PTE_PRIVATE = 1, /* private frame, mapped MAP_SHARED */
 	PTE_KSM = 2, /* KSM frame, mapped MAP_PRIVATE */
 	PTE_COPIED = 3, /* the kernel copied it on write: an anonymous page */
-	PTE_SWAP = 4, /* in a swap slot */
+	PTE_SWAP = 4, /* a private page in a swap slot; no frame (missing mode) */
 	PTE_MIGRATION = 5, /* a migration holds it */
 	PTE_ZERO = 6, /* merged with the zero page (use_zero_pages): anonymous */
 };
@@ -76,6 +76,7 @@ struct sp_region_table {
 	struct sp_region **by_id;
 	unsigned id_cap;
 	unsigned next_id;
+	_Atomic long committed; /* pages of all regions (strict overcommit) */
 };
 
 int region_table_init(struct sp_pool *pool);

@@ -26,6 +26,13 @@ enum sp_stat_item {
 	ST_MAX_MAP_COUNT,
 	ST_PAGES_UNMAPPED,
 	ST_SWAP_ERRORS,
+	ST_SWAP_PAGES_OUT,
+	ST_FAULTS_ALLOC,
+	ST_RECLAIM_SCANNED,
+	ST_RECLAIM_PAGES,
+	ST_RECLAIM_DIRECT,
+	ST_RECLAIM_WAKEUPS,
+	ST_PAGES_COMMITTED,
 	ST_NR
 };
 
@@ -37,7 +44,10 @@ static const char *const names[ST_NR] = {
 	[ST_FAULTS_COW] = "faults_cow",		  [ST_FAULTS_SWAPIN] = "faults_swapin",
 	[ST_PAGES_MIGRATED] = "pages_migrated",	  [ST_FAULTS_WP] = "faults_wp",
 	[ST_MAX_MAP_COUNT] = "max_map_count",	  [ST_PAGES_UNMAPPED] = "pages_unmapped",
-	[ST_SWAP_ERRORS] = "swap_errors",
+	[ST_SWAP_ERRORS] = "swap_errors",	  [ST_SWAP_PAGES_OUT] = "swap_pages_out",
+	[ST_FAULTS_ALLOC] = "faults_alloc",	  [ST_RECLAIM_SCANNED] = "reclaim_scanned",
+	[ST_RECLAIM_PAGES] = "reclaim_pages",	  [ST_RECLAIM_DIRECT] = "reclaim_direct",
+	[ST_RECLAIM_WAKEUPS] = "reclaim_wakeups", [ST_PAGES_COMMITTED] = "pages_committed",
 };
 
 const char *sp_stat_name(unsigned i)
@@ -69,6 +79,20 @@ static long stat_read(struct sp_pool *pool, enum sp_stat_item item)
 		return swap_slots_used(pool);
 	case ST_SWAP_ERRORS:
 		return atomic_load(&pool->swap.errors);
+	case ST_SWAP_PAGES_OUT:
+		return atomic_load(&pool->swap.pages_out);
+	case ST_FAULTS_ALLOC:
+		return atomic_load(&pool->faults_alloc);
+	case ST_RECLAIM_SCANNED:
+		return atomic_load(&pool->reclaim.scanned);
+	case ST_RECLAIM_PAGES:
+		return atomic_load(&pool->reclaim.reclaimed);
+	case ST_RECLAIM_DIRECT:
+		return atomic_load(&pool->reclaim.direct);
+	case ST_RECLAIM_WAKEUPS:
+		return atomic_load(&pool->reclaim.wakeups);
+	case ST_PAGES_COMMITTED:
+		return atomic_load(&pool->rt.committed);
 	case ST_FAULT_MODE:
 		return pool->fault.mode;
 	case ST_FAULTS_COW:

@@ -1,26 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Swap: frames out to a file of slots and back on access.
+ * Swap: pages out to a file of slots and back on access.
  *
- * A swapped frame keeps its number (PG_swapped, its slot in the descriptor)
- * but not its memory: the memfd range is punched. Every mapping of it then
- * reads a hole, so the pages that map it carry userfaultfd missing mode, and
- * the fault thread brings the frame back (read the slot, check its XXH3,
- * write it through the direct map) before it wakes the faulting thread. A
- * KSM frame swaps as one slot: its sharers keep their MAP_PRIVATE mappings
- * of the frame, and the first one to touch it brings it back for all.
+ * A private page that goes out gives its frame up: its page table entry
+ * becomes PTE_SWAP(slot), and its address is remapped onto an anonymous
+ * range in userfaultfd missing mode that is never populated, so that any
+ * access (user code, or the kernel in read(2)) is a missing fault. The fault
+ * thread reads the slot, checks its XXH3, writes the data into a new frame
+ * through the memfd, maps the frame there and wakes the thread; neighbours
+ * that went out with it (consecutive slots) come back in the same read.
+ * A page that was never touched needs no slot: it becomes PTE_NONE, and gets
+ * a frame at its first touch the same way. That is what lets reclaim
+ * (vmscan.c) and sp_alloc under pressure give frames to whoever needs them.
  *
- * Invariant: nobody reads or writes a swapped frame through the direct map
- * (that would fill the hole with zeros). Every path that would (merge
- * planning, migration, unmerge, giving a KSM frame back to its last sharer)
- * either skips swapped frames or calls swap_in_frame() first, under the
- * frame lock.
+ * A KSM frame swaps as one slot and keeps its number: its sharers keep their
+ * MAP_PRIVATE mappings of the punched frame, in missing mode, and the first
+ * one to touch it brings it back for all (swap_in_frame). docs/design.md
+ * says why the number stays.
+ *
+ * Invariant: nobody reads or writes a swapped KSM frame through the direct
+ * map (that would fill the hole with zeros). Every path that would either
+ * skips swapped frames or calls swap_in_frame() first, under the frame lock.
+ *
+ * Who changes what: a private page goes out under its frame lock and a
+ * write-protect window, and its entry turns PTE_SWAP last. PTE_SWAP and
+ * PTE_NONE entries are turned back only by the fault thread (with rt.lock
+ * read) and dropped only by sp_free (rt.lock write): no engine path acts on
+ * them, so they need no lock of their own.
  *
  * Locks: swap.lock guards the slot map only and is a leaf (taken under the
  * pool lock when a swapped frame is freed). sp_swap_out takes the KSM mutex
  * (no merge or unmerge meanwhile), the region table lock (read) and each
- * frame's lock; the fault path takes the region table lock (read) and the
- * frame lock, never the KSM mutex.
+ * frame's lock; the fault path takes the region table lock (read), frame
+ * locks of frames nobody else can be using, and reclaim.lock (direct
+ * reclaim, vmscan.c), never the KSM mutex.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +51,7 @@
  * faster: the time is in the per-page work, not in the faults).
  */
 #define READAHEAD 64
+#define READAHEAD_MIN 4
 
 int swap_init(struct sp_pool *pool, const char *path, size_t size)
 {
@@ -174,6 +188,16 @@ long swap_slots_used(struct sp_pool *pool)
 	return n;
 }
 
+long swap_slots_free(struct sp_pool *pool)
+{
+	long n;
+
+	pthread_mutex_lock(&pool->swap.lock);
+	n = (long)(pool->swap.nr_slots - pool->swap.used);
+	pthread_mutex_unlock(&pool->swap.lock);
+	return n;
+}
+
 /* Frame pfn (locked, swapped) back from its slot. -1 with EIO: the slot is bad. */
 int swap_in_frame(struct sp_pool *pool, unsigned long pfn)
 {
@@ -228,31 +252,6 @@ static int swap_out_frame(struct sp_pool *pool, unsigned long pfn)
 	return 0;
 }
 
-/* A private page: protected while its frame is written out and punched. */
-static int swap_out_private(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
-{
-	uint64_t pte = atomic_load(&r->pte[idx]);
-	unsigned long pfn = pte_val(pte);
-	char *addr = page_addr(r, idx);
-	struct sp_window win;
-	int ret = 0;
-
-	frame_lock(pool, pfn);
-	if (atomic_load(&r->pte[idx]) != pte ||
-	    (atomic_load(&pfn_to_page(pool, pfn)->flags) & PG_swapped) || frame_is_hole(pool, pfn))
-		goto out_unlock; /* changed, swapped already, or nothing to swap */
-	ret = wp_window_open(pool, &win, addr, PAGE_SIZE);
-	if (ret)
-		goto out_unlock;
-	ret = fault_register_missing(pool, addr, PAGE_SIZE);
-	if (!ret)
-		ret = swap_out_frame(pool, pfn);
-	wp_window_close(pool, &win);
-out_unlock:
-	frame_unlock(pool, pfn);
-	return ret;
-}
-
 /*
  * A KSM frame, once for all its sharers: nobody writes it, so no window;
  * every sharer gets missing mode before the punch, and a sharer that copies
@@ -285,9 +284,88 @@ out_unlock:
 
 #define SWAP_BATCH 256
 
+/* Set a page table entry, keeping the flags someone may be changing meanwhile. */
+static void pte_set(_Atomic uint64_t *ptep, enum sp_pte_type type, unsigned long val)
+{
+	uint64_t old = atomic_load(ptep);
+
+	while (!atomic_compare_exchange_weak(ptep, &old,
+					     mk_pte(type, val, old & (PTE_MERGEABLE | PTE_LOST))))
+		;
+}
+
 /*
- * Consecutive private pages on consecutive resident frames, from idx: locked
- * and checked. How many (0: idx is not such a page; the caller goes on).
+ * Pages idx.. of r, private, on consecutive frames f0.. of one section, that
+ * the caller has locked (n of them): out of memory. Their data goes to
+ * consecutive slots; frames that are holes (never touched) need no slot. The
+ * pages are remapped in missing mode, and their frames are free for others.
+ *
+ * Returns how many pages from idx went: the caller unlocks all n frames,
+ * then frees that many from f0. 0: the first page was skipped (the program
+ * unmapped it). -1: error (ENOSPC: swap full), nothing changed.
+ */
+long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n)
+{
+	struct sp_swap *sw = &pool->swap;
+	unsigned long f0 = pte_val(atomic_load(&r->pte[idx])), m = 1, slot = 0;
+	const char *src = pfn_to_virt(pool, f0);
+	char *addr = page_addr(r, idx);
+	struct sp_window win;
+	bool hole;
+	int err;
+
+	if (wp_window_open(pool, &win, addr, n << PAGE_SHIFT)) {
+		if (errno == ENOMEM && region_mark_lost(pool, r, idx, n))
+			return 0;
+		return -1;
+	}
+	/* Asked under the window: a hole can only fill with a write, and none gets in now. */
+	hole = frame_is_hole(pool, f0);
+	while (m < n && frame_is_hole(pool, f0 + m) == hole)
+		m++;
+	if (!hole) {
+		m = slots_alloc(sw, m, &slot);
+		if (!m)
+			goto out_close;
+		if (pwrite(sw->fd, src, m << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
+		    (ssize_t)(m << PAGE_SHIFT)) {
+			errno = EIO;
+			goto out_slots;
+		}
+		for (unsigned long i = 0; i < m; i++)
+			sw->sum[slot + i] = XXH3_64bits(src + (i << PAGE_SHIFT), PAGE_SIZE);
+	}
+	if (fault_remap_missing(pool, addr, m << PAGE_SHIFT)) {
+		err = errno;
+		/* A failed MAP_FIXED may have unmapped the old mapping already. */
+		if (fault_map(pool, addr, m << PAGE_SHIFT, f0, true))
+			sp_log(SP_LOG_ERR, "restoring %p after a failed swap-out: %s", (void *)addr,
+			       strerror(errno));
+		errno = err;
+		goto out_slots;
+	}
+	for (unsigned long i = 0; i < m; i++)
+		pte_set(&r->pte[idx + i], hole ? PTE_NONE : PTE_SWAP, hole ? 0 : slot + i);
+	if (!hole)
+		atomic_fetch_add(&sw->pages_out, (long)m);
+	wp_window_close(pool, &win);
+	return (long)m;
+
+out_slots:
+	err = errno;
+	for (unsigned long i = 0; !hole && i < m; i++)
+		swap_slot_free(pool, slot + i);
+	errno = err;
+out_close:
+	err = errno;
+	wp_window_close(pool, &win);
+	errno = err;
+	return -1;
+}
+
+/*
+ * Consecutive private pages on consecutive frames of one section, from idx:
+ * locked and checked. How many (0: idx is not such a page).
  */
 static unsigned long lock_private_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
 				      unsigned long nr)
@@ -303,8 +381,7 @@ static unsigned long lock_private_run(struct sp_pool *pool, struct sp_region *r,
 		    pfn_to_section(pool, f) != pfn_to_section(pool, f0))
 			break;
 		frame_lock(pool, f);
-		if (atomic_load(&r->pte[idx + n]) != pte || frame_swapped(pool, f) ||
-		    frame_is_hole(pool, f)) {
+		if (atomic_load(&r->pte[idx + n]) != pte) {
 			frame_unlock(pool, f);
 			break;
 		}
@@ -313,76 +390,36 @@ static unsigned long lock_private_run(struct sp_pool *pool, struct sp_region *r,
 	return n;
 }
 
-/*
- * A run of private pages: one window, one registration, one write to
- * consecutive slots, one punch. 0 done; 1 only the first part was done (the
- * swap area is fragmented or short); -1 nothing was. Frames locked by the
- * caller.
- */
-static int swap_out_private_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
-				unsigned long n, unsigned long *done)
-{
-	struct sp_swap *sw = &pool->swap;
-	unsigned long f0 = pte_val(atomic_load(&r->pte[idx])), slot, got;
-	char *addr = page_addr(r, idx);
-	const char *src = pfn_to_virt(pool, f0);
-	struct sp_window win;
-	int ret;
-
-	*done = 0;
-	got = slots_alloc(sw, n, &slot);
-	if (!got)
-		return -1;
-	ret = wp_window_open(pool, &win, addr, got << PAGE_SHIFT);
-	if (ret)
-		goto out_slots;
-	ret = fault_register_missing(pool, addr, got << PAGE_SHIFT);
-	if (!ret && pwrite(sw->fd, src, got << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
-			    (ssize_t)(got << PAGE_SHIFT)) {
-		errno = EIO;
-		ret = -1;
-	}
-	if (!ret) {
-		for (unsigned long i = 0; i < got; i++) {
-			struct sp_page *page = pfn_to_page(pool, f0 + i);
-
-			sw->sum[slot + i] = XXH3_64bits(src + (i << PAGE_SHIFT), PAGE_SIZE);
-			page->slot = (uint32_t)(slot + i);
-			atomic_fetch_or(&page->flags, PG_swapped);
-		}
-		fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(f0 << PAGE_SHIFT), (off_t)(got << PAGE_SHIFT));
-	}
-	wp_window_close(pool, &win);
-	if (!ret) {
-		*done = got;
-		return got < n ? 1 : 0;
-	}
-out_slots:
-	for (unsigned long i = 0; i < got; i++)
-		swap_slot_free(pool, slot + i);
-	return -1;
-}
-
-static int swap_out_page(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
+/* Page idx when it is not a private page: 1 to go on past it, 0 to look again, -1 error. */
+static int swap_out_other(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
 {
 	uint64_t pte = atomic_load(&r->pte[idx]);
 
 	if (pte & PTE_LOST)
-		return 0;
+		return 1;
 	switch (pte_type(pte)) {
-	case PTE_PRIVATE:
-		return swap_out_private(pool, r, idx);
 	case PTE_KSM:
-		return swap_out_ksm(pool, pte_val(pte));
+		return swap_out_ksm(pool, pte_val(pte)) ? -1 : 1;
 	case PTE_COPIED:
 		/* The kernel's copy comes back into a pool frame first, then goes. */
-		if (ksm_unshare(pool, r, idx))
-			return -1;
-		return swap_out_private(pool, r, idx);
+		return ksm_unshare(pool, r, idx) ? -1 : 0;
 	default:
-		return 0; /* the zero page: nothing to swap */
+		return 1; /* swapped already, no frame, or the zero page */
 	}
+}
+
+int swap_usable(struct sp_pool *pool)
+{
+	if (!pool) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (pool->swap.fd < 0 || !fault_can_swap(pool)) {
+		/* No swap area; or no missing faults to bring pages back (SIGSEGV mode). */
+		errno = pool->swap.fd < 0 ? ENOSPC : ENOTSUP;
+		return -1;
+	}
+	return 0;
 }
 
 int sp_swap_out(sp_pool *pool, void *addr, size_t len)
@@ -391,118 +428,258 @@ int sp_swap_out(sp_pool *pool, void *addr, size_t len)
 	struct sp_region *r;
 	int ret = 0;
 
-	if (!pool) {
-		errno = EINVAL;
+	if (swap_usable(pool))
 		return -1;
-	}
-	if (pool->swap.fd < 0 || pool->fault.mode != SP_FAULT_UFFD) {
-		/* No swap area; or no missing faults to bring pages back (SIGSEGV mode). */
-		errno = pool->swap.fd < 0 ? ENOSPC : ENOTSUP;
-		return -1;
-	}
 	pthread_mutex_lock(&pool->ksm.mutex);
 	pthread_rwlock_rdlock(&pool->rt.lock);
 	r = region_range(pool, addr, len, &first, &nr);
 	if (!r)
 		ret = -1;
 	for (unsigned long i = first; r && !ret && i < first + nr;) {
-		unsigned long f0 = pte_val(atomic_load(&r->pte[i])), done;
+		unsigned long f0 = pte_val(atomic_load(&r->pte[i]));
 		unsigned long n = lock_private_run(pool, r, i, first + nr - i);
+		long done;
 
 		if (!n) {
-			ret = swap_out_page(pool, r, i++); /* KSM, or one at a time */
+			int step = swap_out_other(pool, r, i);
+
+			ret = step < 0 ? -1 : 0;
+			i += step > 0;
 			continue;
 		}
-		ret = swap_out_private_run(pool, r, i, n, &done);
+		done = swap_out_run(pool, r, i, n);
 		for (unsigned long k = 0; k < n; k++)
 			frame_unlock(pool, f0 + k);
-		if (ret > 0) /* the rest of the run goes on from where it stopped */
-			ret = 0;
-		i += done;
-		if (!ret && !done) /* nothing moved and no error: go page by page */
-			ret = swap_out_page(pool, r, i++);
+		if (done > 0)
+			frames_free_run(pool, f0, (unsigned long)done);
+		if (done < 0)
+			ret = -1;
+		i += done > 0 ? (unsigned long)done : 1;
 	}
 	pthread_rwlock_unlock(&pool->rt.lock);
 	pthread_mutex_unlock(&pool->ksm.mutex);
 	return ret;
 }
 
-/*
- * After page idx's frame came back: its neighbours that were swapped out
- * with it (consecutive frames in consecutive slots) come back in one read,
- * so that a sequential reader takes one fault in READAHEAD, not one each.
- * Frames that are busy or damaged are left for their own fault.
- */
-static void swap_readahead(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
-			   unsigned long f, unsigned long slot)
+/* Frames for n pages from idx of r, as its policy wants: fewer if it must (*n). */
+static int fault_frames(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+			unsigned long *n, struct sp_run **runs, unsigned *nr_runs)
 {
-	struct sp_swap *sw = &pool->swap;
-	char *buf = sw->readahead; /* only the fault thread reads ahead */
-	unsigned long n = 0;
+	for (int tries = 0; tries < 3; tries++) {
+		long pfn;
 
-	if (!buf)
-		return;
-	while (n < READAHEAD && idx + 1 + n < r->npages) {
-		uint64_t pte = atomic_load(&r->pte[idx + 1 + n]);
-		unsigned long g = f + 1 + n;
-
-		if (pte_type(pte) != PTE_PRIVATE || pte_val(pte) != g ||
-		    pfn_to_section(pool, g) != pfn_to_section(pool, f) || !frame_trylock(pool, g))
-			break;
-		if (!frame_swapped(pool, g) || pfn_to_page(pool, g)->slot != slot + 1 + n) {
-			frame_unlock(pool, g);
-			break;
+		if (!r->nr_policies && !frames_alloc(pool, -1, *n, runs, nr_runs))
+			return 0;
+		pfn = policy_frame_alloc(pool, r, idx);
+		if (pfn >= 0) {
+			*runs = malloc(sizeof(**runs));
+			if (!*runs) {
+				frames_free_run(pool, (unsigned long)pfn, 1);
+				return -1;
+			}
+			**runs = (struct sp_run){ (unsigned long)pfn, 1 };
+			*nr_runs = 1;
+			*n = 1;
+			return 0;
 		}
-		n++;
+		/* None free: reclaim for ourselves, as an allocating task does. */
+		if (reclaim_direct(pool, *n) <= 0 && tries)
+			break;
 	}
-	if (n && pread(sw->fd, buf, n * PAGE_SIZE, (off_t)((slot + 1) * PAGE_SIZE)) !=
-			 (ssize_t)(n * PAGE_SIZE))
-		n = 0; /* leave them all to their own faults */
-	for (unsigned long i = 0; i < n; i++) {
-		struct sp_page *page = pfn_to_page(pool, f + 1 + i);
-
-		if (XXH3_64bits(buf + i * PAGE_SIZE, PAGE_SIZE) == sw->sum[slot + 1 + i] &&
-		    pwrite(pool->memfd, buf + i * PAGE_SIZE, PAGE_SIZE,
-			   (off_t)((f + 1 + i) << PAGE_SHIFT)) == (ssize_t)PAGE_SIZE) {
-			atomic_fetch_and(&page->flags, ~(uint32_t)PG_swapped);
-			swap_slot_free(pool, slot + 1 + i);
-			atomic_fetch_add(&pool->faults_swapin, 1);
-		}
-	}
-	while (n--)
-		frame_unlock(pool, f + 1 + n);
+	errno = ENOMEM;
+	return -1;
 }
 
 /*
- * A missing fault at addr (fault thread): bring the frame back, or give a
- * hole its zeros. 0 to wake the thread; 1 to map the zero page there; -1
+ * Read n slots from slot into the read-ahead buffer and check them: how many
+ * from the first are good (0: the first is damaged, and counted and logged).
+ */
+static unsigned long read_slots(struct sp_pool *pool, unsigned long slot, unsigned long n)
+{
+	struct sp_swap *sw = &pool->swap;
+	unsigned long good = 0;
+
+	if (pread(sw->fd, sw->readahead, n << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
+	    (ssize_t)(n << PAGE_SHIFT)) {
+		/* Short or failed: one page at a time tells which one is bad. */
+		if (n > 1)
+			return read_slots(pool, slot, 1);
+		n = 0;
+	}
+	while (good < n &&
+	       XXH3_64bits(sw->readahead + (good << PAGE_SHIFT), PAGE_SIZE) == sw->sum[slot + good])
+		good++;
+	if (!good) {
+		atomic_fetch_add(&sw->errors, 1);
+		sp_log(SP_LOG_ERR, "swap slot %lu is damaged: its page is lost", slot);
+	}
+	return good;
+}
+
+/* Frames runs[] take over pages idx.. of r: mapped, owned, in the page table. */
+static int map_frames(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+		      const struct sp_run *runs, unsigned nr_runs, unsigned long n)
+{
+	unsigned long j = idx;
+
+	for (unsigned k = 0; k < nr_runs; k++) {
+		for (unsigned long i = 0; i < runs[k].nr; i++) {
+			struct sp_page *page = pfn_to_page(pool, runs[k].pfn + i);
+
+			frame_lock(pool, runs[k].pfn + i);
+			page->owner = r->id;
+			page->index = (uint32_t)(j + i);
+			page->mapcount = 1;
+			atomic_store(&page->refcount, 1);
+		}
+		if (fault_remap(pool, page_addr(r, j), runs[k].nr << PAGE_SHIFT, runs[k].pfn, true))
+			goto out_undo;
+		j += runs[k].nr;
+	}
+	if (fault_register(pool, page_addr(r, idx), n << PAGE_SHIFT))
+		goto out_undo;
+	j = idx;
+	for (unsigned k = 0; k < nr_runs; k++)
+		for (unsigned long i = 0; i < runs[k].nr; i++, j++) {
+			pte_set(&r->pte[j], PTE_PRIVATE, runs[k].pfn + i);
+			frame_unlock(pool, runs[k].pfn + i);
+		}
+	return 0;
+
+out_undo:
+	if (fault_remap_missing(pool, page_addr(r, idx), n << PAGE_SHIFT))
+		sp_log(SP_LOG_ERR, "restoring %p after a failed swap-in: %s",
+		       (void *)page_addr(r, idx), strerror(errno));
+	for (unsigned k = 0; k < nr_runs; k++)
+		for (unsigned long i = 0; i < runs[k].nr; i++)
+			frame_unlock(pool, runs[k].pfn + i);
+	return -1;
+}
+
+/*
+ * How many pages a fault at page idx brings in. A reader going through its
+ * pages in order faults where the last window ended, and gets a window twice
+ * as big, up to READAHEAD; anyone else gets a few, so that random faults on
+ * a pool short of memory do not bring in pages nobody asked for, which
+ * reclaim would only have to write out again (the kernel's swap readahead
+ * adapts on its hits for the same reason). Worker only.
+ */
+static unsigned long readahead_window(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
+{
+	struct sp_swap *sw = &pool->swap;
+
+	if ((uintptr_t)page_addr(r, idx) != sw->ra_next)
+		sw->ra_win = READAHEAD_MIN;
+	else if (sw->ra_win < READAHEAD)
+		sw->ra_win *= 2;
+	return sw->ra_win;
+}
+
+/*
+ * Pages idx.. of r that have no frame: swapped out (PTE_SWAP, consecutive
+ * slots come back with it, up to READAHEAD) or never given one (PTE_NONE,
+ * as many get one). rt.lock held (read). 0 done; -1 the page's slot is
+ * damaged (lost); -2 no memory for it now.
+ */
+static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
+{
+	uint64_t pte0 = atomic_load(&r->pte[idx]);
+	enum sp_pte_type type = pte_type(pte0);
+	unsigned long n = 1, slot = pte_val(pte0), j;
+	struct sp_run *runs;
+	unsigned nr_runs;
+
+	while (n < readahead_window(pool, r, idx) && idx + n < r->npages) {
+		uint64_t pte = atomic_load(&r->pte[idx + n]);
+
+		if (pte_type(pte) != type || (pte & PTE_LOST) ||
+		    (type == PTE_SWAP && pte_val(pte) != slot + n))
+			break;
+		n++;
+	}
+	pool->swap.ra_next = (uintptr_t)page_addr(r, idx + n);
+	if (type == PTE_SWAP && !(n = read_slots(pool, slot, n)))
+		return -1;
+	if (fault_frames(pool, r, idx, &n, &runs, &nr_runs)) {
+		sp_log(SP_LOG_ERR, "no frame for a page at %p: pool and swap are full",
+		       (void *)page_addr(r, idx));
+		return -2;
+	}
+	/* Written to the memfd, not through the direct map: no fault, no zeroing first. */
+	j = 0;
+	for (unsigned k = 0; type == PTE_SWAP && k < nr_runs; k++) {
+		size_t len = runs[k].nr << PAGE_SHIFT;
+
+		if (pwrite(pool->memfd, pool->swap.readahead + (j << PAGE_SHIFT), len,
+			   (off_t)(runs[k].pfn << PAGE_SHIFT)) != (ssize_t)len)
+			goto out_free;
+		j += runs[k].nr;
+	}
+	if (map_frames(pool, r, idx, runs, nr_runs, n))
+		goto out_free;
+	if (type == PTE_SWAP) {
+		for (unsigned long i = 0; i < n; i++)
+			swap_slot_free(pool, slot + i);
+		atomic_fetch_add(&pool->faults_swapin, (long)n);
+	} else {
+		atomic_fetch_add(&pool->faults_alloc, (long)n);
+	}
+	free(runs);
+	return 0;
+
+out_free:
+	for (unsigned k = 0; k < nr_runs; k++)
+		frames_free_run(pool, runs[k].pfn, runs[k].nr);
+	free(runs);
+	return -2;
+}
+
+/*
+ * A missing fault at addr (swap-in worker): give the page its frame back, or
+ * a frame at all. 0 to wake the thread; 1 to map the zero page there; -1
  * when the page is lost (damaged slot): the caller poisons it, and the
- * thread gets SIGBUS.
+ * thread gets SIGBUS; -2 when there is no memory for it: SIGBUS, and the
+ * page stays swapped for a later touch.
  */
 int swap_fault(struct sp_pool *pool, uintptr_t addr)
 {
-	struct sp_region *r;
-	uint64_t pte;
 	int ret = 0;
 
 	pthread_rwlock_rdlock(&pool->rt.lock);
-	r = region_find(pool, (void *)addr);
-	pte = r ? atomic_load(&r->pte[region_index(r, (void *)addr)]) : 0;
-	if (r && (pte_type(pte) == PTE_PRIVATE || pte_type(pte) == PTE_KSM)) {
-		unsigned long pfn = pte_val(pte);
+	for (;;) {
+		struct sp_region *r = region_find(pool, (void *)addr);
+		unsigned long idx, pfn;
+		uint64_t pte;
 
+		if (!r)
+			break;
+		idx = region_index(r, (void *)addr);
+		pte = atomic_load(&r->pte[idx]);
+		if (pte & PTE_LOST)
+			break;
+		if (pte_type(pte) == PTE_SWAP || pte_type(pte) == PTE_NONE) {
+			ret = fault_in(pool, r, idx);
+			break;
+		}
+		if (pte_type(pte) == PTE_ZERO) {
+			ret = 1; /* merged with the zero page: map it */
+			break;
+		}
+		if (pte_type(pte) != PTE_PRIVATE && pte_type(pte) != PTE_KSM)
+			break;
+		/* A swap-out of it may be finishing: its frame lock says when. */
+		pfn = pte_val(pte);
 		frame_lock(pool, pfn);
-		if (atomic_load(&pfn_to_page(pool, pfn)->flags) & PG_swapped) {
-			unsigned long slot = pfn_to_page(pool, pfn)->slot;
-
-			ret = swap_in_frame(pool, pfn);
-			if (!ret && pte_type(pte) == PTE_PRIVATE)
-				swap_readahead(pool, r, region_index(r, (void *)addr), pfn, slot);
-		} else if (frame_is_hole(pool, pfn))
+		if (atomic_load(&r->pte[idx]) != pte) {
+			frame_unlock(pool, pfn);
+			continue;
+		}
+		if (frame_swapped(pool, pfn))
+			ret = swap_in_frame(pool, pfn); /* a KSM frame, for all its sharers */
+		else if (frame_is_hole(pool, pfn))
 			(void)*(volatile char *)pfn_to_virt(pool, pfn); /* a page of zeros */
 		frame_unlock(pool, pfn);
-	} else if (r && pte_type(pte) == PTE_ZERO) {
-		ret = 1; /* merged with the zero page: map it */
+		break;
 	}
 	pthread_rwlock_unlock(&pool->rt.lock);
 	return ret;

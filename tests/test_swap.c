@@ -217,6 +217,7 @@ static void offline_with_swapped(void **state)
 	sp_pool *pool = swap_pool(256, 0);
 	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
 	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	int section;
 
 	(void)state;
 	for (int i = 0; i < N; i++) {
@@ -224,9 +225,14 @@ static void offline_with_swapped(void **state)
 		fill_page(b + i * SP_PAGE_SIZE, i % 2 ? (uint64_t)i : 500u + i);
 	}
 	full_scan(pool);
+	section = sp_page_section(pool, a);
+	assert_true(section >= 0);
 	assert_int_equal(sp_swap_out(pool, a, N * SP_PAGE_SIZE), 0);
 	assert_int_equal(sp_swap_out(pool, b, N * SP_PAGE_SIZE), 0);
-	assert_int_equal(sp_section_offline(pool, (unsigned)sp_page_section(pool, a)), 0);
+	/* A swapped private page has no frame; a swapped KSM frame keeps its number. */
+	assert_int_equal(sp_page_section(pool, a), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(sp_section_offline(pool, (unsigned)section), 0);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
 		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, i % 2 ? (uint64_t)i : 500u + i),

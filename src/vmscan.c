@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reclaim: when free frames run low, cold pages go to swap and their frames
+ * to whoever needs them.
+ *
+ * Watermarks, in frames (knobs swap.low_watermark and swap.high_watermark):
+ * below low, the reclaim thread ("sp-kswapd") wakes and swaps out until free
+ * frames reach high. A page fault that finds no free frame at all reclaims
+ * for itself (direct reclaim), and sp_alloc that finds too few hands out
+ * pages without frames, which get theirs at first touch: so neither fails
+ * with ENOMEM while swap has room. What is left to fail: swap full, or every
+ * frame in use a KSM frame (those keep their numbers, swap.c) or busy.
+ *
+ * Which pages: a clock over the regions' private pages, whose reference bit
+ * is the kernel's own page table entry for the program's mapping, read from
+ * /proc/self/pagemap. The hand finds a page present (touched since the hand
+ * last passed), takes the access away (MADV_DONTNEED on the MAP_SHARED
+ * mapping: the data stays in the frame, and the next touch is a minor fault
+ * that maps it again) and moves on; a page still absent when the hand comes
+ * back is cold, and goes. A page never touched is a hole and goes without a
+ * slot. When two turns of the clock did not free enough, the third takes
+ * pages hot or not, as the kernel does once its inactive list is empty.
+ *
+ * Locks: reclaim.lock serialises reclaimers (the thread; direct reclaim from
+ * the fault thread and from offlining) and guards the hand. Order: KSM
+ * mutex -> rt.lock (read, held by every caller) -> reclaim.lock -> frame
+ * locks, only ever try-locked (a busy frame is skipped, so the fault thread
+ * reclaiming never waits on a frame lock whose holder waits on a fault) ->
+ * pool lock. reclaim.wait_lock is a leaf: the thread's sleep, and kicks.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "log.h"
+#include "pool.h"
+
+#define CLOCK_STEP 512 /* pages the hand looks at per step: one pagemap read */
+#define PM_PRESENT (1ull << 63)
+#define KSWAPD_PERIOD_MS 100 /* the thread also looks on its own this often */
+
+unsigned long reclaim_low(struct sp_pool *pool)
+{
+	long low = atomic_load(&pool->reclaim.low);
+
+	if (low >= 0)
+		return (unsigned long)low;
+	/* 1/64 of the pool, as min_free_kbytes-style reserves go, but not under 64 frames. */
+	return pool->frames_total / 64 > 64 ? pool->frames_total / 64 : 64;
+}
+
+unsigned long reclaim_high(struct sp_pool *pool)
+{
+	long high = atomic_load(&pool->reclaim.high);
+	unsigned long low = reclaim_low(pool);
+
+	if (high < 0)
+		return 2 * low;
+	return (unsigned long)high > low ? (unsigned long)high : low;
+}
+
+static unsigned long free_frames(struct sp_pool *pool, unsigned long *high)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&pool->lock);
+	n = pool->frames_free;
+	if (high)
+		*high = reclaim_high(pool);
+	pthread_mutex_unlock(&pool->lock);
+	return n;
+}
+
+/*
+ * From page idx of r, up to max pages that are private, not lost, present or
+ * not as present says (pm: their pagemap entries), and, for a cold run, on
+ * consecutive frames of one section: try-locked and checked. How many.
+ */
+static unsigned long lock_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+			      unsigned long max, const uint64_t *pm, bool present, bool cold)
+{
+	unsigned long n = 0, f0 = pte_val(atomic_load(&r->pte[idx]));
+
+	while (n < max) {
+		uint64_t pte = atomic_load(&r->pte[idx + n]);
+		unsigned long f = pte_val(pte);
+
+		if (pte_type(pte) != PTE_PRIVATE || (pte & PTE_LOST) ||
+		    !!(pm[n] & PM_PRESENT) != present)
+			break;
+		if (cold && (f != f0 + n || pfn_to_section(pool, f) != pfn_to_section(pool, f0)))
+			break;
+		if (!frame_trylock(pool, f))
+			break;
+		if (atomic_load(&r->pte[idx + n]) != pte) {
+			frame_unlock(pool, f);
+			break;
+		}
+		n++;
+	}
+	return n;
+}
+
+/* A run that kept its frames: its entries still name them. */
+static void unlock_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+		       unsigned long n)
+{
+	for (unsigned long i = 0; i < n; i++)
+		frame_unlock(pool, pte_val(atomic_load(&r->pte[idx + i])));
+}
+
+/*
+ * One step of the hand over up to CLOCK_STEP pages of one region: frames
+ * freed. force: present pages go too. *stop: nothing more can go (swap full,
+ * no regions).
+ */
+static unsigned long clock_step(struct sp_pool *pool, bool force, unsigned long want,
+				unsigned long *scanned, bool *stop)
+{
+	struct sp_reclaim *rc = &pool->reclaim;
+	struct sp_region *r = region_next(pool, rc->hand);
+	unsigned long idx, n, freed = 0, i = 0;
+
+	if (!r) {
+		rc->hand = 0; /* past the last region: the hand goes round */
+		r = region_next(pool, 0);
+	}
+	if (!r) {
+		*stop = true;
+		return 0;
+	}
+	idx = rc->hand > (uintptr_t)r->start ? region_index(r, (void *)rc->hand) : 0;
+	n = r->npages - idx < CLOCK_STEP ? r->npages - idx : CLOCK_STEP;
+	ksm_pagemap_range(pool, page_addr(r, idx), n, rc->pm);
+	while (i < n && freed < want) {
+		bool present = rc->pm[i] & PM_PRESENT, cold = force || !present;
+		unsigned long j = idx + i,
+			      max = cold && n - i > want - freed ? want - freed : n - i;
+		unsigned long k = lock_run(pool, r, j, max, rc->pm + i, present, cold);
+		unsigned long f0 = pte_val(atomic_load(&r->pte[j]));
+		long done;
+
+		if (!k) {
+			i++;
+			continue;
+		}
+		if (!cold) {
+			/* Referenced: take the access away, and see at the next turn. */
+			madvise(page_addr(r, j), k << PAGE_SHIFT, MADV_DONTNEED);
+			unlock_run(pool, r, j, k);
+			i += k;
+			continue;
+		}
+		done = swap_out_run(pool, r, j, k);
+		for (unsigned long m = 0; m < k; m++) /* by frame: the entries changed */
+			frame_unlock(pool, f0 + m);
+		if (done < 0) {
+			if (errno != ENOSPC)
+				sp_log(SP_LOG_ERR, "reclaim: swapping out %p: %s",
+				       (void *)page_addr(r, j), strerror(errno));
+			*stop = true;
+			break;
+		}
+		if (done > 0)
+			frames_free_run(pool, f0, (unsigned long)done);
+		freed += (unsigned long)done;
+		i += done > 0 ? (unsigned long)done : 1;
+	}
+	/* The hand stops where the work did: the rest of the step is the next one's. */
+	rc->hand = (uintptr_t)page_addr(r, idx + i);
+	*scanned += i;
+	return freed;
+}
+
+/* Pages the clock goes round: every region's. rt.lock held. */
+static unsigned long clock_pages(struct sp_pool *pool)
+{
+	unsigned long n = 0;
+
+	for (unsigned i = 0; i < pool->rt.nr; i++)
+		n += pool->rt.sorted[i]->npages;
+	return n;
+}
+
+static long shrink(struct sp_pool *pool, unsigned long want)
+{
+	struct sp_reclaim *rc = &pool->reclaim;
+	unsigned long freed = 0, scanned = 0, turn;
+	bool stop = false;
+
+	if (pool->swap.fd < 0 || !fault_can_swap(pool) || !rc->pm)
+		return 0;
+	pthread_mutex_lock(&rc->lock);
+	turn = clock_pages(pool) + CLOCK_STEP;
+	while (freed < want && !stop && scanned < 3 * turn)
+		freed += clock_step(pool, scanned >= 2 * turn, want - freed, &scanned, &stop);
+	pthread_mutex_unlock(&rc->lock);
+	atomic_fetch_add(&rc->scanned, (long)scanned);
+	atomic_fetch_add(&rc->reclaimed, (long)freed);
+	return (long)freed;
+}
+
+long reclaim_direct(struct sp_pool *pool, unsigned long want)
+{
+	atomic_fetch_add(&pool->reclaim.direct, 1);
+	reclaim_kick(pool); /* and the thread goes on to the high watermark */
+	return shrink(pool, want);
+}
+
+long sp_reclaim(sp_pool *pool, unsigned long nr_pages)
+{
+	long n;
+
+	if (swap_usable(pool))
+		return -1;
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	n = shrink(pool, nr_pages);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	return n;
+}
+
+void reclaim_kick(struct sp_pool *pool)
+{
+	struct sp_reclaim *rc = &pool->reclaim;
+
+	if (!rc->thread_started)
+		return;
+	pthread_mutex_lock(&rc->wait_lock);
+	rc->kick = true;
+	pthread_cond_signal(&rc->cond);
+	pthread_mutex_unlock(&rc->wait_lock);
+}
+
+/* Sleep until kicked, or for a period; false: stop. */
+static bool kswapd_sleep(struct sp_reclaim *rc)
+{
+	struct timespec ts;
+	bool go;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += KSWAPD_PERIOD_MS * 1000000l;
+	if (ts.tv_nsec >= 1000000000l) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000l;
+	}
+	pthread_mutex_lock(&rc->wait_lock);
+	while (!rc->stop && !rc->kick)
+		if (pthread_cond_timedwait(&rc->cond, &rc->wait_lock, &ts) == ETIMEDOUT)
+			break;
+	rc->kick = false;
+	go = !rc->stop;
+	pthread_mutex_unlock(&rc->wait_lock);
+	return go;
+}
+
+static void *kswapd(void *arg)
+{
+	struct sp_pool *pool = arg;
+	struct sp_reclaim *rc = &pool->reclaim;
+
+	while (kswapd_sleep(rc)) {
+		unsigned long high, free = free_frames(pool, &high);
+		bool low;
+
+		pthread_mutex_lock(&pool->lock);
+		low = free < reclaim_low(pool);
+		pthread_mutex_unlock(&pool->lock);
+		if (!low)
+			continue;
+		atomic_fetch_add(&rc->wakeups, 1);
+		/* A step at a time, so that sp_alloc and sp_free get the table in between. */
+		while (free < high) {
+			long got;
+
+			pthread_rwlock_rdlock(&pool->rt.lock);
+			got = shrink(pool, high - free < CLOCK_STEP ? high - free : CLOCK_STEP);
+			pthread_rwlock_unlock(&pool->rt.lock);
+			if (got <= 0)
+				break;
+			free = free_frames(pool, &high);
+		}
+	}
+	return NULL;
+}
+
+int reclaim_init(struct sp_pool *pool)
+{
+	struct sp_reclaim *rc = &pool->reclaim;
+	pthread_condattr_t attr;
+
+	memset(rc, 0, sizeof(*rc));
+	atomic_store(&rc->low, -1);
+	atomic_store(&rc->high, -1);
+	pthread_mutex_init(&rc->lock, NULL);
+	pthread_mutex_init(&rc->wait_lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&rc->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (pool->swap.fd < 0)
+		return 0;
+	rc->pm = calloc(CLOCK_STEP, sizeof(*rc->pm));
+	return rc->pm ? 0 : -1;
+}
+
+/* The thread runs where pages can come back: a swap area and userfaultfd. */
+int reclaim_start(struct sp_pool *pool)
+{
+	struct sp_reclaim *rc = &pool->reclaim;
+
+	if (pool->swap.fd < 0 || !fault_can_swap(pool))
+		return 0;
+	errno = pthread_create(&rc->thread, NULL, kswapd, pool);
+	if (errno)
+		return -1;
+	pthread_setname_np(rc->thread, "sp-kswapd");
+	rc->thread_started = true;
+	return 0;
+}
+
+void reclaim_exit(struct sp_pool *pool)
+{
+	struct sp_reclaim *rc = &pool->reclaim;
+
+	if (rc->thread_started) {
+		pthread_mutex_lock(&rc->wait_lock);
+		rc->stop = true;
+		pthread_cond_signal(&rc->cond);
+		pthread_mutex_unlock(&rc->wait_lock);
+		pthread_join(rc->thread, NULL);
+		rc->thread_started = false;
+	}
+	free(rc->pm);
+	rc->pm = NULL;
+	pthread_cond_destroy(&rc->cond);
+	pthread_mutex_destroy(&rc->wait_lock);
+	pthread_mutex_destroy(&rc->lock);
+}
+
+/* The knobs: swap.low_watermark and swap.high_watermark, in frames; -1: automatic. */
+static _Atomic long *tune_knob(struct sp_pool *pool, const char *name)
+{
+	if (!strcmp(name, "swap.low_watermark"))
+		return &pool->reclaim.low;
+	if (!strcmp(name, "swap.high_watermark"))
+		return &pool->reclaim.high;
+	return NULL;
+}
+
+int sp_tune(sp_pool *pool, const char *name, long value)
+{
+	_Atomic long *knob;
+
+	if (!pool || !name) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!strncmp(name, "ksm.", 4))
+		return sp_ksm_set(pool, name + 4, value);
+	knob = tune_knob(pool, name);
+	if (!knob || value < -1 || value > (long)(MAX_POOL_FRAMES)) {
+		errno = EINVAL;
+		return -1;
+	}
+	atomic_store(knob, value);
+	reclaim_kick(pool); /* a raised watermark may want work now */
+	return 0;
+}
+
+int sp_tune_get(sp_pool *pool, const char *name, long *value)
+{
+	if (!pool || !name || !value) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!strncmp(name, "ksm.", 4))
+		return sp_ksm_get(pool, name + 4, value);
+	if (!tune_knob(pool, name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* What is in force, automatic or not. */
+	pthread_mutex_lock(&pool->lock);
+	*value = (long)(!strcmp(name, "swap.low_watermark") ? reclaim_low(pool) :
+							      reclaim_high(pool));
+	pthread_mutex_unlock(&pool->lock);
+	return 0;
+}
