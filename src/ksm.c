@@ -198,9 +198,6 @@ static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
 	pte = atomic_load(&w->pte[idx]);
 	if (pte_type(pte) != PTE_KSM || pte_val(pte) != s->kpfn)
 		return REVERT_FAILED;
-	/* It is about to be mapped MAP_SHARED, without missing mode: bring it back first. */
-	if (swap_in_frame(pool, s->kpfn))
-		return REVERT_FAILED;
 	if ((pte & PTE_LOST) || wp_window_open(pool, &win, page_addr(w, idx), PAGE_SIZE)) {
 		if (!(pte & PTE_LOST) && !region_mark_lost(pool, w, idx, 1))
 			return REVERT_FAILED;
@@ -236,6 +233,28 @@ static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
  * frame back; with none, the frame is freed. The KSM frame is locked by the
  * caller (or unknown to anyone else, during its migration).
  */
+/*
+ * A swapped node with one sharer left gives it the slot (a private page in
+ * swap, as if it had never merged); with none, the slot goes.
+ */
+static void settle_swapped(struct sp_pool *pool, uint32_t sid)
+{
+	struct stable_node *s = &pool->ksm.stable.nodes[sid];
+
+	if (s->nr == 1) {
+		struct sp_region *w = region_by_id(pool, s->rmap[0].rid);
+		uint64_t pte = atomic_load(&w->pte[s->rmap[0].idx]);
+
+		atomic_store(&w->pte[s->rmap[0].idx],
+			     mk_pte(PTE_SWAP, s->slot, pte & (PTE_MERGEABLE | PTE_LOST)));
+		stable_remove_rmap(&pool->ksm.stable, sid, s->rmap[0].rid, s->rmap[0].idx);
+		pool->ksm.sharers--;
+	} else {
+		swap_slot_free(pool, s->slot);
+	}
+	stable_delete(&pool->ksm.stable, sid);
+}
+
 void ksm_settle(struct sp_pool *pool, uint32_t sid)
 {
 	struct sp_ksm *ksm = &pool->ksm;
@@ -244,6 +263,8 @@ void ksm_settle(struct sp_pool *pool, uint32_t sid)
 
 	if (ksm->stable.nodes[sid].nr > 1)
 		return;
+	if (ksm->stable.nodes[sid].swapped)
+		return settle_swapped(pool, sid);
 	if (ksm->stable.nodes[sid].nr == 1) {
 		rv = revert_last_sharer(pool, sid);
 		if (rv == REVERT_FAILED)
@@ -261,7 +282,8 @@ static void drop_sharer(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32
 {
 	stable_remove_rmap(&pool->ksm.stable, sid, rid, idx);
 	pool->ksm.sharers--;
-	pfn_to_page(pool, pool->ksm.stable.nodes[sid].kpfn)->mapcount--;
+	if (!pool->ksm.stable.nodes[sid].swapped)
+		pfn_to_page(pool, pool->ksm.stable.nodes[sid].kpfn)->mapcount--;
 	ksm_settle(pool, sid);
 }
 
@@ -332,7 +354,27 @@ static int drop_lost(struct sp_pool *pool, struct sp_region *r, unsigned long id
 	} else if (pte_type(pte) == PTE_ZERO) {
 		atomic_store(&r->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE) | PTE_LOST);
 		pool->ksm.zero_pages--;
+	} else if (pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP)) {
+		atomic_store(&r->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE) | PTE_LOST);
+		drop_sharer(pool, (uint32_t)pte_val(pte), r->id, (uint32_t)idx);
 	}
+	return 0;
+}
+
+/*
+ * A sharer of a swapped node leaves it (unmerge): a page of its own in swap,
+ * a copy of the slot. No frame needed.
+ */
+static int swapped_sharer_unshare(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+				  uint64_t pte)
+{
+	uint32_t sid = (uint32_t)pte_val(pte);
+	long copy = swap_copy(pool, pool->ksm.stable.nodes[sid].slot);
+
+	if (copy < 0)
+		return -1;
+	atomic_store(&r->pte[idx], mk_pte(PTE_SWAP, (unsigned long)copy, pte & PTE_MERGEABLE));
+	drop_sharer(pool, sid, r->id, (uint32_t)idx);
 	return 0;
 }
 
@@ -352,10 +394,12 @@ static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long
 	int err = EAGAIN;
 	long f;
 
-	if (type != PTE_KSM && type != PTE_ZERO && type != PTE_COPIED)
-		return 0;
 	if (pte & PTE_LOST) /* unmapped by the program: nothing to give a frame to */
 		return drop_lost(pool, r, idx, pte);
+	if (type == PTE_SWAP && (pte & PTE_KSMSWAP))
+		return swapped_sharer_unshare(pool, r, idx, pte);
+	if (type != PTE_KSM && type != PTE_ZERO && type != PTE_COPIED)
+		return 0;
 	f = policy_frame_alloc(pool, r, idx); /* a new frame honours the page's policy */
 	if (f < 0)
 		return -1;
@@ -363,11 +407,6 @@ static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long
 		frame_lock(pool, k);
 	if (atomic_load(&r->pte[idx]) != pte)
 		goto out_unlock;
-	/* Copying through the page below would wait for the fault thread, on k's lock. */
-	if (type == PTE_KSM && swap_in_frame(pool, k)) {
-		err = EIO;
-		goto out_unlock;
-	}
 	if (wp_window_open(pool, &win, addr, PAGE_SIZE)) {
 		err = errno;
 		goto out_unlock;
@@ -429,10 +468,11 @@ static int unmerge_pages(struct sp_pool *pool, struct sp_region *r, unsigned lon
 			 unsigned long nr)
 {
 	for (unsigned long i = first; i < first + nr; i++) {
-		enum sp_pte_type t = pte_type(atomic_load(&r->pte[i]));
+		uint64_t pte = atomic_load(&r->pte[i]);
+		enum sp_pte_type t = pte_type(pte);
 
 		/* Copied pages are private memory already. */
-		if (t != PTE_KSM && t != PTE_ZERO)
+		if (t != PTE_KSM && t != PTE_ZERO && !(t == PTE_SWAP && (pte & PTE_KSMSWAP)))
 			continue;
 		for (int tries = 0; unshare_page(pool, r, i); tries++) {
 			if (errno != EAGAIN || tries > 100)
@@ -513,6 +553,11 @@ void ksm_region_release(struct sp_pool *pool, struct sp_region *r)
 
 		if (pte_type(pte) == PTE_ZERO)
 			pool->ksm.zero_pages--;
+		if (pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP)) {
+			drop_sharer(pool, (uint32_t)k, r->id, (uint32_t)i);
+			atomic_store(&r->pte[i], mk_pte(PTE_NONE, 0, 0));
+			continue;
+		}
 		if (pte_type(pte) != PTE_KSM)
 			continue;
 		frame_lock(pool, k);
@@ -524,6 +569,277 @@ void ksm_region_release(struct sp_pool *pool, struct sp_region *r)
 		pool->ksm.items_bytes -= r->npages * sizeof(*r->items);
 	flush_freed(pool);
 	update_counters(pool);
+}
+
+/* ---- swap: a KSM frame out as one slot, back for all its sharers ------- */
+
+/*
+ * Sharer i of node sid leaves frame k for the node's slot: its page is moved
+ * to missing mode under a window, unless the kernel has copied it (or the
+ * program unmapped it): then it leaves the node instead. 1 moved, 0 left,
+ * -1 error (the page is as it was).
+ */
+static int sharer_out(struct sp_pool *pool, uint32_t sid, uint32_t i, unsigned long k)
+{
+	struct ksm_rmap m = pool->ksm.stable.nodes[sid].rmap[i];
+	struct sp_region *w = region_by_id(pool, m.rid);
+	uint64_t pte = atomic_load(&w->pte[m.idx]), pm;
+	char *addr = page_addr(w, m.idx);
+	struct sp_window win;
+
+	if (!(pte & PTE_LOST) && wp_window_open(pool, &win, addr, PAGE_SIZE)) {
+		if (!region_mark_lost(pool, w, m.idx, 1))
+			return -1;
+		pte |= PTE_LOST;
+	}
+	if (pte & PTE_LOST) {
+		atomic_store(&w->pte[m.idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE) | PTE_LOST);
+		stable_remove_rmap(&pool->ksm.stable, sid, m.rid, m.idx);
+		pool->ksm.sharers--;
+		return 0;
+	}
+	/* Protected first, so that no copy-on-write can complete after the look. */
+	pagemap_read(pool, addr, 1, &pm);
+	if (pm_copied(pm)) {
+		atomic_store(&w->pte[m.idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
+		ksm_sharer_copied(pool, sid, m.rid, m.idx);
+		wp_window_close(pool, &win);
+		return 0;
+	}
+	if (fault_remap_missing(pool, addr, PAGE_SIZE)) {
+		int err = errno;
+
+		if (fault_map(pool, addr, PAGE_SIZE, k, false))
+			sp_log(SP_LOG_ERR, "restoring %p: %s", (void *)addr, strerror(errno));
+		wp_window_close(pool, &win);
+		errno = err;
+		return -1;
+	}
+	atomic_store(&w->pte[m.idx], mk_pte(PTE_SWAP, sid, PTE_KSMSWAP | (pte & PTE_MERGEABLE)));
+	wp_window_close(pool, &win);
+	return 1;
+}
+
+/*
+ * Sharer i of node sid maps frame k (again): a missing-mode page nobody can
+ * be in but the worker, which waits on the KSM mutex we hold; no window.
+ */
+static int sharer_in(struct sp_pool *pool, uint32_t sid, uint32_t i, unsigned long k)
+{
+	struct ksm_rmap m = pool->ksm.stable.nodes[sid].rmap[i];
+	struct sp_region *w = region_by_id(pool, m.rid);
+	uint64_t pte = atomic_load(&w->pte[m.idx]);
+
+	if (pte & PTE_LOST) { /* the program unmapped it: nothing to map there */
+		atomic_store(&w->pte[m.idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE) | PTE_LOST);
+		stable_remove_rmap(&pool->ksm.stable, sid, m.rid, m.idx);
+		pool->ksm.sharers--;
+		return 0;
+	}
+	if (fault_map(pool, page_addr(w, m.idx), PAGE_SIZE, k, false))
+		return -1;
+	atomic_store(&w->pte[m.idx], mk_pte(PTE_KSM, k, pte & PTE_MERGEABLE));
+	return 0;
+}
+
+/* Every sharer in place to move: regions alive, page tables pointing at k. */
+static bool sharers_at(struct sp_pool *pool, uint32_t sid, uint64_t want)
+{
+	const struct stable_node *s = &pool->ksm.stable.nodes[sid];
+
+	for (uint32_t i = 0; i < s->nr; i++) {
+		struct sp_region *w = region_by_id(pool, s->rmap[i].rid);
+		uint64_t pte = w ? atomic_load(&w->pte[s->rmap[i].idx]) : 0;
+
+		/* (A region without an id is being freed: its release needs the node as is.) */
+		if (!w || (pte & ~(PTE_MERGEABLE | PTE_LOST)) != want)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * KSM frame k out to one slot for all its sharers, and the frame freed: each
+ * sharer's page goes to missing mode and points at the node (PTE_SWAP with
+ * PTE_KSMSWAP, the node's id), which keeps the slot. try: the frame lock is
+ * only tried (reclaim). 1 done, 0 nothing to do, -1 error with nothing
+ * changed. KSM mutex and rt.lock (read) held.
+ */
+int ksm_swap_out(struct sp_pool *pool, unsigned long k, bool try)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+	uint32_t sid, i;
+	long slot;
+	int ret = 0;
+
+	if (try ? !frame_trylock(pool, k) : (frame_lock(pool, k), false))
+		return 0;
+	sid = pfn_to_page(pool, k)->owner;
+	if (sid >= t->nr_ids || !t->nodes[sid].live || t->nodes[sid].swapped ||
+	    t->nodes[sid].kpfn != k || !sharers_at(pool, sid, mk_pte(PTE_KSM, k, 0)))
+		goto out_unlock;
+	slot = swap_write(pool, pfn_to_virt(pool, k));
+	if (slot < 0) {
+		ret = -1;
+		goto out_unlock;
+	}
+	/* From the end: a sharer that leaves takes the last one's place, done already. */
+	for (i = t->nodes[sid].nr; i--;) {
+		if (sharer_out(pool, sid, i, k) >= 0)
+			continue;
+		while (++i < t->nodes[sid].nr)
+			if (sharer_in(pool, sid, i, k))
+				sp_log(SP_LOG_ERR, "a sharer of frame %lu lost its mapping", k);
+		swap_slot_free(pool, (unsigned long)slot);
+		ret = -1;
+		goto out_unlock;
+	}
+	t->nodes[sid].kpfn = KPFN_NONE;
+	t->nodes[sid].slot = (uint32_t)slot;
+	t->nodes[sid].swapped = true;
+	atomic_fetch_and(&pfn_to_page(pool, k)->flags, ~(uint32_t)PG_ksm);
+	ksm_settle(pool, sid); /* every sharer may have been copied meanwhile */
+	defer_free(pool, k);
+	ret = 1;
+out_unlock:
+	frame_unlock(pool, k);
+	if (ret > 0) {
+		flush_freed(pool);
+		update_counters(pool);
+	}
+	return ret;
+}
+
+/*
+ * Node sid's slot back into a new frame (on the node's NUMA node when it has
+ * one), mapped by all its sharers: one read for all, and the node re-keyed
+ * to the new frame. 0, -1 damaged slot (every sharer gets SIGBUS at its own
+ * touch), -2 no memory now. KSM mutex and rt.lock (read) held.
+ */
+static int ksm_swap_in(struct sp_pool *pool, uint32_t sid)
+{
+	struct stable_node *s = &pool->ksm.stable.nodes[sid];
+	uint64_t buf[PAGE_SIZE / 8];
+	uint32_t i;
+	long k;
+
+	if (swap_read(pool, s->slot, buf))
+		return -1;
+	k = frame_alloc(pool, s->node);
+	if (k < 0 && reclaim_direct(pool, 1) > 0)
+		k = frame_alloc(pool, s->node);
+	if (k < 0)
+		return -2;
+	if (pwrite(pool->memfd, buf, PAGE_SIZE, (off_t)((unsigned long)k << PAGE_SHIFT)) !=
+	    (ssize_t)PAGE_SIZE)
+		goto out_free;
+	frame_lock(pool, (unsigned long)k);
+	atomic_fetch_or(&pfn_to_page(pool, (unsigned long)k)->flags, PG_ksm);
+	pfn_to_page(pool, (unsigned long)k)->owner = sid;
+	for (i = s->nr; i--;) {
+		if (!sharer_in(pool, sid, i, (unsigned long)k))
+			continue;
+		for (; i < s->nr; i++) { /* back to the slot, all of them */
+			struct ksm_rmap m = s->rmap[i];
+			struct sp_region *w = region_by_id(pool, m.rid);
+			uint64_t pte = atomic_load(&w->pte[m.idx]);
+
+			if (fault_remap_missing(pool, page_addr(w, m.idx), PAGE_SIZE))
+				sp_log(SP_LOG_ERR, "a sharer of a swapped frame lost its mapping");
+			atomic_store(&w->pte[m.idx],
+				     mk_pte(PTE_SWAP, sid, PTE_KSMSWAP | (pte & PTE_MERGEABLE)));
+		}
+		frame_unlock(pool, (unsigned long)k);
+		goto out_free;
+	}
+	pfn_to_page(pool, (unsigned long)k)->mapcount = s->nr;
+	swap_slot_free(pool, s->slot);
+	s->swapped = false;
+	s->kpfn = (uint32_t)k;
+	ksm_settle(pool, sid); /* sharers the program unmapped have left */
+	frame_unlock(pool, (unsigned long)k);
+	flush_freed(pool);
+	update_counters(pool);
+	atomic_fetch_add(&pool->faults_swapin, 1);
+	return 0;
+
+out_free:
+	atomic_fetch_and(&pfn_to_page(pool, (unsigned long)k)->flags, ~(uint32_t)PG_ksm);
+	frames_free_run(pool, (unsigned long)k, 1);
+	return -2;
+}
+
+/*
+ * The reclaim clock at page idx of r, a sharer of a KSM frame: the frame is
+ * looked at once a turn, from its first sharer. Referenced (some sharer maps
+ * it: the pagemap says present, and not copied): every present sharer's
+ * access is taken away, under a window so that no copy-on-write can happen
+ * in between (MADV_DONTNEED would drop a copy). Else, or forced, it goes to
+ * swap. Frames freed (0 or 1). rt.lock (read) and reclaim.lock held: the KSM
+ * mutex and the frame lock are only tried.
+ */
+long ksm_reclaim(struct sp_pool *pool, struct sp_region *r, unsigned long idx, bool force)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+	uint64_t pte = atomic_load(&r->pte[idx]);
+	unsigned long k = pte_val(pte);
+	bool hot = false;
+	long freed = 0;
+	uint32_t sid;
+
+	if (pthread_mutex_trylock(&pool->ksm.mutex))
+		return 0;
+	/* Under the KSM mutex, a KSM frame's owner and sharers stay as they are. */
+	sid = pfn_to_page(pool, k)->owner;
+	if (atomic_load(&r->pte[idx]) != pte || sid >= t->nr_ids || !t->nodes[sid].live ||
+	    t->nodes[sid].kpfn != k || t->nodes[sid].rmap[0].rid != r->id ||
+	    t->nodes[sid].rmap[0].idx != idx)
+		goto out_unlock;
+	for (uint32_t i = 0; i < t->nodes[sid].nr && !force; i++) {
+		struct ksm_rmap m = t->nodes[sid].rmap[i];
+		struct sp_region *w = region_by_id(pool, m.rid);
+		char *addr = page_addr(w, m.idx);
+		struct sp_window win;
+		uint64_t pm;
+
+		pagemap_read(pool, addr, 1, &pm);
+		if (!(pm & PM_PRESENT) || pm_copied(pm) || (atomic_load(&w->pte[m.idx]) & PTE_LOST))
+			continue;
+		hot = true;
+		if (wp_window_open(pool, &win, addr, PAGE_SIZE))
+			continue;
+		pagemap_read(pool, addr, 1, &pm);
+		if (!pm_copied(pm))
+			madvise(addr, PAGE_SIZE, MADV_DONTNEED);
+		wp_window_close(pool, &win);
+	}
+	if (!hot)
+		freed = ksm_swap_out(pool, k, true) > 0;
+out_unlock:
+	pthread_mutex_unlock(&pool->ksm.mutex);
+	return freed;
+}
+
+/* The swap-in worker met a swapped KSM page at addr: as swap_fault returns. */
+int ksm_fault(struct sp_pool *pool, uintptr_t addr)
+{
+	struct stable_tree *t = &pool->ksm.stable;
+	struct sp_region *r;
+	uint64_t pte = 0;
+	int ret = KSM_FAULT_AGAIN;
+
+	pthread_mutex_lock(&pool->ksm.mutex);
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	r = region_find(pool, (void *)addr);
+	if (r)
+		pte = atomic_load(&r->pte[region_index(r, (void *)addr)]);
+	/* Still the same: then nobody else can be bringing the node back. */
+	if (r && pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP) && pte_val(pte) < t->nr_ids &&
+	    t->nodes[pte_val(pte)].live && t->nodes[pte_val(pte)].swapped)
+		ret = ksm_swap_in(pool, (uint32_t)pte_val(pte));
+	pthread_rwlock_unlock(&pool->rt.lock);
+	pthread_mutex_unlock(&pool->ksm.mutex);
+	return ret;
 }
 
 /* ---- the scan: planning merges ---------------------------------------- */
@@ -597,9 +913,9 @@ static bool plan_stable(struct sp_pool *pool, struct run *run, struct plan *p)
 	for (uint32_t id = stable_first(t, p->hash); id != STABLE_NONE; id = t->nodes[id].next) {
 		struct stable_node *s = &t->nodes[id];
 
-		if (s->hash != p->hash || s->domain != p->domain || s->node != p->node ||
-		    s->kpfn == p->a || s->nr + run_count(run, PLAN_STABLE, id, 0) >= max ||
-		    frame_swapped(pool, s->kpfn))
+		if (s->swapped || s->hash != p->hash || s->domain != p->domain ||
+		    s->node != p->node || s->kpfn == p->a ||
+		    s->nr + run_count(run, PLAN_STABLE, id, 0) >= max)
 			continue;
 		p->kind = PLAN_STABLE;
 		p->sid = id;
@@ -643,7 +959,7 @@ static bool plan_unstable(struct sp_pool *pool, struct run *run, struct plan *p)
 		b = pte_val(upte);
 		if (pte_type(upte) != PTE_PRIVATE || !(upte & PTE_MERGEABLE) || b == p->a ||
 		    region_domain(ur, j) != p->domain || key_node(pool, b) != p->node ||
-		    run_has(run, ur, j) || frame_swapped(pool, b))
+		    run_has(run, ur, j))
 			continue;
 		p->kind = PLAN_PROMOTE;
 		p->ur = ur;
@@ -700,12 +1016,10 @@ static void run_lock(struct sp_pool *pool, struct run *run)
 	for (int j = 0; j < run->n; j++) {
 		struct plan *e = &run->e[j];
 
-		/* Swapped frames are holes: not to be read, nor merged with. */
-		e->ok = run_trylock(pool, run, e->a) && !frame_swapped(pool, e->a) &&
+		e->ok = run_trylock(pool, run, e->a) &&
 			atomic_load(&run->r->pte[e->idx]) ==
 				mk_pte(PTE_PRIVATE, e->a, PTE_MERGEABLE);
-		if (e->ok && e->kind != PLAN_ZERO && frame_swapped(pool, e->target))
-			e->ok = false;
+		/* A node swapped out meanwhile has kpfn KPFN_NONE. */
 		if (e->ok && e->kind == PLAN_STABLE)
 			e->ok = run_trylock(pool, run, e->target) && t->nodes[e->sid].live &&
 				t->nodes[e->sid].kpfn == e->target;

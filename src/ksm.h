@@ -67,8 +67,11 @@ struct stable_node {
 	uint32_t next; /* next node id in the hash bucket; free list link when dead */
 	uint32_t nr, cap;
 	struct ksm_rmap *rmap;
+	uint32_t slot; /* while swapped: the one slot of all its sharers */
 	bool live;
+	bool swapped; /* kpfn is KPFN_NONE, the content is in slot */
 };
+#define KPFN_NONE UINT32_MAX
 
 struct stable_tree {
 	struct stable_node *nodes; /* by id; ids are reused */
@@ -130,6 +133,18 @@ bool ksm_pm_copied(uint64_t pm);
 void ksm_sharer_copied(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_t idx);
 void ksm_settle(struct sp_pool *pool, uint32_t sid);
 void ksm_flush(struct sp_pool *pool);
+/*
+ * Swap of KSM frames (ksm.c, with the KSM mutex and rt.lock read held):
+ * frame k out as one slot for all its sharers (1 done, 0 nothing to do, -1
+ * error); the worker's fault on a swapped sharer at addr (takes both locks
+ * itself; KSM_FAULT_AGAIN: the page changed, look again).
+ */
+int ksm_swap_out(struct sp_pool *pool, unsigned long k, bool try);
+#define KSM_FAULT_AGAIN 3
+int ksm_fault(struct sp_pool *pool, uintptr_t addr);
+/* The reclaim clock at a sharer of a KSM frame: frames freed (vmscan.c says more). */
+long ksm_reclaim(struct sp_pool *pool, struct sp_region *r, unsigned long idx, bool force);
+
 /* Give one page a private frame again (for swap-out of a copied page); KSM mutex held. */
 int ksm_unshare(struct sp_pool *pool, struct sp_region *r, unsigned long idx);
 /* A region is going away: drop its pages from every KSM frame. KSM mutex held. */

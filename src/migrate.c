@@ -74,10 +74,6 @@ static int move_private(struct sp_pool *pool, struct sp_region *r, unsigned long
 		goto out;
 	if (atomic_load(&r->pte[idx]) != pte)
 		goto out_unlock;
-	if (swap_in_frame(pool, old)) { /* a swapped frame moves as its content */
-		err = EIO;
-		goto out_unlock;
-	}
 	if (pte & PTE_LOST)
 		return move_lost(pool, r, idx, old, new);
 	if (wp_window_open(pool, &w, addr, PAGE_SIZE)) {
@@ -194,8 +190,6 @@ static int move_ksm(struct sp_pool *pool, unsigned long k, unsigned long f)
 		errno = EAGAIN;
 		return -1;
 	}
-	if (swap_in_frame(pool, k)) /* its sharers' new mappings have no missing mode */
-		return -1;
 	n = t->nodes[sid].nr;
 	sharers = malloc((n + 1) * sizeof(*sharers));
 	moved = malloc((n + 1) * sizeof(*moved));
@@ -531,8 +525,7 @@ static unsigned lock_ksm_run(struct sp_pool *pool, const unsigned long *pfns, un
 	unsigned n = 0;
 
 	while (i + n < nr && n < KSM_BATCH && (!n || pfns[i + n] == pfns[i] + n) &&
-	       (atomic_load(&pfn_to_page(pool, pfns[i + n])->flags) & (PG_ksm | PG_swapped)) ==
-		       PG_ksm &&
+	       (atomic_load(&pfn_to_page(pool, pfns[i + n])->flags) & PG_ksm) &&
 	       frame_trylock(pool, pfns[i + n]))
 		n++;
 	return n;

@@ -296,13 +296,8 @@ static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, uns
 		unsigned long i = pfn % pool->section_pages;
 		unsigned long len = pool->section_pages - i < nr ? pool->section_pages - i : nr;
 
-		for (unsigned long k = 0; k < len; k++) {
-			uint32_t old =
-				atomic_fetch_and(&sec->pages[i + k].flags, PG_locked | PG_waiters);
-
-			if (old & PG_swapped) /* a swapped frame's slot goes with it */
-				swap_slot_free(pool, sec->pages[i + k].slot);
-		}
+		for (unsigned long k = 0; k < len; k++)
+			atomic_fetch_and(&sec->pages[i + k].flags, PG_locked | PG_waiters);
 		map_set_range(sec->free_map, i, len, true);
 		if (i < sec->hint)
 			sec->hint = i;

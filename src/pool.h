@@ -31,11 +31,10 @@ enum {
 	PG_ksm = 1u << 3, /* a KSM frame: mapped MAP_PRIVATE by its sharers */
 	PG_reserved = 1u << 4, /* never moves, never freed (the zero frame) */
 	PG_isolated = 1u << 5, /* taken by a migration */
-	PG_swapped = 1u << 6, /* contents live in a swap slot, not here */
 };
 
 /*
- * Frame descriptor, 20 bytes per 4 KiB frame. The owner is a number, not a
+ * Frame descriptor, 16 bytes per 4 KiB frame. The owner is a number, not a
  * pointer, for the same reason the seed makes a stable node hold a pfn: the
  * thing it names can go away (a freed region, an offlined section) while
  * someone still holds the number, and a number can be checked.
@@ -51,7 +50,6 @@ struct sp_page {
 	 */
 	_Atomic uint32_t owner; /* private frame: region id; KSM frame: stable node id */
 	_Atomic uint32_t index; /* private frame: page index within the region */
-	uint32_t slot; /* swap slot while PG_swapped */
 };
 
 enum sp_section_state { SECTION_OFFLINE, SECTION_ONLINE, SECTION_GOING_OFFLINE };
@@ -94,7 +92,9 @@ long swap_slots_used(struct sp_pool *pool);
 long swap_slots_free(struct sp_pool *pool);
 /* 0 if pages of pool can be swapped; else -1: EINVAL, ENOSPC (no area), ENOTSUP. */
 int swap_usable(struct sp_pool *pool);
-int swap_in_frame(struct sp_pool *pool, unsigned long pfn);
+long swap_write(struct sp_pool *pool, const void *src);
+int swap_read(struct sp_pool *pool, unsigned long slot, void *buf);
+long swap_copy(struct sp_pool *pool, unsigned long slot);
 int swap_fault(struct sp_pool *pool, uintptr_t addr);
 /* Private pages idx..idx+n of r, frames locked by the caller: out (swap.c says how). */
 long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n);
@@ -202,11 +202,6 @@ int section_online(struct sp_pool *pool, unsigned s);
 void section_isolate(struct sp_pool *pool, unsigned s, bool isolate);
 unsigned long section_used(struct sp_pool *pool, unsigned s, unsigned long *pfns);
 int section_remove(struct sp_pool *pool, unsigned s);
-
-static inline bool frame_swapped(struct sp_pool *pool, unsigned long pfn)
-{
-	return atomic_load(&pfn_to_page(pool, pfn)->flags) & PG_swapped;
-}
 
 /* True if the frame's memory was never touched (or was punched): it reads zeros. */
 bool frame_is_hole(struct sp_pool *pool, unsigned long pfn);

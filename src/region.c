@@ -195,7 +195,8 @@ static void region_free_frames(struct sp_pool *pool, struct sp_region *r)
 	for (unsigned long i = 0; i < r->npages; i++) {
 		uint64_t pte = atomic_load(&r->pte[i]);
 
-		if (pte_type(pte) == PTE_SWAP)
+		if (pte_type(pte) == PTE_SWAP &&
+		    !(pte & PTE_KSMSWAP)) /* a KSM slot is its node's */
 			swap_slot_free(pool, pte_val(pte));
 		if (pte_type(pte) != PTE_PRIVATE)
 			continue;
@@ -444,8 +445,9 @@ static long frame_of(struct sp_pool *pool, const void *addr, bool *ksm)
 		errno = EINVAL;
 		return -1;
 	}
-	if (ksm) /* the zero page merges too */
-		*ksm = pte_type(pte) == PTE_KSM || pte_type(pte) == PTE_ZERO;
+	if (ksm) /* the zero page merges too, and a merged page stays merged in swap */
+		*ksm = pte_type(pte) == PTE_KSM || pte_type(pte) == PTE_ZERO ||
+		       (pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP));
 	if (pte_type(pte) != PTE_PRIVATE && pte_type(pte) != PTE_KSM) {
 		errno = ENOENT; /* copied by the kernel, or swapped: no frame */
 		return -1;

@@ -29,6 +29,8 @@ enum sp_pte_type {
 #define PTE_MERGEABLE 0x8ull
 /* The program unmapped the page behind samepage's back: left alone from then on. */
 #define PTE_LOST 0x10ull
+/* PTE_SWAP of a sharer of a swapped KSM frame: the value is the stable node's id. */
+#define PTE_KSMSWAP 0x20ull
 #define PTE_VAL_SHIFT 8
 
 static inline uint64_t mk_pte(enum sp_pte_type type, unsigned long val, uint64_t flags)

@@ -198,41 +198,10 @@ long swap_slots_free(struct sp_pool *pool)
 	return n;
 }
 
-/* Frame pfn (locked, swapped) back from its slot. -1 with EIO: the slot is bad. */
-int swap_in_frame(struct sp_pool *pool, unsigned long pfn)
+/* A page out to a new slot, checksummed: the slot, or -1 (ENOSPC full, EIO). */
+long swap_write(struct sp_pool *pool, const void *src)
 {
-	struct sp_page *page = pfn_to_page(pool, pfn);
 	struct sp_swap *sw = &pool->swap;
-	unsigned long slot = page->slot;
-	uint64_t buf[PAGE_SIZE / 8];
-
-	if (!(atomic_load(&page->flags) & PG_swapped))
-		return 0;
-	if (pread(sw->fd, buf, PAGE_SIZE, (off_t)(slot * PAGE_SIZE)) != (ssize_t)PAGE_SIZE ||
-	    XXH3_64bits(buf, PAGE_SIZE) != sw->sum[slot]) {
-		atomic_fetch_add(&sw->errors, 1);
-		sp_log(SP_LOG_ERR, "swap slot %lu of frame %lu is damaged: the page is lost", slot,
-		       pfn);
-		errno = EIO;
-		return -1;
-	}
-	/* Written to the memfd, not through the direct map: no fault, no zeroing first. */
-	if (pwrite(pool->memfd, buf, PAGE_SIZE, (off_t)(pfn << PAGE_SHIFT)) != (ssize_t)PAGE_SIZE) {
-		errno = ENOMEM;
-		return -1;
-	}
-	atomic_fetch_and(&page->flags, ~(uint32_t)PG_swapped);
-	swap_slot_free(pool, slot);
-	atomic_fetch_add(&pool->faults_swapin, 1);
-	return 0;
-}
-
-/* Frame pfn (locked, resident) out to a new slot; its mappers are registered already. */
-static int swap_out_frame(struct sp_pool *pool, unsigned long pfn)
-{
-	struct sp_page *page = pfn_to_page(pool, pfn);
-	struct sp_swap *sw = &pool->swap;
-	const void *src = pfn_to_virt(pool, pfn);
 	long slot = slot_alloc(sw);
 
 	if (slot < 0)
@@ -244,42 +213,43 @@ static int swap_out_frame(struct sp_pool *pool, unsigned long pfn)
 		return -1;
 	}
 	sw->sum[slot] = XXH3_64bits(src, PAGE_SIZE);
-	page->slot = (uint32_t)slot;
-	atomic_fetch_or(&page->flags, PG_swapped);
-	/* Punching also unmaps it everywhere: the next touch is a missing fault. */
-	fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		  (off_t)(pfn << PAGE_SHIFT), (off_t)PAGE_SIZE);
-	return 0;
+	atomic_fetch_add(&sw->pages_out, 1);
+	return slot;
+}
+
+/* Slot into buf, checked. -1 with EIO when it is damaged (counted and logged). */
+int swap_read(struct sp_pool *pool, unsigned long slot, void *buf)
+{
+	struct sp_swap *sw = &pool->swap;
+
+	if (pread(sw->fd, buf, PAGE_SIZE, (off_t)(slot * PAGE_SIZE)) == (ssize_t)PAGE_SIZE &&
+	    XXH3_64bits(buf, PAGE_SIZE) == sw->sum[slot])
+		return 0;
+	atomic_fetch_add(&sw->errors, 1);
+	sp_log(SP_LOG_ERR, "swap slot %lu is damaged: its page is lost", slot);
+	errno = EIO;
+	return -1;
 }
 
 /*
- * A KSM frame, once for all its sharers: nobody writes it, so no window;
- * every sharer gets missing mode before the punch, and a sharer that copies
- * before then has its own page anyway.
+ * A copy of a slot in a new one (a sharer of a swapped KSM frame unmerged):
+ * bytes and checksum as they are, so damage stays damage. The new slot, or -1.
  */
-static int swap_out_ksm(struct sp_pool *pool, unsigned long k)
+long swap_copy(struct sp_pool *pool, unsigned long slot)
 {
-	struct stable_tree *t = &pool->ksm.stable;
-	uint32_t sid;
-	int ret = 0;
+	struct sp_swap *sw = &pool->swap;
+	long copy = slot_alloc(sw);
+	off_t in = (off_t)(slot * PAGE_SIZE), out = (off_t)((unsigned long)copy * PAGE_SIZE);
 
-	frame_lock(pool, k);
-	sid = pfn_to_page(pool, k)->owner;
-	if ((atomic_load(&pfn_to_page(pool, k)->flags) & PG_swapped) || sid >= t->nr_ids ||
-	    !t->nodes[sid].live || t->nodes[sid].kpfn != k)
-		goto out_unlock;
-	for (uint32_t i = 0; i < t->nodes[sid].nr && !ret; i++) {
-		struct sp_region *w = region_by_id(pool, t->nodes[sid].rmap[i].rid);
-
-		if (w && !(atomic_load(&w->pte[t->nodes[sid].rmap[i].idx]) & PTE_LOST))
-			ret = fault_register_missing(pool, page_addr(w, t->nodes[sid].rmap[i].idx),
-						     PAGE_SIZE);
+	if (copy < 0)
+		return -1;
+	if (copy_file_range(sw->fd, &in, sw->fd, &out, PAGE_SIZE, 0) != (ssize_t)PAGE_SIZE) {
+		swap_slot_free(pool, (unsigned long)copy);
+		errno = EIO;
+		return -1;
 	}
-	if (!ret)
-		ret = swap_out_frame(pool, k);
-out_unlock:
-	frame_unlock(pool, k);
-	return ret;
+	sw->sum[copy] = sw->sum[slot];
+	return copy;
 }
 
 #define SWAP_BATCH 256
@@ -399,7 +369,7 @@ static int swap_out_other(struct sp_pool *pool, struct sp_region *r, unsigned lo
 		return 1;
 	switch (pte_type(pte)) {
 	case PTE_KSM:
-		return swap_out_ksm(pool, pte_val(pte)) ? -1 : 1;
+		return ksm_swap_out(pool, pte_val(pte), false) < 0 ? -1 : 1;
 	case PTE_COPIED:
 		/* The kernel's copy comes back into a pool frame first, then goes. */
 		return ksm_unshare(pool, r, idx) ? -1 : 0;
@@ -592,7 +562,7 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 	while (n < readahead_window(pool, r, idx) && idx + n < r->npages) {
 		uint64_t pte = atomic_load(&r->pte[idx + n]);
 
-		if (pte_type(pte) != type || (pte & PTE_LOST) ||
+		if (pte_type(pte) != type || (pte & (PTE_LOST | PTE_KSMSWAP)) ||
 		    (type == PTE_SWAP && pte_val(pte) != slot + n))
 			break;
 		n++;
@@ -634,14 +604,8 @@ out_free:
 	return -2;
 }
 
-/*
- * A missing fault at addr (swap-in worker): give the page its frame back, or
- * a frame at all. 0 to wake the thread; 1 to map the zero page there; -1
- * when the page is lost (damaged slot): the caller poisons it, and the
- * thread gets SIGBUS; -2 when there is no memory for it: SIGBUS, and the
- * page stays swapped for a later touch.
- */
-int swap_fault(struct sp_pool *pool, uintptr_t addr)
+/* swap_fault's look under the region table lock; *ksm: a KSM slot, for ksm_fault. */
+static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm)
 {
 	int ret = 0;
 
@@ -657,6 +621,10 @@ int swap_fault(struct sp_pool *pool, uintptr_t addr)
 		pte = atomic_load(&r->pte[idx]);
 		if (pte & PTE_LOST)
 			break;
+		if (pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP)) {
+			*ksm = true;
+			break;
+		}
 		if (pte_type(pte) == PTE_SWAP || pte_type(pte) == PTE_NONE) {
 			ret = fault_in(pool, r, idx);
 			break;
@@ -674,13 +642,30 @@ int swap_fault(struct sp_pool *pool, uintptr_t addr)
 			frame_unlock(pool, pfn);
 			continue;
 		}
-		if (frame_swapped(pool, pfn))
-			ret = swap_in_frame(pool, pfn); /* a KSM frame, for all its sharers */
-		else if (frame_is_hole(pool, pfn))
-			(void)*(volatile char *)pfn_to_virt(pool, pfn); /* a page of zeros */
+		if (frame_is_hole(pool, pfn)) /* a fault that was stale: harmless */
+			(void)*(volatile char *)pfn_to_virt(pool, pfn);
 		frame_unlock(pool, pfn);
 		break;
 	}
 	pthread_rwlock_unlock(&pool->rt.lock);
 	return ret;
+}
+
+/*
+ * A missing fault at addr (swap-in worker): give the page its frame back, or
+ * a frame at all. 0 to wake the thread; 1 to map the zero page there; -1
+ * when the page is lost (damaged slot): the caller poisons it, and the
+ * thread gets SIGBUS; -2 when there is no memory for it: SIGBUS, and the
+ * page stays swapped for a later touch.
+ */
+int swap_fault(struct sp_pool *pool, uintptr_t addr)
+{
+	for (;;) {
+		bool ksm = false;
+		int ret = fault_look(pool, addr, &ksm);
+
+		/* A KSM frame's slot: the KSM mutex comes before the table lock. */
+		if (!ksm || (ret = ksm_fault(pool, addr)) != KSM_FAULT_AGAIN)
+			return ret;
+	}
 }

@@ -11,20 +11,22 @@
  * with ENOMEM while swap has room. What is left to fail: swap full, or every
  * frame in use a KSM frame (those keep their numbers, swap.c) or busy.
  *
- * Which pages: a clock over the regions' private pages, whose reference bit
+ * Which pages: a clock over the regions' pages, whose reference bit
  * is the kernel's own page table entry for the program's mapping, read from
  * /proc/self/pagemap. The hand finds a page present (touched since the hand
  * last passed), takes the access away (MADV_DONTNEED on the MAP_SHARED
  * mapping: the data stays in the frame, and the next touch is a minor fault
  * that maps it again) and moves on; a page still absent when the hand comes
  * back is cold, and goes. A page never touched is a hole and goes without a
- * slot. When two turns of the clock did not free enough, the third takes
- * pages hot or not, as the kernel does once its inactive list is empty.
+ * slot. A KSM frame is looked at from its first sharer, and is cold when no
+ * sharer maps it (ksm.c); it goes as one slot. When two turns of the clock
+ * did not free enough, the third takes pages hot or not, as the kernel does
+ * once its inactive list is empty.
  *
  * Locks: reclaim.lock serialises reclaimers (the thread; direct reclaim from
  * the fault thread and from offlining) and guards the hand. Order: KSM
- * mutex -> rt.lock (read, held by every caller) -> reclaim.lock -> frame
- * locks, only ever try-locked (a busy frame is skipped, so the fault thread
+ * mutex (only tried under reclaim.lock) -> rt.lock (read, held by every
+ * caller) -> reclaim.lock -> frame locks, only ever try-locked (a busy frame is skipped, so the fault thread
  * reclaiming never waits on a frame lock whose holder waits on a fault) ->
  * pool lock. reclaim.wait_lock is a leaf: the thread's sleep, and kicks.
  */
@@ -136,6 +138,12 @@ static unsigned long clock_step(struct sp_pool *pool, bool force, unsigned long 
 	ksm_pagemap_range(pool, page_addr(r, idx), n, rc->pm);
 	while (i < n && freed < want) {
 		bool present = rc->pm[i] & PM_PRESENT, cold = force || !present;
+		uint64_t pte = atomic_load(&r->pte[idx + i]);
+
+		if (pte_type(pte) == PTE_KSM && !(pte & PTE_LOST)) {
+			freed += (unsigned long)ksm_reclaim(pool, r, idx + i++, force);
+			continue;
+		}
 		unsigned long j = idx + i,
 			      max = cold && n - i > want - freed ? want - freed : n - i;
 		unsigned long k = lock_run(pool, r, j, max, rc->pm + i, present, cold);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,10 +30,20 @@ static sp_pool *swap_pool(size_t swap_pages, unsigned flags)
 				      .flags = flags | SP_POOL_NO_KSMD };
 	sp_pool *pool;
 
-	snprintf(path, sizeof(path), "/tmp/sp-swap-%d", getpid());
 	pool = sp_pool_create(&cfg);
 	assert_non_null(pool);
 	return pool;
+}
+
+/* N mergeable pages, page i holding pattern i: alike in every such region. */
+static char *alike(sp_pool *pool)
+{
+	char *r = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	assert_non_null(r);
+	for (int i = 0; i < N; i++)
+		fill_page(r + i * SP_PAGE_SIZE, (uint64_t)i);
+	return r;
 }
 
 static void private_round_trip(void **state)
@@ -75,25 +86,25 @@ static void private_round_trip(void **state)
 static void ksm_one_slot(void **state)
 {
 	sp_pool *pool = swap_pool(256, 0);
-	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-	char *c = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-	long res;
+	char *a = alike(pool), *b = alike(pool), *c = alike(pool);
+	long res, free0;
 
 	(void)state;
-	for (int i = 0; i < N; i++) {
-		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
-		fill_page(b + i * SP_PAGE_SIZE, (uint64_t)i);
-		fill_page(c + i * SP_PAGE_SIZE, (uint64_t)i);
-	}
 	full_scan(pool);
 	assert_int_equal(ksm_of(pool, "pages_sharing"), 2 * N);
 	res = stat_of(pool, "bytes_resident");
+	free0 = stat_of(pool, "frames_free");
 	assert_int_equal(sp_swap_out(pool, a, N * SP_PAGE_SIZE), 0);
 	assert_int_equal(stat_of(pool, "swap_slots_used"), N); /* frames, not 3N pages */
 	assert_int_equal(stat_of(pool, "bytes_resident"), res - N * SP_PAGE_SIZE);
+	/* The frames themselves are free for others; the pages are still merged. */
+	assert_int_equal(stat_of(pool, "frames_free"), free0 + N);
+	assert_int_equal(sp_page_is_ksm(pool, c + 5 * SP_PAGE_SIZE), 1);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 2 * N);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	assert_int_equal(stat_of(pool, "frames_free"), free0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
 	assert_int_equal(stat_of(pool, "faults_swapin"), N);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
@@ -174,41 +185,98 @@ static void bad_calls(void **state)
 	unlink(path);
 }
 
-/* A damaged slot: SIGBUS for the thread that touches it; other pages intact. */
-static void damaged_slot(void **state)
+/*
+ * Pages nr of a (merged with b's when b is there) swapped out, slot bad
+ * overwritten in the file, then touched in a child: it must die of SIGBUS
+ * there, after reading the intact pages right. Exit codes say what failed.
+ */
+static void damaged_child(bool merged, unsigned nr, unsigned bad)
 {
-	pid_t pid;
+	sp_pool *pool = swap_pool(64, 0);
+	char *a = sp_alloc(pool, nr * SP_PAGE_SIZE, merged ? SP_MERGEABLE : 0);
+	char *b = merged ? sp_alloc(pool, nr * SP_PAGE_SIZE, SP_MERGEABLE) : a;
+	char junk[64];
+	int fd;
+
+	signal(SIGBUS, SIG_DFL);
+	for (unsigned i = 0; i < nr; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, i);
+		fill_page(b + i * SP_PAGE_SIZE, i);
+	}
+	if (merged)
+		full_scan(pool);
+	/* One slot per page, or per KSM frame: slots are handed out in order. */
+	if (sp_swap_out(pool, a, nr * SP_PAGE_SIZE) || stat_of(pool, "swap_slots_used") != nr)
+		_exit(10);
+	fd = open(path, O_WRONLY);
+	memset(junk, 0x5a, sizeof(junk));
+	if (fd < 0 || pwrite(fd, junk, sizeof(junk), bad * SP_PAGE_SIZE + 100) != 64)
+		_exit(11);
+	close(fd);
+	for (unsigned i = 0; i < nr; i++)
+		if (i != bad && check_page(b + i * SP_PAGE_SIZE, i))
+			_exit(12);
+	(void)*(volatile char *)(b + bad * SP_PAGE_SIZE); /* SIGBUS here */
+	_exit(13);
+}
+
+static void damaged(bool merged, unsigned nr, unsigned bad)
+{
+	pid_t pid = fork();
 	int status;
 
-	(void)state;
-	pid = fork();
-	if (!pid) {
-		sp_pool *pool = swap_pool(64, 0);
-		char *a = sp_alloc(pool, 8 * SP_PAGE_SIZE, 0);
-		char junk[64];
-		int fd;
-
-		signal(SIGBUS, SIG_DFL);
-		for (int i = 0; i < 8; i++)
-			fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
-		if (sp_swap_out(pool, a, 8 * SP_PAGE_SIZE))
-			_exit(10);
-		fd = open(path, O_WRONLY);
-		memset(junk, 0x5a, sizeof(junk));
-		/* Slot 3 is page 3's (slots are handed out in order). */
-		if (fd < 0 || pwrite(fd, junk, sizeof(junk), 3 * SP_PAGE_SIZE + 100) != 64)
-			_exit(11);
-		close(fd);
-		for (int i = 0; i < 3; i++)
-			if (check_page(a + i * SP_PAGE_SIZE, (uint64_t)i))
-				_exit(12);
-		(void)*(volatile char *)(a + 3 * SP_PAGE_SIZE); /* SIGBUS here */
-		_exit(13);
-	}
+	if (!pid)
+		damaged_child(merged, nr, bad);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	unlink(path);
 	assert_true(WIFSIGNALED(status));
 	assert_int_equal(WTERMSIG(status), SIGBUS);
+}
+
+/* A damaged slot: SIGBUS for the thread that touches it; other pages intact. */
+static void damaged_slot(void **state)
+{
+	(void)state;
+	damaged(false, 8, 3);
+}
+
+/* A damaged slot of a KSM frame: SIGBUS for its sharers too, never wrong bytes. */
+static void damaged_ksm_slot(void **state)
+{
+	(void)state;
+	damaged(true, 4, 2);
+}
+
+/*
+ * Sharers of swapped KSM frames: unmerging gives each a slot of its own and
+ * no frame; freeing the other sharers leaves the last one the node's slot.
+ */
+static void ksm_swapped_unmerge_free(void **state)
+{
+	sp_pool *pool = swap_pool(512, 0);
+	char *a = alike(pool), *b = alike(pool), *c = alike(pool);
+	long free0;
+
+	(void)state;
+	full_scan(pool);
+	assert_int_equal(sp_swap_out(pool, a, N * SP_PAGE_SIZE), 0);
+	free0 = stat_of(pool, "frames_free");
+	assert_int_equal(sp_madvise(pool, a, N * SP_PAGE_SIZE, SP_MADV_UNMERGEABLE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 2 * N);
+	assert_int_equal(stat_of(pool, "frames_free"), free0); /* no frame needed */
+	assert_int_equal(sp_page_is_ksm(pool, a), 0);
+	assert_int_equal(sp_page_is_ksm(pool, b), 1);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	assert_int_equal(sp_free(pool, b), 0);
+	/* c's pages are the last sharers: each owns its node's slot now. */
+	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 2 * N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		assert_int_equal(check_page(c + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	}
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+	sp_pool_destroy(pool);
 }
 
 /* Offlining a section with swapped frames keeps every byte. */
@@ -250,10 +318,17 @@ static void offline_with_swapped(void **state)
 
 int main(void)
 {
+	/* The test process's pid: a forked child's pool uses it too, and the parent removes it. */
+	snprintf(path, sizeof(path), "/tmp/sp-swap-%d", getpid());
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(private_round_trip), cmocka_unit_test(ksm_one_slot),
-		cmocka_unit_test(swap_full),	      cmocka_unit_test(bad_calls),
-		cmocka_unit_test(damaged_slot),	      cmocka_unit_test(offline_with_swapped),
+		cmocka_unit_test(private_round_trip),
+		cmocka_unit_test(ksm_one_slot),
+		cmocka_unit_test(swap_full),
+		cmocka_unit_test(bad_calls),
+		cmocka_unit_test(damaged_slot),
+		cmocka_unit_test(offline_with_swapped),
+		cmocka_unit_test(ksm_swapped_unmerge_free),
+		cmocka_unit_test(damaged_ksm_slot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

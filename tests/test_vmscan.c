@@ -159,6 +159,36 @@ static void cold_before_hot(void **state)
 	sp_pool_destroy(pool);
 }
 
+/* KSM frames are reclaimed too: cold ones go as one slot, the pages stay merged. */
+static void ksm_frames_reclaimed(void **state)
+{
+	sp_pool *pool = reclaim_pool(4, 8 * SECTION_PAGES, SP_POOL_NO_KSMD);
+	unsigned long n = 256;
+	char *a = sp_alloc(pool, n * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, n * SP_PAGE_SIZE, SP_MERGEABLE);
+	long free0;
+
+	(void)state;
+	for (unsigned long i = 0; i < n; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, i);
+		fill_page(b + i * SP_PAGE_SIZE, i);
+	}
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), n);
+	free0 = stat_of(pool, "frames_free");
+	assert_int_equal(sp_reclaim(pool, n), n);
+	assert_int_equal(stat_of(pool, "frames_free"), free0 + (long)n);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), n); /* one per frame */
+	assert_int_equal(ksm_of(pool, "pages_sharing"), n);
+	for (unsigned long i = 0; i < n; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, i), 0);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, i), 0);
+	}
+	assert_int_equal(stat_of(pool, "faults_swapin"), n); /* once per frame */
+	assert_int_equal(ksm_of(pool, "pages_shared"), n);
+	sp_pool_destroy(pool);
+}
+
 static void knobs(void **state)
 {
 	sp_pool *pool = reclaim_pool(4, 4 * SECTION_PAGES, SP_POOL_NO_KSMD);
@@ -374,6 +404,7 @@ int main(void)
 		cmocka_unit_test(bigger_than_pool),
 		cmocka_unit_test(alloc_until_full),
 		cmocka_unit_test(cold_before_hot),
+		cmocka_unit_test(ksm_frames_reclaimed),
 		cmocka_unit_test(knobs),
 		cmocka_unit_test(thread_keeps_high_watermark),
 		cmocka_unit_test(read_into_frameless),
