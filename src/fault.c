@@ -300,6 +300,11 @@ static void *swapin_thread(void *arg)
 	for (;;) {
 		struct sp_missing m;
 
+		if (!f->q_nr && !f->q_stop) {
+			pthread_mutex_unlock(&f->q_lock);
+			swap_prefetch(pool); /* idle: read ahead for a sequential reader */
+			pthread_mutex_lock(&f->q_lock);
+		}
 		while (!f->q_nr && !f->q_stop)
 			pthread_cond_wait(&f->q_cond, &f->q_lock);
 		if (!f->q_nr)

@@ -81,6 +81,7 @@ struct sp_swap {
 	char *readahead; /* the swap-in worker's read-ahead buffer */
 	uintptr_t ra_next; /* where a sequential reader faults next (worker only) */
 	unsigned long ra_win; /* its read-ahead window, pages */
+	bool ra_prefetch; /* it is sequential: the next window may come early */
 	_Atomic long errors;
 	_Atomic long pages_out; /* pages written out, ever */
 };
@@ -96,6 +97,7 @@ long swap_write(struct sp_pool *pool, const void *src);
 int swap_read(struct sp_pool *pool, unsigned long slot, void *buf);
 long swap_copy(struct sp_pool *pool, unsigned long slot);
 int swap_fault(struct sp_pool *pool, uintptr_t addr);
+void swap_prefetch(struct sp_pool *pool); /* the worker, when idle */
 /* Private pages idx..idx+n of r, frames locked by the caller: out (swap.c says how). */
 long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n);
 

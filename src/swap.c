@@ -73,7 +73,13 @@ int swap_init(struct sp_pool *pool, const char *path, size_t size)
 	sw->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (sw->fd < 0)
 		goto out_free;
-	if (ftruncate(sw->fd, (off_t)size)) {
+	/*
+	 * Allocated now, as swapon(8) wants a swap file without holes: a full
+	 * disk says so here, not at a swap-out, and writes to it do not
+	 * allocate blocks. Where fallocate is not supported, a sparse file.
+	 */
+	if (fallocate(sw->fd, 0, 0, (off_t)size) &&
+	    (errno != EOPNOTSUPP || ftruncate(sw->fd, (off_t)size))) {
 		int err = errno;
 
 		close(sw->fd);
@@ -433,9 +439,9 @@ int sp_swap_out(sp_pool *pool, void *addr, size_t len)
 
 /* Frames for n pages from idx of r, as its policy wants: fewer if it must (*n). */
 static int fault_frames(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
-			unsigned long *n, struct sp_run **runs, unsigned *nr_runs)
+			unsigned long *n, struct sp_run **runs, unsigned *nr_runs, bool reclaim)
 {
-	for (int tries = 0; tries < 3; tries++) {
+	for (int tries = 0; tries < (reclaim ? 3 : 1); tries++) {
 		long pfn;
 
 		if (!r->nr_policies && !frames_alloc(pool, -1, *n, runs, nr_runs))
@@ -542,6 +548,8 @@ static unsigned long readahead_window(struct sp_pool *pool, struct sp_region *r,
 		sw->ra_win = READAHEAD_MIN;
 	else if (sw->ra_win < READAHEAD)
 		sw->ra_win *= 2;
+	/* A reader this sequential gets the next window before it asks (swap_prefetch). */
+	sw->ra_prefetch = sw->ra_win == READAHEAD;
 	return sw->ra_win;
 }
 
@@ -551,7 +559,7 @@ static unsigned long readahead_window(struct sp_pool *pool, struct sp_region *r,
  * as many get one). rt.lock held (read). 0 done; -1 the page's slot is
  * damaged (lost); -2 no memory for it now.
  */
-static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
+static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx, bool prefetch)
 {
 	uint64_t pte0 = atomic_load(&r->pte[idx]);
 	enum sp_pte_type type = pte_type(pte0);
@@ -570,9 +578,10 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 	pool->swap.ra_next = (uintptr_t)page_addr(r, idx + n);
 	if (type == PTE_SWAP && !(n = read_slots(pool, slot, n)))
 		return -1;
-	if (fault_frames(pool, r, idx, &n, &runs, &nr_runs)) {
-		sp_log(SP_LOG_ERR, "no frame for a page at %p: pool and swap are full",
-		       (void *)page_addr(r, idx));
+	if (fault_frames(pool, r, idx, &n, &runs, &nr_runs, !prefetch)) {
+		if (!prefetch)
+			sp_log(SP_LOG_ERR, "no frame for a page at %p: pool and swap are full",
+			       (void *)page_addr(r, idx));
 		return -2;
 	}
 	/* Written to the memfd, not through the direct map: no fault, no zeroing first. */
@@ -604,6 +613,33 @@ out_free:
 	return -2;
 }
 
+/*
+ * The worker has nothing queued and a sequential reader is in its last
+ * window: bring in the next one now, while the reader works through this
+ * one, as the kernel's swap read-ahead does asynchronously. Only from free
+ * frames: a prefetch never makes reclaim swap something else out.
+ */
+void swap_prefetch(struct sp_pool *pool)
+{
+	struct sp_swap *sw = &pool->swap;
+	struct sp_region *r;
+
+	if (!sw->ra_prefetch)
+		return;
+	sw->ra_prefetch = false;
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	r = region_find(pool, (void *)sw->ra_next);
+	if (r) {
+		unsigned long idx = region_index(r, (void *)sw->ra_next);
+		uint64_t pte = atomic_load(&r->pte[idx]);
+
+		if (pte_type(pte) == PTE_SWAP && !(pte & (PTE_KSMSWAP | PTE_LOST)) &&
+		    !fault_in(pool, r, idx, true))
+			sw->ra_prefetch = false; /* the reader's next fault asks again */
+	}
+	pthread_rwlock_unlock(&pool->rt.lock);
+}
+
 /* swap_fault's look under the region table lock; *ksm: a KSM slot, for ksm_fault. */
 static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm)
 {
@@ -626,7 +662,7 @@ static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm)
 			break;
 		}
 		if (pte_type(pte) == PTE_SWAP || pte_type(pte) == PTE_NONE) {
-			ret = fault_in(pool, r, idx);
+			ret = fault_in(pool, r, idx, false);
 			break;
 		}
 		if (pte_type(pte) == PTE_ZERO) {
