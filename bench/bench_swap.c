@@ -2,9 +2,16 @@
 /*
  * bench_swap: swap-out and swap-in throughput of a pool region against a
  * plain pwrite/pread of the same bytes to a file in the same directory, in
- * the same run (target: at least 0.7x).
+ * the same run (target: at least 0.7x); then a working set 1.5 times the
+ * pool running through reclaim, against the same workload in a pool big
+ * enough for it, in the same run (its slowdown).
  *
- *   bench_swap [--size MiB] [--dir DIR] [--rounds N] [--json]
+ *   bench_swap [--size MiB] [--pool MiB] [--dir DIR] [--rounds N] [--json]
+ *
+ * The working set: regions of 1.5x --pool MiB written in order; then 4M
+ * (scaled to the size) touches, 90% of them to a hot third of the pages and
+ * 10% anywhere, each reading a page and writing a word of it; then every
+ * page read back and checked.
  *
  * Only the public API (samepage.h) and libc are used.
  */
@@ -95,9 +102,125 @@ static void pooled(const char *dir, size_t len, double *out_s, double *in_s)
 	sp_pool_destroy(pool);
 }
 
+/* The working set's run: seconds of each phase; bad pages counted. */
+struct ws_result {
+	double write_s, touch_s, check_s;
+	long bad, reclaimed, swapped_in, direct;
+};
+
+static uint64_t ws_word(size_t page, unsigned gen)
+{
+	return (page + 1) * 0x9E3779B97F4A7C15ull + gen;
+}
+
+static void working_set(const char *dir, size_t pool_mib, size_t ws_mib, struct ws_result *res)
+{
+	const size_t sec = 16 << 20, pages = (ws_mib << 20) / SP_PAGE_SIZE;
+	const size_t per = 4096, nr = (pages + per - 1) / per; /* 16 MiB regions */
+	struct sp_pool_config cfg = { .section_size = sec,
+				      .nr_sections = (unsigned)((pool_mib << 20) / sec),
+				      .swap_size = (ws_mib << 20) + (16 << 20),
+				      .flags = SP_POOL_NO_KSMD };
+	unsigned *gen = calloc(pages, sizeof(*gen));
+	char **r = calloc(nr, sizeof(*r)), path[512];
+	uint64_t x = 88172645463325252ull;
+	size_t touches = pages * 32;
+	sp_pool *pool;
+	double t;
+
+	snprintf(path, sizeof(path), "%s/bench_swap_ws.%d", dir, getpid());
+	cfg.swap_path = path;
+	pool = sp_pool_create(&cfg);
+	if (!pool || !gen || !r)
+		die("working set pool");
+	for (size_t k = 0; k < nr; k++)
+		if (!(r[k] = sp_alloc(pool, per * SP_PAGE_SIZE, 0)))
+			die("sp_alloc (working set)");
+#define WS_PAGE(i) (r[(i) / per] + ((i) % per) * SP_PAGE_SIZE)
+	t = now();
+	for (size_t i = 0; i < pages; i++) {
+		fill(WS_PAGE(i), SP_PAGE_SIZE, ws_word(i, 0));
+		*(uint64_t *)WS_PAGE(i) = ws_word(i, 0);
+	}
+	res->write_s = now() - t;
+	t = now();
+	for (size_t n = 0; n < touches; n++) {
+		size_t i;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		i = (x >> 8) % 10 ? (x >> 20) % (pages / 3) : (x >> 20) % pages;
+		if (*(volatile uint64_t *)WS_PAGE(i) != ws_word(i, gen[i]))
+			res->bad++;
+		/* The first word carries the generation; the rest stay as filled. */
+		*(uint64_t *)WS_PAGE(i) = ws_word(i, ++gen[i]);
+	}
+	res->touch_s = now() - t;
+	t = now();
+	for (size_t i = 0; i < pages; i++) {
+		uint64_t *w = (uint64_t *)WS_PAGE(i);
+
+		res->bad += w[0] != ws_word(i, gen[i]);
+		for (size_t j = 1; j < SP_PAGE_SIZE / 8; j++)
+			res->bad += w[j] != (ws_word(i, 0) + j) * 0x9E3779B97F4A7C15ull;
+	}
+	res->check_s = now() - t;
+#undef WS_PAGE
+	sp_stat(pool, "reclaim_pages", &res->reclaimed);
+	sp_stat(pool, "faults_swapin", &res->swapped_in);
+	sp_stat(pool, "reclaim_direct", &res->direct);
+	sp_pool_destroy(pool);
+	free(gen);
+	free(r);
+}
+
+static double ws_total(const struct ws_result *w)
+{
+	return w->write_s + w->touch_s + w->check_s;
+}
+
+static struct ws_result ws_tight, ws_roomy;
+
+/* t: best pwrite, pread, swap-out, swap-in seconds. */
+static int report(int json, unsigned long mib, size_t pool_mib, size_t ws_mib, unsigned long rounds,
+		  const char *dir, const double *t)
+{
+	const struct ws_result *w = &ws_tight, *o = &ws_roomy;
+
+	if (json) {
+		printf("{\"mib\": %lu, \"swap_out_mibs\": %.0f, \"pwrite_mibs\": %.0f, "
+		       "\"out_ratio\": %.2f, \"swap_in_mibs\": %.0f, \"pread_mibs\": %.0f, "
+		       "\"in_ratio\": %.2f, \"ws_pool_mib\": %zu, \"ws_mib\": %zu, "
+		       "\"ws_slowdown\": %.2f, \"ws_touch_slowdown\": %.2f, "
+		       "\"ws_reclaimed\": %ld, \"ws_swapped_in\": %ld}\n",
+		       mib, mib / t[2], mib / t[0], t[0] / t[2], mib / t[3], mib / t[1],
+		       t[1] / t[3], pool_mib, ws_mib, ws_total(w) / ws_total(o),
+		       w->touch_s / o->touch_s, w->reclaimed, w->swapped_in);
+		return 0;
+	}
+	printf("swap of %lu MiB in %s, best of %lu interleaved rounds (target >= 0.7x)\n", mib, dir,
+	       rounds);
+	printf("  out: sp_swap_out %7.0f MiB/s   pwrite %7.0f MiB/s   ratio %.2f\n", mib / t[2],
+	       mib / t[0], t[0] / t[2]);
+	printf("  in:  on access   %7.0f MiB/s   pread  %7.0f MiB/s   ratio %.2f\n", mib / t[3],
+	       mib / t[1], t[1] / t[3]);
+	printf("working set of %zu MiB: in a %zu MiB pool (through reclaim) / in a %zu MiB pool\n",
+	       ws_mib, pool_mib, 2 * pool_mib);
+	printf("  write all   %6.3f s / %6.3f s   %5.2fx\n", w->write_s, o->write_s,
+	       w->write_s / o->write_s);
+	printf("  90/10 touch %6.3f s / %6.3f s   %5.2fx\n", w->touch_s, o->touch_s,
+	       w->touch_s / o->touch_s);
+	printf("  read all    %6.3f s / %6.3f s   %5.2fx\n", w->check_s, o->check_s,
+	       w->check_s / o->check_s);
+	printf("  in all      %6.3f s / %6.3f s   %5.2fx slowdown; %ld pages reclaimed, %ld "
+	       "swapped in, %ld direct reclaims, every byte checked\n",
+	       ws_total(w), ws_total(o), ws_total(w) / ws_total(o), w->reclaimed, w->swapped_in,
+	       w->direct);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	unsigned long mib = 64, rounds = 3;
+	unsigned long mib = 64, rounds = 3, pool_mib = 64, ws_mib;
 	const char *dir = "/tmp";
 	double po = 1e9, pi = 1e9, so = 1e9, si = 1e9;
 	int json = 0;
@@ -108,25 +231,31 @@ int main(int argc, char **argv)
 			json = 1;
 		else if (!strcmp(argv[i], "--size") && i + 1 < argc)
 			mib = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
+			pool_mib = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
 			rounds = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			dir = argv[++i];
 		else {
-			fprintf(stderr, "usage: bench_swap [--size MiB] [--dir DIR] [--rounds N] "
-					"[--json]\n");
+			fprintf(stderr, "usage: bench_swap [--size MiB] [--pool MiB] [--dir DIR] "
+					"[--rounds N] [--json]\n");
 			return strcmp(argv[i], "--help") ? 2 : 0;
 		}
 	}
-	if (!mib || mib > 4096 || !rounds || rounds > 20) {
-		fprintf(stderr, "bench_swap: --size 1-4096, --rounds 1-20\n");
+	if (!mib || mib > 4096 || !rounds || rounds > 20 || pool_mib < 32 || pool_mib > 4096 ||
+	    pool_mib % 32) {
+		fprintf(stderr, "bench_swap: --size 1-4096, --pool 32-4096 in steps of 32, "
+				"--rounds 1-20\n");
 		return 2;
 	}
 	buf = malloc(mib << 20);
 	if (!buf)
 		die("malloc");
 	fill(buf, mib << 20, 7);
+	ws_mib = pool_mib * 3 / 2;
 	for (unsigned long k = 0; k < rounds; k++) { /* best of each, interleaved */
+		struct ws_result tight = { 0 }, roomy = { 0 };
 		double a, b;
 
 		plain(dir, buf, mib << 20, &a, &b);
@@ -135,20 +264,21 @@ int main(int argc, char **argv)
 		pooled(dir, mib << 20, &a, &b);
 		so = a < so ? a : so;
 		si = b < si ? b : si;
+		/* The same workload with room for it, and in a pool of 2/3 of it. */
+		working_set(dir, 2 * pool_mib, ws_mib, &roomy);
+		working_set(dir, pool_mib, ws_mib, &tight);
+		if (tight.bad || roomy.bad) {
+			fprintf(stderr, "bench_swap: %ld wrong pages in the working set\n",
+				tight.bad + roomy.bad);
+			return 1;
+		}
+		if (!k || tight.write_s + tight.touch_s + tight.check_s <
+				  ws_tight.write_s + ws_tight.touch_s + ws_tight.check_s)
+			ws_tight = tight;
+		if (!k || roomy.write_s + roomy.touch_s + roomy.check_s <
+				  ws_roomy.write_s + ws_roomy.touch_s + ws_roomy.check_s)
+			ws_roomy = roomy;
 	}
 	free(buf);
-	if (json) {
-		printf("{\"mib\": %lu, \"swap_out_mibs\": %.0f, \"pwrite_mibs\": %.0f, "
-		       "\"out_ratio\": %.2f, \"swap_in_mibs\": %.0f, \"pread_mibs\": %.0f, "
-		       "\"in_ratio\": %.2f}\n",
-		       mib, mib / so, mib / po, po / so, mib / si, mib / pi, pi / si);
-		return 0;
-	}
-	printf("swap of %lu MiB in %s, best of %lu interleaved rounds (target >= 0.7x)\n", mib, dir,
-	       rounds);
-	printf("  out: sp_swap_out %7.0f MiB/s   pwrite %7.0f MiB/s   ratio %.2f\n", mib / so,
-	       mib / po, po / so);
-	printf("  in:  on access   %7.0f MiB/s   pread  %7.0f MiB/s   ratio %.2f\n", mib / si,
-	       mib / pi, pi / si);
-	return 0;
+	return report(json, mib, pool_mib, ws_mib, rounds, dir, (double[]){ po, pi, so, si });
 }

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "samepage.h"
 #include "fault.h"
@@ -107,9 +108,14 @@ struct sp_reclaim {
 	pthread_mutex_t wait_lock; /* the thread's sleep; a leaf */
 	pthread_cond_t cond;
 	bool thread_started, stop, kick;
+	_Atomic bool awake; /* the thread is not asleep: kicks need not wake it */
 	pthread_t thread;
 	uintptr_t hand; /* where the clock is: an address in the regions */
 	uint64_t *pm; /* pagemap entries of one step */
+	struct iovec *iov; /* referenced runs of one step */
+	unsigned nr_iov;
+	unsigned long *freed, nr_freed; /* frames one step freed */
+	int pidfd; /* ours, for process_madvise; -1: madvise per run */
 	_Atomic long low, high; /* watermarks in frames; -1: automatic */
 	_Atomic long scanned, reclaimed, direct, wakeups;
 };

@@ -51,7 +51,7 @@
  * faster: the time is in the per-page work, not in the faults).
  */
 #define READAHEAD 64
-#define READAHEAD_MIN 4
+#define READAHEAD_MIN 1
 
 int swap_init(struct sp_pool *pool, const char *path, size_t size)
 {

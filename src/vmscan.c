@@ -34,7 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "pool.h"
@@ -114,6 +117,43 @@ static void unlock_run(struct sp_pool *pool, struct sp_region *r, unsigned long 
 }
 
 /*
+ * Referenced runs of a step lose their access in one call: process_madvise()
+ * takes them all and flushes the TLBs once (Linux 6.15), where a madvise()
+ * per run would interrupt every CPU the program runs on, per run. Their
+ * frames stay locked until then.
+ */
+static void revoke_flush(struct sp_pool *pool, struct sp_region *r)
+{
+	struct sp_reclaim *rc = &pool->reclaim;
+
+	if (rc->nr_iov && (rc->pidfd < 0 || syscall(SYS_process_madvise, rc->pidfd, rc->iov,
+						    rc->nr_iov, MADV_DONTNEED, 0) < 0))
+		for (unsigned i = 0; i < rc->nr_iov; i++)
+			madvise(rc->iov[i].iov_base, rc->iov[i].iov_len, MADV_DONTNEED);
+	for (unsigned i = 0; i < rc->nr_iov; i++)
+		unlock_run(pool, r, region_index(r, rc->iov[i].iov_base),
+			   rc->iov[i].iov_len >> PAGE_SHIFT);
+	rc->nr_iov = 0;
+}
+
+/* A run of cold pages, locked: out. Frames freed (to free at the step's end), or -1. */
+static long cold_run(struct sp_pool *pool, struct sp_region *r, unsigned long j, unsigned long k)
+{
+	struct sp_reclaim *rc = &pool->reclaim;
+	unsigned long f0 = pte_val(atomic_load(&r->pte[j]));
+	long done = swap_out_run(pool, r, j, k);
+
+	for (unsigned long m = 0; m < k; m++) /* by frame: the entries changed */
+		frame_unlock(pool, f0 + m);
+	if (done < 0 && errno != ENOSPC)
+		sp_log(SP_LOG_ERR, "reclaim: swapping out %p: %s", (void *)page_addr(r, j),
+		       strerror(errno));
+	for (long m = 0; m < done; m++)
+		rc->freed[rc->nr_freed++] = f0 + (unsigned long)m;
+	return done;
+}
+
+/*
  * One step of the hand over up to CLOCK_STEP pages of one region: frames
  * freed. force: present pages go too. *stop: nothing more can go (swap full,
  * no regions).
@@ -139,43 +179,39 @@ static unsigned long clock_step(struct sp_pool *pool, bool force, unsigned long 
 	while (i < n && freed < want) {
 		bool present = rc->pm[i] & PM_PRESENT, cold = force || !present;
 		uint64_t pte = atomic_load(&r->pte[idx + i]);
+		unsigned long j = idx + i, max = n - i, k;
+		long done;
 
 		if (pte_type(pte) == PTE_KSM && !(pte & PTE_LOST)) {
 			freed += (unsigned long)ksm_reclaim(pool, r, idx + i++, force);
 			continue;
 		}
-		unsigned long j = idx + i,
-			      max = cold && n - i > want - freed ? want - freed : n - i;
-		unsigned long k = lock_run(pool, r, j, max, rc->pm + i, present, cold);
-		unsigned long f0 = pte_val(atomic_load(&r->pte[j]));
-		long done;
-
+		if (cold && max > want - freed)
+			max = want - freed;
+		k = lock_run(pool, r, j, max, rc->pm + i, present, cold);
 		if (!k) {
 			i++;
 			continue;
 		}
 		if (!cold) {
-			/* Referenced: take the access away, and see at the next turn. */
-			madvise(page_addr(r, j), k << PAGE_SHIFT, MADV_DONTNEED);
-			unlock_run(pool, r, j, k);
+			/* Referenced: its access goes, and the next turn sees if it comes back. */
+			rc->iov[rc->nr_iov++] =
+				(struct iovec){ page_addr(r, j), (size_t)k << PAGE_SHIFT };
 			i += k;
 			continue;
 		}
-		done = swap_out_run(pool, r, j, k);
-		for (unsigned long m = 0; m < k; m++) /* by frame: the entries changed */
-			frame_unlock(pool, f0 + m);
+		done = cold_run(pool, r, j, k);
 		if (done < 0) {
-			if (errno != ENOSPC)
-				sp_log(SP_LOG_ERR, "reclaim: swapping out %p: %s",
-				       (void *)page_addr(r, j), strerror(errno));
 			*stop = true;
 			break;
 		}
-		if (done > 0)
-			frames_free_run(pool, f0, (unsigned long)done);
 		freed += (unsigned long)done;
 		i += done > 0 ? (unsigned long)done : 1;
 	}
+	revoke_flush(pool, r);
+	/* Freed together: one flush of the direct map for all (frames_free_pfns). */
+	frames_free_pfns(pool, rc->freed, rc->nr_freed);
+	rc->nr_freed = 0;
 	/* The hand stops where the work did: the rest of the step is the next one's. */
 	rc->hand = (uintptr_t)page_addr(r, idx + i);
 	*scanned += i;
@@ -233,7 +269,8 @@ void reclaim_kick(struct sp_pool *pool)
 {
 	struct sp_reclaim *rc = &pool->reclaim;
 
-	if (!rc->thread_started)
+	/* Awake already: it looks at the watermarks again before it sleeps. */
+	if (!rc->thread_started || atomic_load(&rc->awake))
 		return;
 	pthread_mutex_lock(&rc->wait_lock);
 	rc->kick = true;
@@ -254,10 +291,12 @@ static bool kswapd_sleep(struct sp_reclaim *rc)
 		ts.tv_nsec -= 1000000000l;
 	}
 	pthread_mutex_lock(&rc->wait_lock);
+	atomic_store(&rc->awake, false);
 	while (!rc->stop && !rc->kick)
 		if (pthread_cond_timedwait(&rc->cond, &rc->wait_lock, &ts) == ETIMEDOUT)
 			break;
 	rc->kick = false;
+	atomic_store(&rc->awake, true);
 	go = !rc->stop;
 	pthread_mutex_unlock(&rc->wait_lock);
 	return go;
@@ -307,10 +346,14 @@ int reclaim_init(struct sp_pool *pool)
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&rc->cond, &attr);
 	pthread_condattr_destroy(&attr);
+	rc->pidfd = -1;
 	if (pool->swap.fd < 0)
 		return 0;
 	rc->pm = calloc(CLOCK_STEP, sizeof(*rc->pm));
-	return rc->pm ? 0 : -1;
+	rc->iov = calloc(CLOCK_STEP, sizeof(*rc->iov));
+	rc->freed = calloc(CLOCK_STEP, sizeof(*rc->freed));
+	rc->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	return rc->pm && rc->iov && rc->freed ? 0 : -1;
 }
 
 /* The thread runs where pages can come back: a swap area and userfaultfd. */
@@ -341,7 +384,14 @@ void reclaim_exit(struct sp_pool *pool)
 		rc->thread_started = false;
 	}
 	free(rc->pm);
+	free(rc->iov);
+	free(rc->freed);
 	rc->pm = NULL;
+	rc->iov = NULL;
+	rc->freed = NULL;
+	if (rc->pidfd >= 0)
+		close(rc->pidfd);
+	rc->pidfd = -1;
 	pthread_cond_destroy(&rc->cond);
 	pthread_mutex_destroy(&rc->wait_lock);
 	pthread_mutex_destroy(&rc->lock);
