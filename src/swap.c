@@ -466,85 +466,124 @@ static int fault_frames(struct sp_pool *pool, struct sp_region *r, unsigned long
 	return -1;
 }
 
+/* Pages of one region a fault brings in, ascending: the fault's own first. */
+struct fault_set {
+	unsigned long n;
+	unsigned long idx[READAHEAD];
+	unsigned long slot[READAHEAD]; /* PTE_SWAP pages' */
+	unsigned long pfn[READAHEAD]; /* the frames they get */
+};
+
 /*
- * Read n slots from slot into the read-ahead buffer and check them: how many
- * from the first are good (0: the first is damaged, and counted and logged).
+ * The set's slots into the read-ahead buffer, one read per stretch of
+ * consecutive slots, and checked: how many from the first are good (0: the
+ * first is damaged, and counted and logged).
  */
-static unsigned long read_slots(struct sp_pool *pool, unsigned long slot, unsigned long n)
+static unsigned long read_slots(struct sp_pool *pool, struct sp_region *r,
+				const struct fault_set *set)
 {
 	struct sp_swap *sw = &pool->swap;
 	unsigned long good = 0;
 
-	if (pread(sw->fd, sw->readahead, n << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
-	    (ssize_t)(n << PAGE_SHIFT)) {
-		/* Short or failed: one page at a time tells which one is bad. */
-		if (n > 1)
-			return read_slots(pool, slot, 1);
-		n = 0;
+	while (good < set->n) {
+		unsigned long slot = set->slot[good], k = 1;
+		char *buf = sw->readahead + (good << PAGE_SHIFT);
+
+		while (good + k < set->n && set->slot[good + k] == slot + k)
+			k++;
+		/* Short or failed: one page at a time says which one is bad. */
+		if (pread(sw->fd, buf, k << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
+		    (ssize_t)(k << PAGE_SHIFT)) {
+			if (k == 1 || pread(sw->fd, buf, PAGE_SIZE, (off_t)(slot * PAGE_SIZE)) !=
+					      (ssize_t)PAGE_SIZE)
+				break;
+			k = 1;
+		}
+		for (unsigned long i = 0; i < k; i++, good++)
+			if (XXH3_64bits(buf + (i << PAGE_SHIFT), PAGE_SIZE) != sw->sum[slot + i])
+				goto out;
 	}
-	while (good < n &&
-	       XXH3_64bits(sw->readahead + (good << PAGE_SHIFT), PAGE_SIZE) == sw->sum[slot + good])
-		good++;
+out:
 	if (!good) {
 		atomic_fetch_add(&sw->errors, 1);
-		sp_log(SP_LOG_ERR, "swap slot %lu is damaged: its page is lost", slot);
+		sp_log(SP_LOG_ERR, "swap slot %lu of the page at %p is damaged: the page is lost",
+		       set->slot[0], (void *)page_addr(r, set->idx[0]));
 	}
 	return good;
 }
 
-/* Frames runs[] take over pages idx.. of r: mapped, owned, in the page table. */
-static int map_frames(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
-		      const struct sp_run *runs, unsigned nr_runs, unsigned long n)
+/* Stretch from set entry i: consecutive pages on consecutive frames. How many. */
+static unsigned long set_stretch(const struct fault_set *set, unsigned long i)
 {
-	unsigned long j = idx;
+	unsigned long k = 1;
 
-	for (unsigned k = 0; k < nr_runs; k++) {
-		for (unsigned long i = 0; i < runs[k].nr; i++) {
-			struct sp_page *page = pfn_to_page(pool, runs[k].pfn + i);
+	while (i + k < set->n && set->idx[i + k] == set->idx[i] + k &&
+	       set->pfn[i + k] == set->pfn[i] + k)
+		k++;
+	return k;
+}
 
-			frame_lock(pool, runs[k].pfn + i);
-			page->owner = r->id;
-			page->index = (uint32_t)(j + i);
-			page->mapcount = 1;
-			atomic_store(&page->refcount, 1);
-		}
-		if (fault_remap(pool, page_addr(r, j), runs[k].nr << PAGE_SHIFT, runs[k].pfn, true))
-			goto out_undo;
-		j += runs[k].nr;
+/*
+ * The set's frames take over its pages: owned, mapped and registered stretch
+ * by stretch (a registration over pages skipped in between would replace
+ * their modes), then in the page table.
+ */
+static int map_frames(struct sp_pool *pool, struct sp_region *r, const struct fault_set *set)
+{
+	unsigned long i, k, done = 0;
+
+	for (i = 0; i < set->n; i++) {
+		struct sp_page *page = pfn_to_page(pool, set->pfn[i]);
+
+		frame_lock(pool, set->pfn[i]);
+		page->owner = r->id;
+		page->index = (uint32_t)set->idx[i];
+		page->mapcount = 1;
+		atomic_store(&page->refcount, 1);
 	}
-	if (fault_register(pool, page_addr(r, idx), n << PAGE_SHIFT))
-		goto out_undo;
-	j = idx;
-	for (unsigned k = 0; k < nr_runs; k++)
-		for (unsigned long i = 0; i < runs[k].nr; i++, j++) {
-			pte_set(&r->pte[j], PTE_PRIVATE, runs[k].pfn + i);
-			frame_unlock(pool, runs[k].pfn + i);
+	for (i = 0; i < set->n; i += k, done = i) {
+		char *addr = page_addr(r, set->idx[i]);
+
+		k = set_stretch(set, i);
+		if (fault_remap(pool, addr, k << PAGE_SHIFT, set->pfn[i], true) ||
+		    fault_register(pool, addr, k << PAGE_SHIFT)) {
+			done = i + k; /* this one may be half done */
+			goto out_undo;
 		}
+	}
+	for (i = 0; i < set->n; i++) {
+		pte_set(&r->pte[set->idx[i]], PTE_PRIVATE, set->pfn[i]);
+		frame_unlock(pool, set->pfn[i]);
+	}
 	return 0;
 
 out_undo:
-	if (fault_remap_missing(pool, page_addr(r, idx), n << PAGE_SHIFT))
-		sp_log(SP_LOG_ERR, "restoring %p after a failed swap-in: %s",
-		       (void *)page_addr(r, idx), strerror(errno));
-	for (unsigned k = 0; k < nr_runs; k++)
-		for (unsigned long i = 0; i < runs[k].nr; i++)
-			frame_unlock(pool, runs[k].pfn + i);
+	for (i = 0; i < done; i += k) {
+		k = set_stretch(set, i);
+		if (fault_remap_missing(pool, page_addr(r, set->idx[i]), k << PAGE_SHIFT))
+			sp_log(SP_LOG_ERR, "restoring %p after a failed swap-in: %s",
+			       (void *)page_addr(r, set->idx[i]), strerror(errno));
+	}
+	for (i = 0; i < set->n; i++)
+		frame_unlock(pool, set->pfn[i]);
 	return -1;
 }
 
 /*
- * How many pages a fault at page idx brings in. A reader going through its
- * pages in order faults where the last window ended, and gets a window twice
- * as big, up to READAHEAD; anyone else gets a few, so that random faults on
- * a pool short of memory do not bring in pages nobody asked for, which
- * reclaim would only have to write out again (the kernel's swap readahead
- * adapts on its hits for the same reason). Worker only.
+ * How many pages around a fault at page idx to bring in. A reader going
+ * through its pages in order faults in or just past the last window (pages
+ * still resident in between need nothing), and gets a window twice as big,
+ * up to READAHEAD; anyone else gets the one page, so that random faults on a
+ * pool short of memory do not bring in pages nobody asked for, which reclaim
+ * would only have to write out again (the kernel's swap read-ahead adapts on
+ * its hits for the same reason). Worker only.
  */
 static unsigned long readahead_window(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
 {
 	struct sp_swap *sw = &pool->swap;
+	uintptr_t addr = (uintptr_t)page_addr(r, idx), span = sw->ra_win << PAGE_SHIFT;
 
-	if ((uintptr_t)page_addr(r, idx) != sw->ra_next)
+	if (!sw->ra_win || addr + span < sw->ra_next || addr > sw->ra_next + span)
 		sw->ra_win = READAHEAD_MIN;
 	else if (sw->ra_win < READAHEAD)
 		sw->ra_win *= 2;
@@ -554,55 +593,67 @@ static unsigned long readahead_window(struct sp_pool *pool, struct sp_region *r,
 }
 
 /*
- * Pages idx.. of r that have no frame: swapped out (PTE_SWAP, consecutive
- * slots come back with it, up to READAHEAD) or never given one (PTE_NONE,
- * as many get one). rt.lock held (read). 0 done; -1 the page's slot is
+ * The pages of the window from idx that have no frame, as page idx: swapped
+ * out (PTE_SWAP; pages resident in between are stepped over) or never given
+ * one (PTE_NONE, in a row).
+ */
+static void fault_collect(struct sp_region *r, unsigned long idx, unsigned long win,
+			  struct fault_set *set)
+{
+	enum sp_pte_type type = pte_type(atomic_load(&r->pte[idx]));
+
+	set->n = 0;
+	for (unsigned long j = idx; j < idx + win && j < r->npages; j++) {
+		uint64_t pte = atomic_load(&r->pte[j]);
+
+		if (pte_type(pte) != type || (pte & (PTE_LOST | PTE_KSMSWAP))) {
+			if (type == PTE_NONE)
+				break;
+			continue;
+		}
+		set->idx[set->n] = j;
+		set->slot[set->n++] = pte_val(pte);
+	}
+}
+
+/*
+ * Pages of r around idx that have no frame (fault_collect) get one, with
+ * their data from swap. rt.lock held (read). 0 done; -1 the page's slot is
  * damaged (lost); -2 no memory for it now.
  */
 static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx, bool prefetch)
 {
-	uint64_t pte0 = atomic_load(&r->pte[idx]);
-	enum sp_pte_type type = pte_type(pte0);
-	unsigned long n = 1, slot = pte_val(pte0), j;
+	bool swapped = pte_type(atomic_load(&r->pte[idx])) == PTE_SWAP;
+	unsigned long win = readahead_window(pool, r, idx), j = 0;
+	struct fault_set set;
 	struct sp_run *runs;
 	unsigned nr_runs;
 
-	while (n < readahead_window(pool, r, idx) && idx + n < r->npages) {
-		uint64_t pte = atomic_load(&r->pte[idx + n]);
-
-		if (pte_type(pte) != type || (pte & (PTE_LOST | PTE_KSMSWAP)) ||
-		    (type == PTE_SWAP && pte_val(pte) != slot + n))
-			break;
-		n++;
-	}
-	pool->swap.ra_next = (uintptr_t)page_addr(r, idx + n);
-	if (type == PTE_SWAP && !(n = read_slots(pool, slot, n)))
+	fault_collect(r, idx, win, &set);
+	pool->swap.ra_next = (uintptr_t)page_addr(r, idx + win);
+	if (swapped && !(set.n = read_slots(pool, r, &set)))
 		return -1;
-	if (fault_frames(pool, r, idx, &n, &runs, &nr_runs, !prefetch)) {
+	if (fault_frames(pool, r, idx, &set.n, &runs, &nr_runs, !prefetch)) {
 		if (!prefetch)
 			sp_log(SP_LOG_ERR, "no frame for a page at %p: pool and swap are full",
 			       (void *)page_addr(r, idx));
 		return -2;
 	}
 	/* Written to the memfd, not through the direct map: no fault, no zeroing first. */
-	j = 0;
-	for (unsigned k = 0; type == PTE_SWAP && k < nr_runs; k++) {
+	for (unsigned k = 0; k < nr_runs; k++) {
 		size_t len = runs[k].nr << PAGE_SHIFT;
 
-		if (pwrite(pool->memfd, pool->swap.readahead + (j << PAGE_SHIFT), len,
-			   (off_t)(runs[k].pfn << PAGE_SHIFT)) != (ssize_t)len)
+		if (swapped && pwrite(pool->memfd, pool->swap.readahead + (j << PAGE_SHIFT), len,
+				      (off_t)(runs[k].pfn << PAGE_SHIFT)) != (ssize_t)len)
 			goto out_free;
-		j += runs[k].nr;
+		for (unsigned long i = 0; i < runs[k].nr; i++)
+			set.pfn[j++] = runs[k].pfn + i;
 	}
-	if (map_frames(pool, r, idx, runs, nr_runs, n))
+	if (map_frames(pool, r, &set))
 		goto out_free;
-	if (type == PTE_SWAP) {
-		for (unsigned long i = 0; i < n; i++)
-			swap_slot_free(pool, slot + i);
-		atomic_fetch_add(&pool->faults_swapin, (long)n);
-	} else {
-		atomic_fetch_add(&pool->faults_alloc, (long)n);
-	}
+	for (unsigned long i = 0; swapped && i < set.n; i++)
+		swap_slot_free(pool, set.slot[i]);
+	atomic_fetch_add(swapped ? &pool->faults_swapin : &pool->faults_alloc, (long)set.n);
 	free(runs);
 	return 0;
 
