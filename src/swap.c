@@ -441,7 +441,7 @@ int sp_swap_out(sp_pool *pool, void *addr, size_t len)
 static int fault_frames(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
 			unsigned long *n, struct sp_run **runs, unsigned *nr_runs, bool reclaim)
 {
-	for (int tries = 0; tries < (reclaim ? 3 : 1); tries++) {
+	for (int tries = 0; tries < 3; tries++) {
 		long pfn;
 
 		if (!r->nr_policies && !frames_alloc(pool, -1, *n, runs, nr_runs))
@@ -459,7 +459,7 @@ static int fault_frames(struct sp_pool *pool, struct sp_region *r, unsigned long
 			return 0;
 		}
 		/* None free: reclaim for ourselves, as an allocating task does. */
-		if (reclaim_direct(pool, *n) <= 0 && tries)
+		if (!reclaim || (reclaim_direct(pool, *n) <= 0 && tries))
 			break;
 	}
 	errno = ENOMEM;
