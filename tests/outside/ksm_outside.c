@@ -1116,7 +1116,7 @@ static void test_swap(void)
 	char path[64];
 	sp_pool *pool;
 	unsigned char *a, *b;
-	long res, sharing;
+	long res, sharing, free0;
 	struct stat st;
 
 	snprintf(path, sizeof(path), "/tmp/ksm_outside_swap.%d", getpid());
@@ -1134,9 +1134,14 @@ static void test_swap(void)
 	sharing = ksm_of(pool, "pages_sharing");
 	report(sharing == 128, sharing, 0, "swap: the two regions merged (pages_sharing 128)");
 	res = stat_of(pool, "bytes_resident");
+	free0 = stat_of(pool, "frames_free");
 	EXPECT_OK(sp_swap_out(pool, a, 128 * PG), "swap: sp_swap_out of the merged region");
 	report(stat_of(pool, "swap_slots_used") == 128, stat_of(pool, "swap_slots_used"), 0,
 	       "swap: swap_slots_used counts each KSM frame once (128, not 256)");
+	report(stat_of(pool, "frames_free") == free0 + 128, stat_of(pool, "frames_free"), 0,
+	       "swap: the 128 KSM frames are free for others while swapped");
+	report(sp_page_is_ksm(pool, b + 7 * PG) == 1, sp_page_is_ksm(pool, b + 7 * PG), 0,
+	       "swap: a swapped page is still a merged page");
 	report(stat_of(pool, "bytes_resident") <= res - 128 * (long)PG,
 	       stat_of(pool, "bytes_resident"), 0, "swap: bytes_resident fell by 128 pages");
 	report(check_pages(b, 128, 12, 0) < 0 && check_pages(a, 128, 12, 0) < 0, 0, 0,
@@ -1147,6 +1152,56 @@ static void test_swap(void)
 	       "swap: the slots are free again");
 	sp_pool_destroy(pool);
 	report(access(path, F_OK) == -1, 0, errno, "swap: the swap file is gone with the pool");
+}
+
+/*
+ * Reclaim: 1.5 times the pool allocated (sp_alloc never says ENOMEM while
+ * swap has room), written and read back with every byte right, the pool
+ * never holding more than its size; the watermarks are knobs; sp_reclaim
+ * swaps cold pages out on demand.
+ */
+static void test_swap_reclaim(void)
+{
+	const size_t pool_pages = 4 * SECTION / PG, per = SECTION / PG;
+	unsigned char *r[6];
+	char path[64];
+	sp_pool *pool;
+	long v = -1;
+	bool ok = true;
+
+	snprintf(path, sizeof(path), "/tmp/ksm_outside_reclaim.%d", getpid());
+	pool = swap_pool(path, 2 * pool_pages, 0);
+	if (!report(pool != NULL, 0, errno, "reclaim: a pool with swap"))
+		return;
+	for (unsigned k = 0; k < 6; k++) {
+		r[k] = sp_alloc(pool, per * PG, 0);
+		ok &= r[k] != NULL;
+	}
+	if (!report(ok, 0, errno, "reclaim: sp_alloc of 1.5x the pool succeeds")) {
+		sp_pool_destroy(pool);
+		return;
+	}
+	for (unsigned k = 0; k < 6; k++)
+		fill_pages(r[k], per, 20 + k, 0);
+	for (unsigned k = 0; k < 6; k++)
+		ok &= check_pages(r[k], per, 20 + k, 0) < 0;
+	report(ok, 0, 0, "reclaim: every byte of 1.5x the pool reads back");
+	report(stat_of(pool, "bytes_resident") <= (long)(pool_pages * PG),
+	       stat_of(pool, "bytes_resident"), 0,
+	       "reclaim: the pool never holds more than its size");
+	report(stat_of(pool, "reclaim_pages") > 0 && stat_of(pool, "swap_slots_used") > 0,
+	       stat_of(pool, "reclaim_pages"), 0, "reclaim: pages went to swap to make room");
+	EXPECT_OK(sp_tune(pool, "swap.low_watermark", 100), "reclaim: sp_tune swap.low_watermark");
+	report(!sp_tune_get(pool, "swap.low_watermark", &v) && v == 100, v, errno,
+	       "reclaim: sp_tune_get reads it back");
+	report(sp_tune(pool, "swap.nonsense", 1) == -1 && errno == EINVAL, 0, errno,
+	       "reclaim: an unknown knob is EINVAL");
+	v = sp_reclaim(pool, 64);
+	report(v == 64, v, errno, "reclaim: sp_reclaim(64) frees 64 frames");
+	for (unsigned k = 0; k < 6; k++)
+		ok &= check_pages(r[k], per, 20 + k, 0) < 0;
+	report(ok, 0, 0, "reclaim: and every byte still reads back");
+	sp_pool_destroy(pool);
 }
 
 /* A damaged swap file: SIGBUS for the thread that touches the page, never wrong data. */
@@ -1211,6 +1266,7 @@ int main(void)
 	test_notifier();
 	test_no_room();
 	test_swap();
+	test_swap_reclaim();
 	test_swap_damaged();
 	printf("%u passed, %u failed\n", nr_checks - nr_failed, nr_failed);
 	return nr_failed ? 1 : 0;
