@@ -79,6 +79,7 @@ static void protocol(void **state)
 {
 	sp_pool *pool = pool_small(0, 1);
 	char reply[16384];
+	long v;
 	struct stat st;
 
 	(void)state;
@@ -94,6 +95,15 @@ static void protocol(void **state)
 	ask("set pages_to_scan 555\n", 22, reply, sizeof(reply));
 	assert_string_equal(reply, "ok\n");
 	assert_int_equal(ksm_of(pool, "pages_to_scan"), 555);
+	/* Dotted names are sp_tune's: the reclaim watermarks. */
+	ask("set swap.low_watermark 100\n", 27, reply, sizeof(reply));
+	assert_string_equal(reply, "ok\n");
+	assert_int_equal(sp_tune_get(pool, "swap.low_watermark", &v), 0);
+	assert_int_equal(v, 100);
+	ask("set swap.nonsense 1\n", 20, reply, sizeof(reply));
+	assert_int_equal(strncmp(reply, "error EINVAL", 12), 0);
+	ask("stats\n", 6, reply, sizeof(reply));
+	assert_non_null(strstr(reply, "\nswap.low_watermark 100\n"));
 	ask("set no_such_knob 1\n", 19, reply, sizeof(reply));
 	assert_int_equal(strncmp(reply, "error EINVAL", 12), 0);
 	ask("set run 9\n", 10, reply, sizeof(reply));
@@ -260,6 +270,7 @@ static void command(void **state)
 	snprintf(args, sizeof(args), "stats --socket %s --prometheus", path);
 	assert_int_equal(run(args, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "\nsamepage_pages_shared 0\n"));
+	assert_non_null(strstr(out, "\nsamepage_swap_high_watermark "));
 	snprintf(args, sizeof(args), "set --socket %s pages_to_scan 4321", path);
 	assert_int_equal(run(args, out, sizeof(out)), 0);
 	assert_int_equal(ksm_of(pool, "pages_to_scan"), 4321);

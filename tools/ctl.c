@@ -105,6 +105,15 @@ static int server_error(const char *cmd, const char *reply)
 	return 1;
 }
 
+/* A metric name has no dots: swap.low_watermark is samepage_swap_low_watermark. */
+static void print_prometheus(char *name, long v)
+{
+	for (char *c = name; *c; c++)
+		if (*c == '.')
+			*c = '_';
+	printf("# TYPE samepage_%s gauge\nsamepage_%s %ld\n", name, name, v);
+}
+
 static void print_stats(const char *reply, const struct ctl_opts *o)
 {
 	const char *line = reply;
@@ -120,8 +129,7 @@ static void print_stats(const char *reply, const struct ctl_opts *o)
 			if (o->json)
 				printf("%s\"%s\": %ld", first ? "" : ", ", name, v);
 			else if (o->prometheus)
-				printf("# TYPE samepage_%s gauge\nsamepage_%s %ld\n", name, name,
-				       v);
+				print_prometheus(name, v);
 			else
 				printf("%s %ld\n", name, v);
 			first = false;
