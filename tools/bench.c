@@ -2,7 +2,7 @@
 /*
  * samepage bench [--json] [--quick] [--workloads W1,..]
  *
- * Runs the three benchmark programs (bench_ksm, bench_hotplug, bench_region)
+ * Runs the four benchmark programs (bench_ksm, bench_hotplug, bench_region, bench_swap)
  * one after the other with --json, reads their JSON from a pipe (their stderr
  * passes through), and prints one table of ratios against the targets, or one
  * JSON object holding the three programs' objects and a summary.
@@ -33,10 +33,11 @@
 #define PROG "samepage bench"
 #define NR_WL 4
 
-enum prog { P_KSM, P_HOTPLUG, P_REGION, NR_PROGS };
+enum prog { P_KSM, P_HOTPLUG, P_REGION, P_SWAP, NR_PROGS };
 
-static const char *const prog_name[NR_PROGS] = { "bench_ksm", "bench_hotplug", "bench_region" };
-static const char *const prog_key[NR_PROGS] = { "ksm", "hotplug", "region" };
+static const char *const prog_name[NR_PROGS] = { "bench_ksm", "bench_hotplug", "bench_region",
+						 "bench_swap" };
+static const char *const prog_key[NR_PROGS] = { "ksm", "hotplug", "region", "swap" };
 
 /* The workloads of WORKLOADS.md and their targets (ratio = samepage/kernel). */
 static const struct {
@@ -53,6 +54,7 @@ static const struct {
 #define HOTPLUG_STALL_MAX_MS 10.0
 #define REGION_TOUCH_MAX 2.0
 #define REGION_BW_MIN 0.95
+#define SWAP_RATIO_MIN 0.7
 
 /* How a figure is held to its target. */
 enum cmp { LE, LT, GE };
@@ -77,6 +79,7 @@ struct figures {
 	double t99[NR_WL], cpu[NR_WL], cow[NR_WL];
 	double hp_section, hp_mibs, hp_ref, hp_ratio, hp_stall_ms;
 	double fault_mode, touch, read, write;
+	double sw_out, sw_in, ws_slowdown, ws_pool, ws_mib;
 	int met, total;
 };
 
@@ -85,12 +88,12 @@ static void bench_usage(FILE *f)
 	fprintf(f,
 		"usage: samepage bench [--json] [--quick] [--workloads W1,W2,W3,W4]\n"
 		"  --json           one JSON object: the programs' objects under \"ksm\", \"hotplug\",\n"
-		"                   \"region\", and a \"summary\" of the ratios\n"
+		"                   \"region\", \"swap\", and a \"summary\" of the ratios\n"
 		"  --quick          a short run: KSM workloads W3,W4 only, one 64 MiB hot-remove\n"
-		"                   round, 3 region rounds\n"
+		"                   round, 3 region rounds, 1 swap round\n"
 		"  --workloads L    KSM workloads to run, passed to bench_ksm (default all)\n"
-		"runs bench_ksm (needs root; skipped otherwise), bench_hotplug and bench_region,\n"
-		"found in $SAMEPAGE_BENCH_DIR, or else in ../bench/ from this executable's\n"
+		"runs bench_ksm (needs root; skipped otherwise), bench_hotplug, bench_region and\n"
+		"bench_swap, found in $SAMEPAGE_BENCH_DIR, or else in ../bench/ from this executable's\n"
 		"directory (build/tools/samepage -> build/bench/)\n");
 }
 
@@ -413,6 +416,7 @@ static void read_figures(struct run *runs, struct figures *f)
 		f->t99[w] = f->cpu[w] = f->cow[w] = NAN;
 	f->hp_section = f->hp_mibs = f->hp_ref = f->hp_ratio = f->hp_stall_ms = NAN;
 	f->fault_mode = f->touch = f->read = f->write = NAN;
+	f->sw_out = f->sw_in = f->ws_slowdown = f->ws_pool = f->ws_mib = NAN;
 	if ((s = json_object(runs[P_KSM].out)))
 		read_ksm(s, f);
 	if ((s = json_object(runs[P_HOTPLUG].out))) {
@@ -431,6 +435,15 @@ static void read_figures(struct run *runs, struct figures *f)
 		f->touch = json_get(s, end, "first_touch_ratio");
 		f->read = json_get(s, end, "read_ratio");
 		f->write = json_get(s, end, "write_ratio");
+	}
+	if ((s = json_object(runs[P_SWAP].out))) {
+		const char *end = s + strlen(s);
+
+		f->sw_out = json_get(s, end, "out_ratio");
+		f->sw_in = json_get(s, end, "in_ratio");
+		f->ws_slowdown = json_get(s, end, "ws_slowdown");
+		f->ws_pool = json_get(s, end, "ws_pool_mib");
+		f->ws_mib = json_get(s, end, "ws_mib");
 	}
 }
 
@@ -545,6 +558,19 @@ static void print_table(const struct bench_opts *o, const struct run *runs, stru
 		    cell(c[1], sizeof(c[1]), f, f->read, GE, REGION_BW_MIN, "%.3f", ""),
 		    cell(c[2], sizeof(c[2]), f, f->write, GE, REGION_BW_MIN, "%.3f", ""));
 	}
+
+	printf("\n");
+	row("swap: pool/file I/O", "swap-out", "swap-in", "1.5x working set");
+	if (runs[P_SWAP].failed) {
+		printf("  bench_swap %s\n", runs[P_SWAP].why);
+	} else {
+		/* The working set has no target: its slowdown against enough memory. */
+		snprintf(c[2], sizeof(c[2]), "%.1fx slower (%.0f MiB in %.0f)", f->ws_slowdown,
+			 f->ws_mib, f->ws_pool);
+		row("  userfaultfd mode",
+		    cell(c[0], sizeof(c[0]), f, f->sw_out, GE, SWAP_RATIO_MIN, "%.3f", ""),
+		    cell(c[1], sizeof(c[1]), f, f->sw_in, GE, SWAP_RATIO_MIN, "%.3f", ""), c[2]);
+	}
 	printf("\ntargets met: %d of %d\n", f->met, f->total);
 }
 
@@ -638,6 +664,20 @@ static void print_json(const struct bench_opts *o, const struct run *runs, struc
 			   meets(f, f->write, GE, REGION_BW_MIN));
 		printf("}");
 	}
+	printf(", \"swap\": ");
+	if (runs[P_SWAP].failed) {
+		printf("null");
+	} else {
+		printf("{");
+		json_ratio("swap_out", f->sw_out, GE, SWAP_RATIO_MIN,
+			   meets(f, f->sw_out, GE, SWAP_RATIO_MIN));
+		printf(", ");
+		json_ratio("swap_in", f->sw_in, GE, SWAP_RATIO_MIN,
+			   meets(f, f->sw_in, GE, SWAP_RATIO_MIN));
+		printf(", ");
+		json_num_or_null("working_set_slowdown", f->ws_slowdown);
+		printf("}");
+	}
 	/* The reasons are our own words: nothing to escape. */
 	printf(", \"targets_met\": %d, \"targets_total\": %d, \"failed\": {", f->met, f->total);
 	first = true;
@@ -674,6 +714,8 @@ int cmd_bench(int argc, char **argv)
 		args[P_HOTPLUG][3] = "64";
 		args[P_REGION][0] = "--rounds";
 		args[P_REGION][1] = "3";
+		args[P_SWAP][0] = "--rounds";
+		args[P_SWAP][1] = "1";
 	}
 	if (runs[P_KSM].skipped)
 		fprintf(stderr, PROG ": note: not root: skipping bench_ksm (it drives "
