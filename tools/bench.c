@@ -576,9 +576,13 @@ static void print_table(const struct bench_opts *o, const struct run *runs, stru
 
 /* ---- the JSON ------------------------------------------------------------- */
 
-static void json_ratio(const char *key, double v, enum cmp cmp, double target, bool ok)
+/* sep, then "key": v with its target and whether it is met (counted into f). */
+static void json_ratio(struct figures *f, const char *sep, const char *key, double v, enum cmp cmp,
+		       double target)
 {
-	printf("\"%s\": ", key);
+	bool ok = meets(f, v, cmp, target);
+
+	printf("%s\"%s\": ", sep, key);
 	if (isnan(v))
 		printf("null");
 	else
@@ -621,14 +625,9 @@ static void print_json(const struct bench_opts *o, const struct run *runs, struc
 				continue;
 			printf("%s\"%s\": {", first ? "" : ", ", wl[w].name);
 			first = false;
-			json_ratio("t99", f->t99[w], LE, wl[w].t99,
-				   meets(f, f->t99[w], LE, wl[w].t99));
-			printf(", ");
-			json_ratio("cpu", f->cpu[w], LE, wl[w].cpu,
-				   meets(f, f->cpu[w], LE, wl[w].cpu));
-			printf(", ");
-			json_ratio("cow", f->cow[w], LE, wl[w].cow,
-				   meets(f, f->cow[w], LE, wl[w].cow));
+			json_ratio(f, "", "t99", f->t99[w], LE, wl[w].t99);
+			json_ratio(f, ", ", "cpu", f->cpu[w], LE, wl[w].cpu);
+			json_ratio(f, ", ", "cow", f->cow[w], LE, wl[w].cow);
 			printf("}");
 		}
 		printf("}");
@@ -641,12 +640,8 @@ static void print_json(const struct bench_opts *o, const struct run *runs, struc
 		json_num_or_null("mib_per_s", f->hp_mibs);
 		printf(", ");
 		json_num_or_null("kernel_ref_mib_per_s", f->hp_ref);
-		printf(", ");
-		json_ratio("ratio", f->hp_ratio, GE, HOTPLUG_RATIO_MIN,
-			   meets(f, f->hp_ratio, GE, HOTPLUG_RATIO_MIN));
-		printf(", ");
-		json_ratio("worst_stall_ms", f->hp_stall_ms, LT, HOTPLUG_STALL_MAX_MS,
-			   meets(f, f->hp_stall_ms, LT, HOTPLUG_STALL_MAX_MS));
+		json_ratio(f, ", ", "ratio", f->hp_ratio, GE, HOTPLUG_RATIO_MIN);
+		json_ratio(f, ", ", "worst_stall_ms", f->hp_stall_ms, LT, HOTPLUG_STALL_MAX_MS);
 		printf("}");
 	}
 	printf(", \"region\": ");
@@ -654,14 +649,9 @@ static void print_json(const struct bench_opts *o, const struct run *runs, struc
 		printf("null");
 	} else {
 		printf("{");
-		json_ratio("first_touch", f->touch, LE, REGION_TOUCH_MAX,
-			   meets(f, f->touch, LE, REGION_TOUCH_MAX));
-		printf(", ");
-		json_ratio("read", f->read, GE, REGION_BW_MIN,
-			   meets(f, f->read, GE, REGION_BW_MIN));
-		printf(", ");
-		json_ratio("write", f->write, GE, REGION_BW_MIN,
-			   meets(f, f->write, GE, REGION_BW_MIN));
+		json_ratio(f, "", "first_touch", f->touch, LE, REGION_TOUCH_MAX);
+		json_ratio(f, ", ", "read", f->read, GE, REGION_BW_MIN);
+		json_ratio(f, ", ", "write", f->write, GE, REGION_BW_MIN);
 		printf("}");
 	}
 	printf(", \"swap\": ");
@@ -669,11 +659,8 @@ static void print_json(const struct bench_opts *o, const struct run *runs, struc
 		printf("null");
 	} else {
 		printf("{");
-		json_ratio("swap_out", f->sw_out, GE, SWAP_RATIO_MIN,
-			   meets(f, f->sw_out, GE, SWAP_RATIO_MIN));
-		printf(", ");
-		json_ratio("swap_in", f->sw_in, GE, SWAP_RATIO_MIN,
-			   meets(f, f->sw_in, GE, SWAP_RATIO_MIN));
+		json_ratio(f, "", "swap_out", f->sw_out, GE, SWAP_RATIO_MIN);
+		json_ratio(f, ", ", "swap_in", f->sw_in, GE, SWAP_RATIO_MIN);
 		printf(", ");
 		json_num_or_null("working_set_slowdown", f->ws_slowdown);
 		printf("}");
