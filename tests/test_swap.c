@@ -82,6 +82,42 @@ static void private_round_trip(void **state)
 	assert_int_equal(access(path, F_OK), -1); /* removed with the pool */
 }
 
+/*
+ * Zero pages take no slot: pages merged with the zero page stay so, pages
+ * never touched give their frames up without one, and both read zeros and
+ * take writes afterwards.
+ */
+static void zero_round_trip(void **state)
+{
+	sp_pool *pool = swap_pool(256, 0);
+	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	long free0;
+
+	(void)state;
+	assert_int_equal(sp_ksm_set(pool, "use_zero_pages", 1), 0);
+	/* Pages 0-15 data, 16-31 written with zeros, 32-63 never touched. */
+	for (int i = 0; i < 16; i++)
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+	memset(a + 16 * SP_PAGE_SIZE, 0, 16 * SP_PAGE_SIZE);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "ksm_zero_pages"), 16);
+	free0 = stat_of(pool, "frames_free");
+	assert_int_equal(sp_swap_out(pool, a, N * SP_PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 16); /* the data pages only */
+	assert_int_equal(stat_of(pool, "frames_free"), free0 + 16 + 32);
+	for (int i = 16; i < N; i++)
+		assert_int_equal(page_is_zero(a + i * SP_PAGE_SIZE), 1);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	fill_page(a + 20 * SP_PAGE_SIZE, 20); /* a merged zero page: its own copy */
+	fill_page(a + 40 * SP_PAGE_SIZE, 40); /* a page with no frame: gets one */
+	assert_int_equal(check_page(a + 20 * SP_PAGE_SIZE, 20), 0);
+	assert_int_equal(check_page(a + 40 * SP_PAGE_SIZE, 40), 0);
+	assert_int_equal(page_is_zero(a + 41 * SP_PAGE_SIZE), 1);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+	sp_pool_destroy(pool);
+}
+
 /* One slot per KSM frame, not per page; one read brings it back for all. */
 static void ksm_one_slot(void **state)
 {
@@ -322,6 +358,7 @@ int main(void)
 	snprintf(path, sizeof(path), "/tmp/sp-swap-%d", getpid());
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(private_round_trip),
+		cmocka_unit_test(zero_round_trip),
 		cmocka_unit_test(ksm_one_slot),
 		cmocka_unit_test(swap_full),
 		cmocka_unit_test(bad_calls),
