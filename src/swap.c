@@ -3,37 +3,34 @@
  * Swap: pages out to a file of slots and back on access.
  *
  * A private page that goes out gives its frame up: its page table entry
- * becomes PTE_SWAP(slot), and its address is remapped onto an anonymous
- * range in userfaultfd missing mode that is never populated, so that any
- * access (user code, or the kernel in read(2)) is a missing fault. The fault
- * thread reads the slot, checks its XXH3, writes the data into a new frame
- * through the memfd, maps the frame there and wakes the thread; neighbours
- * that went out with it (consecutive slots) come back in the same read.
- * A page that was never touched needs no slot: it becomes PTE_NONE, and gets
- * a frame at its first touch the same way. That is what lets reclaim
- * (vmscan.c) and sp_alloc under pressure give frames to whoever needs them.
+ * becomes PTE_SWAP(slot), and its address becomes an anonymous range in
+ * userfaultfd missing mode that is never populated (fault_remap_missing, and
+ * why it must be moved into place with mremap), so that any access, from
+ * user code or from the kernel in read(2), is a missing fault. The swap-in
+ * worker reads the slot, checks its XXH3, writes the data into a new frame
+ * through the memfd, maps the frame there and wakes the thread; read-ahead
+ * brings the swapped neighbours of a sequential reader in the same go. A
+ * page never touched needs no slot: it becomes PTE_NONE and gets a frame at
+ * its first touch the same way. That is what lets reclaim (vmscan.c), and
+ * sp_alloc under pressure, give frames to whoever needs them.
  *
- * A KSM frame swaps as one slot and keeps its number: its sharers keep their
- * MAP_PRIVATE mappings of the punched frame, in missing mode, and the first
- * one to touch it brings it back for all (swap_in_frame). docs/design.md
- * says why the number stays.
- *
- * Invariant: nobody reads or writes a swapped KSM frame through the direct
- * map (that would fill the hole with zeros). Every path that would either
- * skips swapped frames or calls swap_in_frame() first, under the frame lock.
+ * A KSM frame swaps as one slot too, and gives its frame up: ksm.c does
+ * that part (ksm_swap_out, ksm_fault), since the slot lives in the stable
+ * node.
  *
  * Who changes what: a private page goes out under its frame lock and a
  * write-protect window, and its entry turns PTE_SWAP last. PTE_SWAP and
- * PTE_NONE entries are turned back only by the fault thread (with rt.lock
- * read) and dropped only by sp_free (rt.lock write): no engine path acts on
- * them, so they need no lock of their own.
+ * PTE_NONE entries are turned back only by the worker (with rt.lock read)
+ * and dropped only by sp_free (rt.lock write): no engine path acts on them,
+ * so they need no lock of their own; the entries of a swapped KSM frame's
+ * sharers change only under the KSM mutex.
  *
- * Locks: swap.lock guards the slot map only and is a leaf (taken under the
- * pool lock when a swapped frame is freed). sp_swap_out takes the KSM mutex
- * (no merge or unmerge meanwhile), the region table lock (read) and each
- * frame's lock; the fault path takes the region table lock (read), frame
- * locks of frames nobody else can be using, and reclaim.lock (direct
- * reclaim, vmscan.c), never the KSM mutex.
+ * Locks: swap.lock guards the slot map only and is a leaf. sp_swap_out takes
+ * the KSM mutex (no merge or unmerge meanwhile), the region table lock
+ * (read) and each frame's lock. The worker takes the KSM mutex (for a KSM
+ * slot, first), the region table lock (read), reclaim.lock (direct reclaim,
+ * vmscan.c) and the locks of new frames; the read-ahead state is the
+ * worker's alone. The fault thread takes none of these.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -6,13 +6,14 @@
  * Watermarks, in frames (knobs swap.low_watermark and swap.high_watermark):
  * below low, the reclaim thread ("sp-kswapd") wakes and swaps out until free
  * frames reach high. A page fault that finds no free frame at all reclaims
- * for itself (direct reclaim), and sp_alloc that finds too few hands out
- * pages without frames, which get theirs at first touch: so neither fails
- * with ENOMEM while swap has room. What is left to fail: swap full, or every
- * frame in use a KSM frame (those keep their numbers, swap.c) or busy.
+ * for itself (direct reclaim, in the swap-in worker), an offline short of
+ * room reclaims for it, and sp_alloc that finds too few frames hands out
+ * pages without frames, which get theirs at first touch: so none of them
+ * fails with ENOMEM while swap has room. What is left to fail: swap full,
+ * or every frame in use busy.
  *
- * Which pages: a clock over the regions' pages, whose reference bit
- * is the kernel's own page table entry for the program's mapping, read from
+ * Which pages: a clock over the regions' pages, whose reference bit is the
+ * kernel's own page table entry for the program's mapping, read from
  * /proc/self/pagemap. The hand finds a page present (touched since the hand
  * last passed), takes the access away (MADV_DONTNEED on the MAP_SHARED
  * mapping: the data stays in the frame, and the next touch is a minor fault
@@ -23,12 +24,13 @@
  * did not free enough, the third takes pages hot or not, as the kernel does
  * once its inactive list is empty.
  *
- * Locks: reclaim.lock serialises reclaimers (the thread; direct reclaim from
- * the fault thread and from offlining) and guards the hand. Order: KSM
- * mutex (only tried under reclaim.lock) -> rt.lock (read, held by every
- * caller) -> reclaim.lock -> frame locks, only ever try-locked (a busy frame is skipped, so the fault thread
- * reclaiming never waits on a frame lock whose holder waits on a fault) ->
- * pool lock. reclaim.wait_lock is a leaf: the thread's sleep, and kicks.
+ * Locks: reclaim.lock serialises reclaimers (the thread, the worker's direct
+ * reclaim, offlining, sp_reclaim) and guards the hand and the step's
+ * buffers. Order: KSM mutex (only tried under reclaim.lock) -> rt.lock (read,
+ * held by every caller) -> reclaim.lock -> frame locks, only ever tried (a
+ * busy frame is skipped: a reclaimer never waits on a frame lock whose
+ * holder may wait on it) -> pool lock. reclaim.wait_lock is a leaf: the
+ * thread's sleep, and kicks.
  */
 #include <errno.h>
 #include <stdlib.h>
