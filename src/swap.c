@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -300,6 +301,13 @@ long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, 
 		m = slots_alloc(sw, m, &slot);
 		if (!m)
 			goto out_close;
+		/*
+		 * The direct map first: pwrite copies with page faults off, and a
+		 * source page not mapped yet cuts the copy short, after which the
+		 * file system zeroes the rest of its (large) page cache folio and
+		 * copies again. One populate maps the run (it holds data: no hole).
+		 */
+		madvise((void *)src, m << PAGE_SHIFT, MADV_POPULATE_READ);
 		if (pwrite(sw->fd, src, m << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
 		    (ssize_t)(m << PAGE_SHIFT)) {
 			errno = EIO;
