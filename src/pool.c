@@ -544,22 +544,27 @@ static long read_max_map_count(void)
  * how much of the pool can fragment into single-page mappings before mmap
  * fails, and how to raise the limit.
  */
+/*
+ * The worst case is a mapping per page: pages merged one by one, or swapped
+ * out and back in one by one. With swap, regions can hold as many pages as
+ * frames and slots together.
+ */
 static void check_max_map_count(struct sp_pool *pool)
 {
-	unsigned long frames = pool->max_sections * pool->section_pages;
-	unsigned long want = frames + 2 * pool->max_sections + 4096;
+	unsigned long pages = pool->max_sections * pool->section_pages + pool->swap.nr_slots;
+	unsigned long want = pages + 2 * pool->max_sections + 4096;
 	long max = read_max_map_count();
 
 	pool->max_map_count = max;
 	if (max < 0 || (unsigned long)max >= want)
 		return;
 	sp_log(SP_LOG_WARN,
-	       "vm.max_map_count is %ld: at most %ld of the pool's %lu pages (%lu of %lu MiB) can "
-	       "be mapped one by one after merging; raise it with 'sysctl -w "
+	       "vm.max_map_count is %ld: at most %ld of the pool's %lu pages (%lu of %lu MiB%s) "
+	       "can be mapped one by one after merging or swapping; raise it with 'sysctl -w "
 	       "vm.max_map_count=%lu'",
-	       max, max > 4096 ? max - 4096 : 0, frames,
+	       max, max > 4096 ? max - 4096 : 0, pages,
 	       (unsigned long)(max > 4096 ? max - 4096 : 0) * PAGE_SIZE >> 20,
-	       frames * PAGE_SIZE >> 20, want);
+	       pages * PAGE_SIZE >> 20, pool->swap.nr_slots ? ", swap included" : "", want);
 }
 
 static int pool_map(struct sp_pool *pool)
@@ -628,9 +633,9 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 			goto out_release;
 		section_bind(pool, s);
 	}
-	check_max_map_count(pool);
 	if (swap_init(pool, cfg.swap_path, cfg.swap_size))
 		goto out_release;
+	check_max_map_count(pool);
 	if (reclaim_init(pool))
 		goto out_reclaim;
 	if (region_table_init(pool))

@@ -50,6 +50,7 @@
  */
 #define READAHEAD 64
 #define READAHEAD_MIN 1
+#define FAULT_AROUND 16 /* pages a first touch gives frames to, aligned */
 
 int swap_init(struct sp_pool *pool, const char *path, size_t size)
 {
@@ -471,7 +472,7 @@ static int fault_frames(struct sp_pool *pool, struct sp_region *r, unsigned long
 	return -1;
 }
 
-/* Pages of one region a fault brings in, ascending: the fault's own first. */
+/* Pages of one region a fault brings in, ascending (a swap-in's from the fault's own). */
 struct fault_set {
 	unsigned long n;
 	unsigned long idx[READAHEAD];
@@ -598,24 +599,29 @@ static unsigned long readahead_window(struct sp_pool *pool, struct sp_region *r,
 }
 
 /*
- * The pages of the window from idx that have no frame, as page idx: swapped
- * out (PTE_SWAP; pages resident in between are stepped over) or never given
- * one (PTE_NONE, in a row).
+ * The pages around idx that have no frame, as page idx: swapped out
+ * (PTE_SWAP), in the window from idx; or never given one (PTE_NONE), in the
+ * FAULT_AROUND-aligned block that holds idx, so that first touches in any
+ * order give a region one mapping per block, not one per page (each is a
+ * vma, and vm.max_map_count counts them). Pages resident in between are
+ * stepped over. In page order, so that consecutive frames map in one go.
  */
 static void fault_collect(struct sp_region *r, unsigned long idx, unsigned long win,
 			  struct fault_set *set)
 {
 	enum sp_pte_type type = pte_type(atomic_load(&r->pte[idx]));
+	unsigned long start = idx;
 
+	if (type == PTE_NONE) {
+		start = idx & ~(FAULT_AROUND - 1);
+		win = FAULT_AROUND;
+	}
 	set->n = 0;
-	for (unsigned long j = idx; j < idx + win && j < r->npages; j++) {
+	for (unsigned long j = start; j < start + win && j < r->npages && set->n < READAHEAD; j++) {
 		uint64_t pte = atomic_load(&r->pte[j]);
 
-		if (pte_type(pte) != type || (pte & (PTE_LOST | PTE_KSMSWAP))) {
-			if (type == PTE_NONE)
-				break;
+		if (pte_type(pte) != type || (pte & (PTE_LOST | PTE_KSMSWAP)))
 			continue;
-		}
 		set->idx[set->n] = j;
 		set->slot[set->n++] = pte_val(pte);
 	}
@@ -630,11 +636,13 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 {
 	bool swapped = pte_type(atomic_load(&r->pte[idx])) == PTE_SWAP;
 	unsigned long win = readahead_window(pool, r, idx), j = 0;
-	struct fault_set set;
+	struct fault_set set = { 0 };
 	struct sp_run *runs;
 	unsigned nr_runs;
 
 	fault_collect(r, idx, win, &set);
+	if (!set.n) /* changed under us (it cannot with rt.lock held): nothing to do */
+		return 0;
 	pool->swap.ra_next = (uintptr_t)page_addr(r, idx + win);
 	if (swapped && !(set.n = read_slots(pool, r, &set)))
 		return -1;
@@ -644,6 +652,8 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 			       (void *)page_addr(r, idx));
 		return -2;
 	}
+	if (set.n == 1)
+		set.idx[0] = idx; /* one frame only: the page the thread waits for */
 	/* Written to the memfd, not through the direct map: no fault, no zeroing first. */
 	for (unsigned k = 0; k < nr_runs; k++) {
 		size_t len = runs[k].nr << PAGE_SHIFT;

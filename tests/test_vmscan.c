@@ -287,6 +287,62 @@ static void read_into_frameless(void **state)
 	sp_pool_destroy(pool);
 }
 
+/* Mappings of /proc/self/maps that lie in [start, end). */
+static long maps_within(const char *start, const char *end)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	unsigned long lo, hi;
+	char line[512];
+	long n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo >= (unsigned long)start &&
+		    hi <= (unsigned long)end)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * First touches in random order of a region given out without frames: a
+ * mapping per 16-page block, not per page (vm.max_map_count counts them).
+ */
+static void first_touch_blocks(void **state)
+{
+	sp_pool *pool = reclaim_pool(1, 4 * SECTION_PAGES, SP_POOL_NO_KSMD);
+	unsigned long n = 2048, touched = 512, order[512];
+	char *full, *lazy;
+	long maps;
+
+	(void)state;
+	assert_int_equal(sp_tune(pool, "swap.low_watermark", 0), 0); /* no reclaim meanwhile */
+	full = sp_alloc(pool, SECTION / 4, 0);
+	lazy = sp_alloc(pool, n * SP_PAGE_SIZE, 0); /* more than the 3/4 left */
+	assert_non_null(full);
+	assert_non_null(lazy);
+	assert_int_equal(sp_page_section(pool, lazy), -1);
+	/* The first 512 pages (what free frames hold), in a fixed shuffled order. */
+	for (unsigned long i = 0; i < touched; i++)
+		order[i] = i;
+	for (unsigned long i = touched - 1; i > 0; i--) {
+		unsigned long j = (i * 2654435761ul) % (i + 1), t = order[i];
+
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (unsigned long i = 0; i < touched; i++)
+		lazy[order[i] * SP_PAGE_SIZE] = (char)(order[i] | 1);
+	maps = maps_within(lazy, lazy + n * SP_PAGE_SIZE);
+	printf("# %ld mappings for %lu pages touched in random order\n", maps, touched);
+	assert_true(maps <= 2 * (long)(touched / 16) + 2);
+	assert_int_equal(stat_of(pool, "faults_alloc"), (long)touched);
+	for (unsigned long i = 0; i < touched; i++)
+		assert_int_equal(lazy[order[i] * SP_PAGE_SIZE], (char)(order[i] | 1));
+	assert_int_equal(page_is_zero(lazy + 600 * SP_PAGE_SIZE), 1);
+	sp_pool_destroy(pool);
+}
+
 /* ---- the race ---------------------------------------------------------- */
 
 #define RACE_PAGES (6 * SECTION_PAGES)
@@ -408,6 +464,7 @@ int main(void)
 		cmocka_unit_test(knobs),
 		cmocka_unit_test(thread_keeps_high_watermark),
 		cmocka_unit_test(read_into_frameless),
+		cmocka_unit_test(first_touch_blocks),
 		cmocka_unit_test(race_with_reclaim),
 	};
 
