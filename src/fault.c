@@ -29,7 +29,8 @@
  * waits on the KSM mutex, the region table lock or a frame lock, so a window
  * can be opened, and a mapping moved into place, under any of them. Missing
  * faults (swap-in, first touch) go to the swap-in worker, which takes the
- * region table lock (read), frame locks and reclaim.lock, as swap.c says.
+ * KSM mutex (a swapped KSM frame), the region table lock (read), frame locks
+ * and reclaim.lock, as swap.c says.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -270,6 +271,12 @@ static void handle_missing(struct sp_pool *pool, uintptr_t addr, pid_t tid)
 static void missing_push(struct sp_fault *f, uintptr_t addr, pid_t tid)
 {
 	pthread_mutex_lock(&f->q_lock);
+	if (f->q_stop) {
+		/* The worker is going (the pool is): the thread faults again, and is served inline. */
+		pthread_mutex_unlock(&f->q_lock);
+		uffd_wake(f->uffd, addr, PAGE_SIZE);
+		return;
+	}
 	if (f->q_nr == f->q_cap) {
 		unsigned cap = f->q_cap ? 2 * f->q_cap : 64;
 		struct sp_missing *q = malloc(cap * sizeof(*q));
@@ -348,7 +355,7 @@ static void *fault_thread(void *arg)
 
 			if (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
 				handle_wp_fault(f, addr);
-			else if (f->worker_started)
+			else if (atomic_load(&f->worker_started))
 				missing_push(f, addr, tid);
 			else
 				handle_missing(pool, addr, tid);
@@ -453,7 +460,7 @@ static void worker_stop(struct sp_fault *f)
 	pthread_cond_signal(&f->q_cond);
 	pthread_mutex_unlock(&f->q_lock);
 	pthread_join(f->worker, NULL);
-	f->worker_started = false;
+	atomic_store(&f->worker_started, false);
 }
 
 static int uffd_start(struct sp_pool *pool)
@@ -474,7 +481,7 @@ static int uffd_start(struct sp_pool *pool)
 			       strerror(errno));
 		else
 			pthread_setname_np(f->worker, "sp-swapin");
-		f->worker_started = !errno;
+		atomic_store(&f->worker_started, !errno);
 	}
 	errno = pthread_create(&f->thread, NULL, fault_thread, pool);
 	if (errno)

@@ -25,7 +25,8 @@ struct sp_fault {
 	int uffd; /* -1 in SIGSEGV mode */
 	int stopfd; /* eventfd that stops the handler thread */
 	uint64_t features;
-	bool thread_started, worker_started;
+	bool thread_started;
+	_Atomic bool worker_started; /* read by the fault thread while the pool goes */
 	pthread_t thread, worker;
 	/* Missing faults for the worker: a ring; q_lock is a leaf. */
 	pthread_mutex_t q_lock;

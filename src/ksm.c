@@ -6,14 +6,16 @@
  * Locking. The KSM mutex (ksm.mutex, ksm_thread_mutex in the kernel) is the
  * outermost lock of samepage:
  *
- *   KSM mutex -> region table lock -> frame lock -> pool lock
+ *   KSM mutex -> region table lock -> reclaim lock -> frame lock -> pool lock
  *
  * It guards all of KSM's metadata: stable nodes and their rmap, the unstable
  * index, per-page ksm_items, the scan cursor and the counters' sources. Who
  * takes it: the scanner (per chunk, so that others get in between chunks),
  * unmerging (run=2, SP_MADV_UNMERGEABLE, sp_set_merge_domain), sp_free of a
- * region that KSM has seen, and memory hot-remove for the whole offline. The
- * fault path never takes it, nor any lock here.
+ * region that KSM has seen, memory hot-remove for the whole offline,
+ * sp_swap_out, and the swap-in worker bringing a swapped KSM frame back
+ * (before the region table lock, as everyone). The fault thread never takes
+ * it, nor any lock here; reclaim only tries it.
  *
  * Frame locks: a merge try-locks the frames it touches (the page's, the
  * candidate's, the KSM frame) and leaves the page for the next scan when one
@@ -243,7 +245,12 @@ static void settle_swapped(struct sp_pool *pool, uint32_t sid)
 
 	if (s->nr == 1) {
 		struct sp_region *w = region_by_id(pool, s->rmap[0].rid);
-		uint64_t pte = atomic_load(&w->pte[s->rmap[0].idx]);
+		uint64_t pte;
+
+		/* Its region is being freed: its release drops it, and then the slot goes. */
+		if (!w)
+			return;
+		pte = atomic_load(&w->pte[s->rmap[0].idx]);
 
 		atomic_store(&w->pte[s->rmap[0].idx],
 			     mk_pte(PTE_SWAP, s->slot, pte & (PTE_MERGEABLE | PTE_LOST)));
@@ -361,16 +368,26 @@ static int drop_lost(struct sp_pool *pool, struct sp_region *r, unsigned long id
 	return 0;
 }
 
+static int sharer_map_one(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+			  uint32_t sid);
+
 /*
  * A sharer of a swapped node leaves it (unmerge): a page of its own in swap,
- * a copy of the slot. No frame needed.
+ * a copy of the slot. No frame needed. A sharer left in missing mode when
+ * its node came back (see ksm_swap_in) is mapped first, and then unmerged as
+ * any KSM page (EAGAIN: the caller tries again).
  */
 static int swapped_sharer_unshare(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
 				  uint64_t pte)
 {
 	uint32_t sid = (uint32_t)pte_val(pte);
-	long copy = swap_copy(pool, pool->ksm.stable.nodes[sid].slot);
+	long copy;
 
+	if (!pool->ksm.stable.nodes[sid].swapped) {
+		errno = sharer_map_one(pool, r, idx, sid) ? ENOMEM : EAGAIN;
+		return -1;
+	}
+	copy = swap_copy(pool, pool->ksm.stable.nodes[sid].slot);
 	if (copy < 0)
 		return -1;
 	atomic_store(&r->pte[idx], mk_pte(PTE_SWAP, (unsigned long)copy, pte & PTE_MERGEABLE));
@@ -687,10 +704,13 @@ int ksm_swap_out(struct sp_pool *pool, unsigned long k, bool try)
 	for (i = t->nodes[sid].nr; i--;) {
 		if (sharer_out(pool, sid, i, k) >= 0)
 			continue;
+		/* Back onto k; one that cannot be mapped now is at its next touch (ksm_fault). */
 		while (++i < t->nodes[sid].nr)
 			if (sharer_in(pool, sid, i, k))
-				sp_log(SP_LOG_ERR, "a sharer of frame %lu lost its mapping", k);
+				sp_log(SP_LOG_ERR, "a sharer of frame %lu waits for its next touch",
+				       k);
 		swap_slot_free(pool, (unsigned long)slot);
+		ksm_settle(pool, sid); /* sharers may have left meanwhile */
 		ret = -1;
 		goto out_unlock;
 	}
@@ -703,7 +723,7 @@ int ksm_swap_out(struct sp_pool *pool, unsigned long k, bool try)
 	ret = 1;
 out_unlock:
 	frame_unlock(pool, k);
-	if (ret > 0) {
+	if (ret) {
 		flush_freed(pool);
 		update_counters(pool);
 	}
@@ -713,13 +733,18 @@ out_unlock:
 /*
  * Node sid's slot back into a new frame (on the node's NUMA node when it has
  * one), mapped by all its sharers: one read for all, and the node re-keyed
- * to the new frame. 0, -1 damaged slot (every sharer gets SIGBUS at its own
- * touch), -2 no memory now. KSM mutex and rt.lock (read) held.
+ * to the new frame. A sharer that cannot be mapped now (no mapping left
+ * under vm.max_map_count) stays in missing mode and is mapped at its next
+ * touch (ksm_fault): the node is resident from here on either way, so no
+ * page is left pointing at a freed slot or frame. 0, -1 damaged slot (each
+ * sharer gets SIGBUS at its own touch), -2 no memory now. KSM mutex and
+ * rt.lock (read) held.
  */
 static int ksm_swap_in(struct sp_pool *pool, uint32_t sid)
 {
 	struct stable_node *s = &pool->ksm.stable.nodes[sid];
 	uint64_t buf[PAGE_SIZE / 8];
+	unsigned failed = 0;
 	uint32_t i;
 	long k;
 
@@ -731,42 +756,49 @@ static int ksm_swap_in(struct sp_pool *pool, uint32_t sid)
 	if (k < 0)
 		return -2;
 	if (pwrite(pool->memfd, buf, PAGE_SIZE, (off_t)((unsigned long)k << PAGE_SHIFT)) !=
-	    (ssize_t)PAGE_SIZE)
-		goto out_free;
+	    (ssize_t)PAGE_SIZE) {
+		frames_free_run(pool, (unsigned long)k, 1);
+		return -2;
+	}
 	frame_lock(pool, (unsigned long)k);
 	atomic_fetch_or(&pfn_to_page(pool, (unsigned long)k)->flags, PG_ksm);
 	pfn_to_page(pool, (unsigned long)k)->owner = sid;
-	for (i = s->nr; i--;) {
-		if (!sharer_in(pool, sid, i, (unsigned long)k))
-			continue;
-		for (; i < s->nr; i++) { /* back to the slot, all of them */
-			struct ksm_rmap m = s->rmap[i];
-			struct sp_region *w = region_by_id(pool, m.rid);
-			uint64_t pte = atomic_load(&w->pte[m.idx]);
-
-			if (fault_remap_missing(pool, page_addr(w, m.idx), PAGE_SIZE))
-				sp_log(SP_LOG_ERR, "a sharer of a swapped frame lost its mapping");
-			atomic_store(&w->pte[m.idx],
-				     mk_pte(PTE_SWAP, sid, PTE_KSMSWAP | (pte & PTE_MERGEABLE)));
-		}
-		frame_unlock(pool, (unsigned long)k);
-		goto out_free;
-	}
 	pfn_to_page(pool, (unsigned long)k)->mapcount = s->nr;
 	swap_slot_free(pool, s->slot);
 	s->swapped = false;
 	s->kpfn = (uint32_t)k;
+	for (i = s->nr; i--;) /* from the end: one that leaves takes a done one's place */
+		failed += sharer_in(pool, sid, i, (unsigned long)k) != 0;
+	if (failed)
+		sp_log(SP_LOG_ERR, "%u sharers of a KSM frame are mapped at their next touch",
+		       failed);
 	ksm_settle(pool, sid); /* sharers the program unmapped have left */
 	frame_unlock(pool, (unsigned long)k);
 	flush_freed(pool);
 	update_counters(pool);
 	atomic_fetch_add(&pool->faults_swapin, 1);
 	return 0;
+}
 
-out_free:
-	atomic_fetch_and(&pfn_to_page(pool, (unsigned long)k)->flags, ~(uint32_t)PG_ksm);
-	frames_free_run(pool, (unsigned long)k, 1);
-	return -2;
+/*
+ * Page idx of r is a sharer of node sid, resident, but in missing mode (its
+ * mapping failed when the node came back): map it. 0, or -2 (not now).
+ */
+static int sharer_map_one(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+			  uint32_t sid)
+{
+	struct stable_node *s = &pool->ksm.stable.nodes[sid];
+	unsigned long k = s->kpfn;
+	int ret = -2;
+
+	frame_lock(pool, k);
+	for (uint32_t i = 0; i < s->nr && s->kpfn == k; i++)
+		if (s->rmap[i].rid == r->id && s->rmap[i].idx == idx) {
+			ret = sharer_in(pool, sid, i, k) ? -2 : 0;
+			break;
+		}
+	frame_unlock(pool, k);
+	return ret;
 }
 
 /*
@@ -833,10 +865,19 @@ int ksm_fault(struct sp_pool *pool, uintptr_t addr)
 	r = region_find(pool, (void *)addr);
 	if (r)
 		pte = atomic_load(&r->pte[region_index(r, (void *)addr)]);
-	/* Still the same: then nobody else can be bringing the node back. */
-	if (r && pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP) && pte_val(pte) < t->nr_ids &&
-	    t->nodes[pte_val(pte)].live && t->nodes[pte_val(pte)].swapped)
-		ret = ksm_swap_in(pool, (uint32_t)pte_val(pte));
+	/* Still a sharer in swap: then nobody else can be changing its node. */
+	if (r && pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP)) {
+		uint32_t sid = (uint32_t)pte_val(pte);
+
+		if (sid >= t->nr_ids || !t->nodes[sid].live) {
+			sp_log(SP_LOG_ERR, "the page at %p names no KSM frame", (void *)addr);
+			ret = -2;
+		} else if (t->nodes[sid].swapped) {
+			ret = ksm_swap_in(pool, sid);
+		} else {
+			ret = sharer_map_one(pool, r, region_index(r, (void *)addr), sid);
+		}
+	}
 	pthread_rwlock_unlock(&pool->rt.lock);
 	pthread_mutex_unlock(&pool->ksm.mutex);
 	return ret;
@@ -1718,9 +1759,12 @@ int sp_set_merge_domain(sp_pool *pool, void *addr, size_t len, unsigned domain)
 	}
 	/* A page leaving its domain leaves the frames it shares there first. */
 	for (unsigned long i = first; i < first + nr; i++) {
+		uint64_t pte = atomic_load(&r->pte[i]);
+
+		/* Merged in swap too: its frame comes back shared. */
 		if (region_domain(r, i) != domain &&
-		    (pte_type(atomic_load(&r->pte[i])) == PTE_KSM ||
-		     pte_type(atomic_load(&r->pte[i])) == PTE_ZERO)) {
+		    (pte_type(pte) == PTE_KSM || pte_type(pte) == PTE_ZERO ||
+		     (pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP)))) {
 			if (ksm_unmerge_range(pool, r, first, nr))
 				goto out_unlock;
 			break;

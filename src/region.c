@@ -210,8 +210,24 @@ static void region_free_frames(struct sp_pool *pool, struct sp_region *r)
 	free(pfns);
 }
 
+/*
+ * A region unlinked under the write lock (so no page operation is inside it
+ * any more), with the KSM mutex held: its KSM sharers leave their frames,
+ * the mutex goes, and its mapping, frames and slots go back.
+ */
+static void region_release(struct sp_pool *pool, struct sp_region *r)
+{
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	ksm_region_release(pool, r);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	pthread_mutex_unlock(&pool->ksm.mutex);
+	munmap(r->start, r->len);
+	region_free_frames(pool, r);
+}
+
+/* Runs onto the region in order; on failure, *mapped: how many runs are the region's. */
 static int region_map(struct sp_pool *pool, struct sp_region *r, struct sp_run *runs,
-		      unsigned nr_runs, uint64_t pte_flags)
+		      unsigned nr_runs, uint64_t pte_flags, unsigned *mapped)
 {
 	unsigned long idx = 0;
 
@@ -219,6 +235,7 @@ static int region_map(struct sp_pool *pool, struct sp_region *r, struct sp_run *
 		char *at = page_addr(r, idx);
 
 		/* Each run guardable before its entries say PRIVATE, and reclaim may act on them. */
+		*mapped = k;
 		if (fault_map(pool, at, runs[k].nr << PAGE_SHIFT, runs[k].pfn, true))
 			return -1;
 		for (unsigned long j = 0; j < runs[k].nr; j++, idx++) {
@@ -274,8 +291,8 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 {
 	uint64_t pte_flags = (flags & SP_MERGEABLE) ? PTE_MERGEABLE : 0;
 	struct sp_run *runs = NULL;
+	unsigned nr_runs, mapped = 0;
 	struct sp_region *r;
-	unsigned nr_runs;
 	int err;
 
 	if (!pool || !len || (flags & ~(SP_MERGEABLE | SP_POPULATE))) {
@@ -311,7 +328,7 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	if (frames_alloc(pool, -1, r->npages, &runs, &nr_runs)) {
 		if (errno != ENOMEM || region_map_lazy(pool, r, pte_flags))
 			goto out_unlink;
-	} else if (region_map(pool, r, runs, nr_runs, pte_flags)) {
+	} else if (region_map(pool, r, runs, nr_runs, pte_flags, &mapped)) {
 		goto out_frames;
 	}
 	free(runs);
@@ -322,11 +339,22 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	return r->start;
 
 out_frames:
+	/*
+	 * The runs mapped already were the region's: reclaim, ksmd or an
+	 * offline may have acted on them since. They go as sp_free's do; the
+	 * others were nobody's.
+	 */
 	err = errno;
-	for (unsigned k = 0; k < nr_runs; k++)
+	pthread_mutex_lock(&pool->ksm.mutex);
+	pthread_rwlock_wrlock(&pool->rt.lock);
+	table_unlink(pool, r);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	region_release(pool, r);
+	for (unsigned k = mapped; k < nr_runs; k++)
 		frames_free_run(pool, runs[k].pfn, runs[k].nr);
 	free(runs);
 	errno = err;
+	goto out_free;
 out_unlink:
 	err = errno;
 	pthread_rwlock_wrlock(&pool->rt.lock);
@@ -361,14 +389,7 @@ int sp_free(sp_pool *pool, void *addr)
 	}
 	table_unlink(pool, r);
 	pthread_rwlock_unlock(&pool->rt.lock);
-
-	/* Unlinked under the write lock: no page operation is inside it any more. */
-	pthread_rwlock_rdlock(&pool->rt.lock);
-	ksm_region_release(pool, r);
-	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_unlock(&pool->ksm.mutex);
-	munmap(r->start, r->len);
-	region_free_frames(pool, r);
+	region_release(pool, r);
 	region_destroy(r);
 	return 0;
 }

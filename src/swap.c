@@ -33,6 +33,7 @@
  * worker's alone. The fault thread takes none of these.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -666,6 +667,12 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 	}
 	if (map_frames(pool, r, &set))
 		goto out_free;
+	/*
+	 * Mapped, and present in the page table the clock reads: referenced
+	 * until the hand passes, so that reclaim does not take it back before
+	 * the thread we wake has touched it.
+	 */
+	madvise(page_addr(r, idx), PAGE_SIZE, MADV_POPULATE_READ);
 	for (unsigned long i = 0; swapped && i < set.n; i++)
 		swap_slot_free(pool, set.slot[i]);
 	atomic_fetch_add(swapped ? &pool->faults_swapin : &pool->faults_alloc, (long)set.n);
@@ -737,9 +744,19 @@ static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm)
 		}
 		if (pte_type(pte) != PTE_PRIVATE && pte_type(pte) != PTE_KSM)
 			break;
-		/* A swap-out of it may be finishing: its frame lock says when. */
+		/*
+		 * A swap-out of it may be finishing: its frame lock says when. Only
+		 * tried: the holder may be a migration that wants the table lock
+		 * after us, behind a writer (and a frame it frees can take its
+		 * descriptor with it); so let go of everything, and look again.
+		 */
 		pfn = pte_val(pte);
-		frame_lock(pool, pfn);
+		if (!frame_trylock(pool, pfn)) {
+			pthread_rwlock_unlock(&pool->rt.lock);
+			sched_yield();
+			pthread_rwlock_rdlock(&pool->rt.lock);
+			continue;
+		}
 		if (atomic_load(&r->pte[idx]) != pte) {
 			frame_unlock(pool, pfn);
 			continue;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -254,6 +255,58 @@ static void many_regions_lookup(void **state)
 	sp_pool_destroy(pool);
 }
 
+/*
+ * Out of mappings (vm.max_map_count) halfway through mapping a region's runs:
+ * ENOMEM, and every frame is free again, none twice. In a child: it uses up
+ * the process's mappings.
+ */
+static __attribute__((unused)) void out_of_mappings(void **state)
+{
+	pid_t pid;
+	int status;
+
+	(void)state;
+	pid = fork();
+	if (!pid) {
+		sp_pool *pool = pool_small(SP_POOL_NO_KSMD, 1);
+		long total = stat_of(pool, "frames_total"), free0;
+		char *one[64], *r;
+		void *last = NULL;
+		long nr = 0;
+
+		/* Free frames in 32 runs of one: a region of 32 pages maps 32 runs. */
+		for (int i = 0; i < 64; i++)
+			one[i] = sp_alloc(pool, SP_PAGE_SIZE, 0);
+		for (int i = 0; i < 64; i += 2)
+			sp_free(pool, one[i]);
+		free0 = stat_of(pool, "frames_free");
+		/* Use up the mappings, then give a few back: the first runs map, then no more. */
+		for (;;) {
+			void *p = mmap(NULL, SP_PAGE_SIZE, nr % 2 ? PROT_READ : PROT_NONE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			if (p == MAP_FAILED)
+				break;
+			last = p;
+			nr++;
+		}
+		if (errno != ENOMEM || !last)
+			_exit(10);
+		munmap(last, SP_PAGE_SIZE);
+		for (int k = 0; k < 3; k++) /* and some neighbours: their holes split nothing */
+			munmap((char *)last + (k + 1) * 2 * SP_PAGE_SIZE, SP_PAGE_SIZE);
+		r = sp_alloc(pool, free0 * SP_PAGE_SIZE, 0);
+		if (r || errno != ENOMEM)
+			_exit(11);
+		if (stat_of(pool, "frames_free") != free0 || stat_of(pool, "frames_total") != total)
+			_exit(12);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +320,9 @@ int main(void)
 		BOTH(madvise_checks),
 		BOTH(page_queries),
 		BOTH(many_regions_lookup),
+#ifndef __SANITIZE_ADDRESS__ /* its own allocator needs mappings: it cannot run out of them */
+		cmocka_unit_test(out_of_mappings),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

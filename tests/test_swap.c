@@ -315,6 +315,43 @@ static void ksm_swapped_unmerge_free(void **state)
 	sp_pool_destroy(pool);
 }
 
+/*
+ * A region whose swapped KSM frames it shares only with itself can be freed
+ * (every slot goes); and a swapped sharer moved to another merge domain
+ * leaves its frame, as a resident one does.
+ */
+static void ksm_swapped_free_domain(void **state)
+{
+	sp_pool *pool = swap_pool(256, 0);
+	char *a = sp_alloc(pool, 8 * SP_PAGE_SIZE, SP_MERGEABLE), *b, *c;
+
+	(void)state;
+	for (int i = 0; i < 8; i++)
+		fill_page(a + i * SP_PAGE_SIZE, 5); /* all alike: one frame, 8 sharers */
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 1);
+	assert_int_equal(sp_swap_out(pool, a, 8 * SP_PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 1);
+	assert_int_equal(sp_free(pool, a), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
+
+	b = alike(pool);
+	c = alike(pool);
+	full_scan(pool); /* the pass a was freed in: it may end before b and c */
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	assert_int_equal(sp_swap_out(pool, b, N * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_set_merge_domain(pool, b, N * SP_PAGE_SIZE, 1), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+		assert_int_equal(sp_page_is_ksm(pool, b + i * SP_PAGE_SIZE), 0);
+		assert_int_equal(check_page(c + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	}
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 0);
+	sp_pool_destroy(pool);
+}
+
 /* Offlining a section with swapped frames keeps every byte. */
 static void offline_with_swapped(void **state)
 {
@@ -366,6 +403,7 @@ int main(void)
 		cmocka_unit_test(offline_with_swapped),
 		cmocka_unit_test(ksm_swapped_unmerge_free),
 		cmocka_unit_test(damaged_ksm_slot),
+		cmocka_unit_test(ksm_swapped_free_domain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
