@@ -471,8 +471,13 @@ static long unmerge_need(struct sp_pool *pool, struct sp_region *r, unsigned lon
 
 		if (pte_type(pte) == PTE_ZERO) {
 			need++;
-		} else if (pte_type(pte) == PTE_KSM) {
-			uint32_t sid = pfn_to_page(pool, pte_val(pte))->owner;
+		} else if (pte_type(pte) == PTE_KSM ||
+			   (pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP) &&
+			    !pool->ksm.stable.nodes[pte_val(pte)].swapped)) {
+			/* (A sharer waiting for its touch to map a resident frame counts too.) */
+			uint32_t sid = pte_type(pte) == PTE_KSM ?
+					       pfn_to_page(pool, pte_val(pte))->owner :
+					       (uint32_t)pte_val(pte);
 
 			/* The last of a frame's sharers to leave takes the frame itself. */
 			need += ++seen[sid] < pool->ksm.stable.nodes[sid].nr;

@@ -473,6 +473,14 @@ int section_remove(struct sp_pool *pool, unsigned s)
 {
 	struct sp_section *sec = &pool->sections[s];
 
+	/*
+	 * A barrier: whoever read a pfn of this section from a page table
+	 * before its frames moved did so under the region table lock, and is
+	 * done with it once we get the lock for writing; after that, no page
+	 * table names a frame here, and the descriptors can go.
+	 */
+	pthread_rwlock_wrlock(&pool->rt.lock);
+	pthread_rwlock_unlock(&pool->rt.lock);
 	pthread_mutex_lock(&pool->lock);
 	if (sec->nr_free != pool->section_pages) {
 		pthread_mutex_unlock(&pool->lock);

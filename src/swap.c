@@ -535,7 +535,8 @@ static unsigned long set_stretch(const struct fault_set *set, unsigned long i)
  * by stretch (a registration over pages skipped in between would replace
  * their modes), then in the page table.
  */
-static int map_frames(struct sp_pool *pool, struct sp_region *r, const struct fault_set *set)
+static int map_frames(struct sp_pool *pool, struct sp_region *r, const struct fault_set *set,
+		      unsigned long fault_idx)
 {
 	unsigned long i, k, done = 0;
 
@@ -558,6 +559,18 @@ static int map_frames(struct sp_pool *pool, struct sp_region *r, const struct fa
 			goto out_undo;
 		}
 	}
+	/*
+	 * The faulting page present in the page table the clock reads:
+	 * referenced until the hand passes, so that reclaim does not take it
+	 * back before the thread we wake has touched it. Here, with the frames
+	 * locked and the entries not PRIVATE yet: nothing can have moved it
+	 * back to missing mode, where this read would wait for us.
+	 */
+	for (i = 0; i < set->n; i++)
+		if (set->idx[i] == fault_idx) {
+			madvise(page_addr(r, fault_idx), PAGE_SIZE, MADV_POPULATE_READ);
+			break;
+		}
 	for (i = 0; i < set->n; i++) {
 		pte_set(&r->pte[set->idx[i]], PTE_PRIVATE, set->pfn[i]);
 		frame_unlock(pool, set->pfn[i]);
@@ -665,14 +678,8 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 		for (unsigned long i = 0; i < runs[k].nr; i++)
 			set.pfn[j++] = runs[k].pfn + i;
 	}
-	if (map_frames(pool, r, &set))
+	if (map_frames(pool, r, &set, idx))
 		goto out_free;
-	/*
-	 * Mapped, and present in the page table the clock reads: referenced
-	 * until the hand passes, so that reclaim does not take it back before
-	 * the thread we wake has touched it.
-	 */
-	madvise(page_addr(r, idx), PAGE_SIZE, MADV_POPULATE_READ);
 	for (unsigned long i = 0; swapped && i < set.n; i++)
 		swap_slot_free(pool, set.slot[i]);
 	atomic_fetch_add(swapped ? &pool->faults_swapin : &pool->faults_alloc, (long)set.n);
