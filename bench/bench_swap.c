@@ -11,7 +11,8 @@
  * The working set: regions of 1.5x --pool MiB written in order; then 4M
  * (scaled to the size) touches, 90% of them to a hot third of the pages and
  * 10% anywhere, each reading a page and writing a word of it; then every
- * page read back and checked.
+ * page read back and checked. Also the time of a random swap-in fault
+ * (one page: random faults get no read-ahead).
  *
  * Only the public API (samepage.h) and libc are used.
  */
@@ -102,6 +103,41 @@ static void pooled(const char *dir, size_t len, double *out_s, double *in_s)
 	sp_pool_destroy(pool);
 }
 
+/* Random touches of a swapped-out region: microseconds per swap-in fault. */
+static double random_swapin_us(const char *dir, size_t len)
+{
+	char path[512];
+	struct sp_pool_config cfg = { .section_size = 64 << 20,
+				      .nr_sections = (unsigned)(len / (64 << 20) + 1),
+				      .swap_path = path,
+				      .swap_size = len,
+				      .flags = SP_POOL_NO_KSMD };
+	uint64_t x = 88172645463325252ull, sink = 0;
+	size_t pages = len / SP_PAGE_SIZE, n = 2000;
+	long faults;
+	sp_pool *pool;
+	double t;
+	char *r;
+
+	snprintf(path, sizeof(path), "%s/bench_swap_rand.%d", dir, getpid());
+	pool = sp_pool_create(&cfg);
+	if (!pool || !(r = sp_alloc(pool, len, 0)))
+		die("random swap-in pool");
+	fill(r, len, 3);
+	if (sp_swap_out(pool, r, len))
+		die("sp_swap_out");
+	t = now();
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		sink += *(volatile uint64_t *)(r + (x >> 20) % pages * SP_PAGE_SIZE);
+	}
+	t = now() - t;
+	sp_stat(pool, "faults_swapin", &faults);
+	(void)sink;
+	sp_pool_destroy(pool);
+	return t / (double)(faults ? faults : 1) * 1e6;
+}
+
 /* The working set's run: seconds of each phase; bad pages counted. */
 struct ws_result {
 	double write_s, touch_s, check_s;
@@ -179,6 +215,7 @@ static double ws_total(const struct ws_result *w)
 }
 
 static struct ws_result ws_tight, ws_roomy;
+static double rand_us = 1e9;
 
 /* t: best pwrite, pread, swap-out, swap-in seconds. */
 static int report(int json, unsigned long mib, size_t pool_mib, size_t ws_mib, unsigned long rounds,
@@ -191,10 +228,10 @@ static int report(int json, unsigned long mib, size_t pool_mib, size_t ws_mib, u
 		       "\"out_ratio\": %.2f, \"swap_in_mibs\": %.0f, \"pread_mibs\": %.0f, "
 		       "\"in_ratio\": %.2f, \"ws_pool_mib\": %zu, \"ws_mib\": %zu, "
 		       "\"ws_slowdown\": %.2f, \"ws_touch_slowdown\": %.2f, "
-		       "\"ws_reclaimed\": %ld, \"ws_swapped_in\": %ld}\n",
+		       "\"ws_reclaimed\": %ld, \"ws_swapped_in\": %ld, \"random_swapin_us\": %.1f}\n",
 		       mib, mib / t[2], mib / t[0], t[0] / t[2], mib / t[3], mib / t[1],
 		       t[1] / t[3], pool_mib, ws_mib, ws_total(w) / ws_total(o),
-		       w->touch_s / o->touch_s, w->reclaimed, w->swapped_in);
+		       w->touch_s / o->touch_s, w->reclaimed, w->swapped_in, rand_us);
 		return 0;
 	}
 	printf("swap of %lu MiB in %s, best of %lu interleaved rounds (target >= 0.7x)\n", mib, dir,
@@ -203,6 +240,7 @@ static int report(int json, unsigned long mib, size_t pool_mib, size_t ws_mib, u
 	       mib / t[0], t[0] / t[2]);
 	printf("  in:  on access   %7.0f MiB/s   pread  %7.0f MiB/s   ratio %.2f\n", mib / t[3],
 	       mib / t[1], t[1] / t[3]);
+	printf("  random swap-in (one page, no read-ahead): %.1f us per fault\n", rand_us);
 	printf("working set of %zu MiB: in a %zu MiB pool (through reclaim) / in a %zu MiB pool\n",
 	       ws_mib, pool_mib, 2 * pool_mib);
 	printf("  write all   %6.3f s / %6.3f s   %5.2fx\n", w->write_s, o->write_s,
@@ -264,6 +302,8 @@ int main(int argc, char **argv)
 		pooled(dir, mib << 20, &a, &b);
 		so = a < so ? a : so;
 		si = b < si ? b : si;
+		a = random_swapin_us(dir, mib << 20);
+		rand_us = a < rand_us ? a : rand_us;
 		/* The same workload with room for it, and in a pool of 2/3 of it. */
 		working_set(dir, 2 * pool_mib, ws_mib, &roomy);
 		working_set(dir, pool_mib, ws_mib, &tight);
