@@ -71,30 +71,43 @@ static void plain(const char *dir, char *buf, size_t len, double *out_s, double 
 	unlink(path);
 }
 
-static void pooled(const char *dir, size_t len, double *out_s, double *in_s)
+/*
+ * A pool with len bytes of swap and a region of len bytes in it, filled and
+ * then swapped out; the seconds the swap-out took in *out_s. The swap file
+ * is dir/bench_swap_TAG.PID.
+ */
+static char *swapped_region(const char *dir, const char *tag, size_t len, sp_pool **pool,
+			    double *out_s)
 {
-	char path[512];
+	static char path[512];
 	struct sp_pool_config cfg = { .section_size = 64 << 20,
 				      .nr_sections = (unsigned)(len / (64 << 20) + 1),
 				      .swap_path = path,
 				      .swap_size = len,
 				      .flags = SP_POOL_NO_KSMD };
-	volatile uint64_t sink = 0;
-	sp_pool *pool;
 	char *r;
 
-	snprintf(path, sizeof(path), "%s/bench_swap_pool.%d", dir, getpid());
-	pool = sp_pool_create(&cfg);
-	if (!pool)
+	snprintf(path, sizeof(path), "%s/bench_swap_%s.%d", dir, tag, getpid());
+	*pool = sp_pool_create(&cfg);
+	if (!*pool)
 		die("sp_pool_create");
-	r = sp_alloc(pool, len, 0);
+	r = sp_alloc(*pool, len, 0);
 	if (!r)
 		die("sp_alloc");
 	fill(r, len, 7);
 	*out_s = now();
-	if (sp_swap_out(pool, r, len))
+	if (sp_swap_out(*pool, r, len))
 		die("sp_swap_out");
 	*out_s = now() - *out_s;
+	return r;
+}
+
+static void pooled(const char *dir, size_t len, double *out_s, double *in_s)
+{
+	volatile uint64_t sink = 0;
+	sp_pool *pool;
+	char *r = swapped_region(dir, "pool", len, &pool, out_s);
+
 	*in_s = now();
 	for (size_t off = 0; off < len; off += SP_PAGE_SIZE)
 		sink += *(volatile uint64_t *)(r + off);
@@ -106,26 +119,13 @@ static void pooled(const char *dir, size_t len, double *out_s, double *in_s)
 /* Random touches of a swapped-out region: microseconds per swap-in fault. */
 static double random_swapin_us(const char *dir, size_t len)
 {
-	char path[512];
-	struct sp_pool_config cfg = { .section_size = 64 << 20,
-				      .nr_sections = (unsigned)(len / (64 << 20) + 1),
-				      .swap_path = path,
-				      .swap_size = len,
-				      .flags = SP_POOL_NO_KSMD };
 	uint64_t x = 88172645463325252ull, sink = 0;
 	size_t pages = len / SP_PAGE_SIZE, n = 2000;
 	long faults;
 	sp_pool *pool;
 	double t;
-	char *r;
+	char *r = swapped_region(dir, "rand", len, &pool, &t);
 
-	snprintf(path, sizeof(path), "%s/bench_swap_rand.%d", dir, getpid());
-	pool = sp_pool_create(&cfg);
-	if (!pool || !(r = sp_alloc(pool, len, 0)))
-		die("random swap-in pool");
-	fill(r, len, 3);
-	if (sp_swap_out(pool, r, len))
-		die("sp_swap_out");
 	t = now();
 	for (size_t i = 0; i < n; i++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
