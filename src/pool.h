@@ -91,7 +91,6 @@ int swap_init(struct sp_pool *pool, const char *path, size_t size);
 void swap_exit(struct sp_pool *pool);
 void swap_slot_free(struct sp_pool *pool, unsigned long slot);
 long swap_slots_used(struct sp_pool *pool);
-long swap_slots_free(struct sp_pool *pool);
 /* 0 if pages of pool can be swapped; else -1: EINVAL, ENOSPC (no area), ENOTSUP. */
 int swap_usable(struct sp_pool *pool);
 long swap_write(struct sp_pool *pool, const void *src);
@@ -100,7 +99,8 @@ long swap_copy(struct sp_pool *pool, unsigned long slot);
 int swap_fault(struct sp_pool *pool, uintptr_t addr);
 void swap_prefetch(struct sp_pool *pool); /* the worker, when idle */
 /* Private pages idx..idx+n of r, frames locked by the caller: out (swap.c says how). */
-long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n);
+long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n,
+		  unsigned long *f0);
 
 /* Reclaim (vmscan.c). */
 struct sp_reclaim {

@@ -194,32 +194,43 @@ long swap_slots_used(struct sp_pool *pool)
 	return n;
 }
 
-long swap_slots_free(struct sp_pool *pool)
-{
-	long n;
-
-	pthread_mutex_lock(&pool->swap.lock);
-	n = (long)(pool->swap.nr_slots - pool->swap.used);
-	pthread_mutex_unlock(&pool->swap.lock);
-	return n;
-}
-
-/* A page out to a new slot, checksummed: the slot, or -1 (ENOSPC full, EIO). */
-long swap_write(struct sp_pool *pool, const void *src)
+/*
+ * m frames from src (the direct map) into slots slot.., taken already, with
+ * their checksums. 0, or -1 with EIO (the slots are still the caller's).
+ */
+static int slots_write(struct sp_pool *pool, const char *src, unsigned long slot, unsigned long m)
 {
 	struct sp_swap *sw = &pool->swap;
-	long slot = slot_alloc(sw);
 
-	if (slot < 0)
-		return -1;
-	if (pwrite(sw->fd, src, PAGE_SIZE, (off_t)((unsigned long)slot * PAGE_SIZE)) !=
-	    (ssize_t)PAGE_SIZE) {
-		swap_slot_free(pool, (unsigned long)slot);
+	/*
+	 * The direct map first: pwrite copies with page faults off, and a
+	 * source page not mapped yet cuts the copy short, after which the file
+	 * system zeroes the rest of its (large) page cache folio and copies
+	 * again. One populate maps them (they hold data: no hole is filled).
+	 */
+	madvise((void *)src, m << PAGE_SHIFT, MADV_POPULATE_READ);
+	if (pwrite(sw->fd, src, m << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
+	    (ssize_t)(m << PAGE_SHIFT)) {
 		errno = EIO;
 		return -1;
 	}
-	sw->sum[slot] = XXH3_64bits(src, PAGE_SIZE);
-	atomic_fetch_add(&sw->pages_out, 1);
+	for (unsigned long i = 0; i < m; i++)
+		sw->sum[slot + i] = XXH3_64bits(src + (i << PAGE_SHIFT), PAGE_SIZE);
+	atomic_fetch_add(&sw->pages_out, (long)m);
+	return 0;
+}
+
+/* A frame out to a new slot, checksummed: the slot, or -1 (ENOSPC full, EIO). */
+long swap_write(struct sp_pool *pool, const void *src)
+{
+	long slot = slot_alloc(&pool->swap);
+
+	if (slot < 0)
+		return -1;
+	if (slots_write(pool, src, (unsigned long)slot, 1)) {
+		swap_slot_free(pool, (unsigned long)slot);
+		return -1;
+	}
 	return slot;
 }
 
@@ -270,22 +281,14 @@ static void pte_set(_Atomic uint64_t *ptep, enum sp_pte_type type, unsigned long
 		;
 }
 
-/*
- * Pages idx.. of r, private, on consecutive frames f0.. of one section, that
- * the caller has locked (n of them): out of memory. Their data goes to
- * consecutive slots; frames that are holes (never touched) need no slot. The
- * pages are remapped in missing mode, and their frames are free for others.
- *
- * Returns how many pages from idx went: the caller unlocks all n frames,
- * then frees that many from f0. 0: the first page was skipped (the program
- * unmapped it). -1: error (ENOSPC: swap full), nothing changed.
- */
-long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n)
+/* swap_out_run's work on the locked run from f0. */
+static long run_out(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n,
+		    unsigned long f0)
 {
 	struct sp_swap *sw = &pool->swap;
-	unsigned long f0 = pte_val(atomic_load(&r->pte[idx])), m = 1, slot = 0;
 	const char *src = pfn_to_virt(pool, f0);
 	char *addr = page_addr(r, idx);
+	unsigned long m = 1, slot = 0;
 	struct sp_window win;
 	bool hole;
 	int err;
@@ -303,20 +306,8 @@ long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, 
 		m = slots_alloc(sw, m, &slot);
 		if (!m)
 			goto out_close;
-		/*
-		 * The direct map first: pwrite copies with page faults off, and a
-		 * source page not mapped yet cuts the copy short, after which the
-		 * file system zeroes the rest of its (large) page cache folio and
-		 * copies again. One populate maps the run (it holds data: no hole).
-		 */
-		madvise((void *)src, m << PAGE_SHIFT, MADV_POPULATE_READ);
-		if (pwrite(sw->fd, src, m << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
-		    (ssize_t)(m << PAGE_SHIFT)) {
-			errno = EIO;
+		if (slots_write(pool, src, slot, m))
 			goto out_slots;
-		}
-		for (unsigned long i = 0; i < m; i++)
-			sw->sum[slot + i] = XXH3_64bits(src + (i << PAGE_SHIFT), PAGE_SIZE);
 	}
 	if (fault_remap_missing(pool, addr, m << PAGE_SHIFT)) {
 		err = errno;
@@ -329,8 +320,6 @@ long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, 
 	}
 	for (unsigned long i = 0; i < m; i++)
 		pte_set(&r->pte[idx + i], hole ? PTE_NONE : PTE_SWAP, hole ? 0 : slot + i);
-	if (!hole)
-		atomic_fetch_add(&sw->pages_out, (long)m);
 	wp_window_close(pool, &win);
 	return (long)m;
 
@@ -344,6 +333,30 @@ out_close:
 	wp_window_close(pool, &win);
 	errno = err;
 	return -1;
+}
+
+/*
+ * Pages idx.. of r, private, on consecutive frames of one section, that the
+ * caller has locked (n of them): out of memory. Their data goes to
+ * consecutive slots; frames that are holes (never touched) need no slot. The
+ * pages are remapped in missing mode, and their frames are free for others.
+ *
+ * The n frames are unlocked here: *f0 is the first of them. Returns how many
+ * pages from idx went: the caller frees that many frames from *f0. 0: the
+ * first page was skipped (the program unmapped it). -1: error (ENOSPC: swap
+ * full), nothing changed.
+ */
+long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n,
+		  unsigned long *f0)
+{
+	long ret;
+
+	/* Read under the frame lock the caller holds: the entry names the first frame. */
+	*f0 = pte_val(atomic_load(&r->pte[idx]));
+	ret = run_out(pool, r, idx, n, *f0);
+	for (unsigned long k = 0; k < n; k++) /* by frame: the entries changed */
+		frame_unlock(pool, *f0 + k);
+	return ret;
 }
 
 /*
@@ -419,8 +432,7 @@ int sp_swap_out(sp_pool *pool, void *addr, size_t len)
 	if (!r)
 		ret = -1;
 	for (unsigned long i = first; r && !ret && i < first + nr;) {
-		unsigned long f0 = pte_val(atomic_load(&r->pte[i]));
-		unsigned long n = lock_private_run(pool, r, i, first + nr - i);
+		unsigned long n = lock_private_run(pool, r, i, first + nr - i), f0;
 		long done;
 
 		if (!n) {
@@ -430,9 +442,7 @@ int sp_swap_out(sp_pool *pool, void *addr, size_t len)
 			i += step > 0;
 			continue;
 		}
-		done = swap_out_run(pool, r, i, n);
-		for (unsigned long k = 0; k < n; k++)
-			frame_unlock(pool, f0 + k);
+		done = swap_out_run(pool, r, i, n, &f0);
 		if (done > 0)
 			frames_free_run(pool, f0, (unsigned long)done);
 		if (done < 0)

@@ -142,11 +142,9 @@ static void revoke_flush(struct sp_pool *pool, struct sp_region *r)
 static long cold_run(struct sp_pool *pool, struct sp_region *r, unsigned long j, unsigned long k)
 {
 	struct sp_reclaim *rc = &pool->reclaim;
-	unsigned long f0 = pte_val(atomic_load(&r->pte[j]));
-	long done = swap_out_run(pool, r, j, k);
+	unsigned long f0;
+	long done = swap_out_run(pool, r, j, k, &f0);
 
-	for (unsigned long m = 0; m < k; m++) /* by frame: the entries changed */
-		frame_unlock(pool, f0 + m);
 	if (done < 0 && errno != ENOSPC)
 		sp_log(SP_LOG_ERR, "reclaim: swapping out %p: %s", (void *)page_addr(r, j),
 		       strerror(errno));
