@@ -721,15 +721,7 @@ static void note_call(const char *name, long rc, int err, char *list, size_t siz
 	}
 }
 
-#define NOTE(call, name)                                      \
-	do {                                                  \
-		long rc_;                                     \
-		int e_;                                       \
-		errno = 0;                                    \
-		rc_ = (long)(call);                           \
-		e_ = errno;                                   \
-		note_call(name, rc_, e_, list, sizeof(list)); \
-	} while (0)
+#define NOTE(call, name) WITH_CALL(call, note_call(name, rc_, e_, list, sizeof(list)))
 
 static void test_not_yet(void)
 {

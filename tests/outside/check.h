@@ -65,27 +65,23 @@ __attribute__((format(printf, 4, 5))) static inline bool report(bool pass, long 
 	return pass;
 }
 
-/* The call must return -1 with errno want. errno is read right after it. */
-#define EXPECT_ERR(call, want, ...)                                      \
-	do {                                                             \
-		long rc_;                                                \
-		int e_;                                                  \
-		errno = 0;                                               \
-		rc_ = (long)(call);                                      \
-		e_ = errno;                                              \
-		report(rc_ == -1 && e_ == (want), rc_, e_, __VA_ARGS__); \
+/* Run call, then then with its result in rc_ and the errno it left in e_. */
+#define WITH_CALL(call, then)       \
+	do {                        \
+		long rc_;           \
+		int e_;             \
+		errno = 0;          \
+		rc_ = (long)(call); \
+		e_ = errno;         \
+		then;               \
 	} while (0)
 
+/* The call must return -1 with errno want. errno is read right after it. */
+#define EXPECT_ERR(call, want, ...) \
+	WITH_CALL(call, report(rc_ == -1 && e_ == (want), rc_, e_, __VA_ARGS__))
+
 /* The call must return 0. */
-#define EXPECT_OK(call, ...)                            \
-	do {                                            \
-		long rc_;                               \
-		int e_;                                 \
-		errno = 0;                              \
-		rc_ = (long)(call);                     \
-		e_ = errno;                             \
-		report(rc_ == 0, rc_, e_, __VA_ARGS__); \
-	} while (0)
+#define EXPECT_OK(call, ...) WITH_CALL(call, report(rc_ == 0, rc_, e_, __VA_ARGS__))
 
 static inline long stat_of(sp_pool *pool, const char *name)
 {

@@ -719,19 +719,25 @@ static void wait_passes(atomic_long *passes, long want)
 		sleep_ms(1);
 }
 
-/* Pages of n from p whose frame is in section s; -1 on an error. */
-static long count_in_section(sp_pool *pool, const unsigned char *p, size_t n, int s)
+/* Pages of n from p for which where() says want (a section, a node); -1 on an error. */
+static long count_where(sp_pool *pool, const unsigned char *p, size_t n,
+			int (*where)(sp_pool *, const void *), int want)
 {
 	long c = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		int v = sp_page_section(pool, p + i * PG);
+		int v = where(pool, p + i * PG);
 
 		if (v < 0)
 			return -1;
-		c += v == s;
+		c += v == want;
 	}
 	return c;
+}
+
+static long count_in_section(sp_pool *pool, const unsigned char *p, size_t n, int s)
+{
+	return count_where(pool, p, n, sp_page_section, s);
 }
 
 static void test_hotremove(unsigned flags, const char *tag)
@@ -1023,16 +1029,7 @@ out:
 
 static long count_on_node(sp_pool *pool, const unsigned char *p, size_t n, int node)
 {
-	long c = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int v = sp_page_node(pool, p + i * PG);
-
-		if (v < 0)
-			return -1;
-		c += v == node;
-	}
-	return c;
+	return count_where(pool, p, n, sp_page_node, node);
 }
 
 static void test_mempolicy(unsigned flags, const char *tag)
