@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "samepage.h"
 
 #define KERNEL_MIBS 850.0 /* reference: 128 MiB in about 0.15 s */
@@ -38,20 +39,6 @@ struct writer {
 	_Atomic long writes;
 	unsigned seed;
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench_hotplug: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
 
 static unsigned long parse(const char *opt, const char *v, unsigned long lo, unsigned long hi)
 {

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "samepage.h"
 
 #define PROG "bench_ksm"
@@ -500,14 +501,6 @@ static void check_knobs(void)
 }
 
 /* ---- time and waiting --------------------------------------------------- */
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void poll_sleep(void)
 {

@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench.h"
 #include "samepage.h"
 
 #define PROG "bench_region"
@@ -132,14 +133,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			bad_arg("unknown argument", a);
 		}
 	}
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -25,21 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "samepage.h"
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench_swap: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
 
 static void fill(char *p, size_t len, uint64_t seed)
 {
