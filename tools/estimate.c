@@ -89,14 +89,6 @@ static void usage(FILE *f)
 		   "  --json      one JSON object instead of a table\n");
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* 0 ok, 1 --help, 2 bad arguments. */
 static int parse_args(int argc, char **argv, struct est *e)
 {

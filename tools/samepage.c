@@ -53,14 +53,6 @@ struct tenant {
 	int err;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static uint64_t mix(uint64_t x)
 {
 	x += 0x9E3779B97F4A7C15ull;
