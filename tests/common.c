@@ -54,6 +54,16 @@ int check_page(const void *page, uint64_t seed)
 	return 0;
 }
 
+char *alloc_alike(sp_pool *pool, unsigned long n)
+{
+	char *r = sp_alloc(pool, n * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	assert_non_null(r);
+	for (unsigned long i = 0; i < n; i++)
+		fill_page(r + i * SP_PAGE_SIZE, i);
+	return r;
+}
+
 int page_is_zero(const void *page)
 {
 	const uint64_t *w = page;

@@ -20,6 +20,8 @@ long stat_of(sp_pool *pool, const char *name);
 void fill_page(void *page, uint64_t seed);
 int check_page(const void *page, uint64_t seed); /* 0 if page holds seed's pattern */
 int page_is_zero(const void *page);
+/* A mergeable region of n pages, page i holding i's pattern: alike in every such region. */
+char *alloc_alike(sp_pool *pool, unsigned long n);
 long proc_count(const char *dir); /* entries in a /proc directory */
 long proc_maps_lines(const char *with); /* /proc/self/maps lines (containing with) */
 long meminfo_kb(const char *field); /* a /proc/meminfo field, kB */

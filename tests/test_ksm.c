@@ -278,15 +278,8 @@ static void copy_on_write(void **state)
 {
 	unsigned mode = *(unsigned *)*state;
 	sp_pool *pool = pool_small(mode, 2);
-	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-	char *c = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *a = alloc_alike(pool, N), *b = alloc_alike(pool, N), *c = alloc_alike(pool, N);
 
-	for (int i = 0; i < N; i++) {
-		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
-		fill_page(b + i * SP_PAGE_SIZE, (uint64_t)i);
-		fill_page(c + i * SP_PAGE_SIZE, (uint64_t)i);
-	}
 	full_scan(pool);
 	assert_int_equal(ksm_of(pool, "pages_shared"), N);
 	assert_int_equal(ksm_of(pool, "pages_sharing"), 2 * N);
@@ -480,14 +473,9 @@ static void max_page_sharing(void **state)
 static void merge_domains(void **state)
 {
 	sp_pool *pool = pool_small(0, 2);
-	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-	char *c = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *a = alloc_alike(pool, N), *b = alloc_alike(pool, N), *c = alloc_alike(pool, N);
 
 	(void)state;
-	fill_pair(a, b, 0);
-	for (int i = 0; i < N; i++)
-		fill_page(c + i * SP_PAGE_SIZE, (uint64_t)i);
 	assert_int_equal(sp_set_merge_domain(pool, a, N * SP_PAGE_SIZE, 1), 0);
 	assert_int_equal(sp_set_merge_domain(pool, b, N * SP_PAGE_SIZE, 2), 0);
 	assert_int_equal(sp_set_merge_domain(pool, c, N * SP_PAGE_SIZE, 1), 0);
@@ -577,14 +565,9 @@ static void metadata_per_page(void **state)
 static void unmapped_behind_back(void **state)
 {
 	sp_pool *pool = pool_small(0, 4);
-	char *a = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-	char *b = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-	char *c = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *a = alloc_alike(pool, N), *b = alloc_alike(pool, N), *c = alloc_alike(pool, N);
 
 	(void)state;
-	fill_pair(a, b, 0);
-	for (int i = 0; i < N; i++)
-		fill_page(c + i * SP_PAGE_SIZE, (uint64_t)i);
 	assert_int_equal(munmap(a + 16 * SP_PAGE_SIZE, 16 * SP_PAGE_SIZE), 0);
 	full_scan(pool);
 	full_scan(pool);

@@ -35,17 +35,6 @@ static sp_pool *swap_pool(size_t swap_pages, unsigned flags)
 	return pool;
 }
 
-/* N mergeable pages, page i holding pattern i: alike in every such region. */
-static char *alike(sp_pool *pool)
-{
-	char *r = sp_alloc(pool, N * SP_PAGE_SIZE, SP_MERGEABLE);
-
-	assert_non_null(r);
-	for (int i = 0; i < N; i++)
-		fill_page(r + i * SP_PAGE_SIZE, (uint64_t)i);
-	return r;
-}
-
 static void private_round_trip(void **state)
 {
 	sp_pool *pool = swap_pool(256, 0);
@@ -122,7 +111,7 @@ static void zero_round_trip(void **state)
 static void ksm_one_slot(void **state)
 {
 	sp_pool *pool = swap_pool(256, 0);
-	char *a = alike(pool), *b = alike(pool), *c = alike(pool);
+	char *a = alloc_alike(pool, N), *b = alloc_alike(pool, N), *c = alloc_alike(pool, N);
 	long res, free0;
 
 	(void)state;
@@ -290,7 +279,7 @@ static void damaged_ksm_slot(void **state)
 static void ksm_swapped_unmerge_free(void **state)
 {
 	sp_pool *pool = swap_pool(512, 0);
-	char *a = alike(pool), *b = alike(pool), *c = alike(pool);
+	char *a = alloc_alike(pool, N), *b = alloc_alike(pool, N), *c = alloc_alike(pool, N);
 	long free0;
 
 	(void)state;
@@ -336,8 +325,8 @@ static void ksm_swapped_free_domain(void **state)
 	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
 	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
 
-	b = alike(pool);
-	c = alike(pool);
+	b = alloc_alike(pool, N);
+	c = alloc_alike(pool, N);
 	full_scan(pool); /* the pass a was freed in: it may end before b and c */
 	full_scan(pool);
 	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
