@@ -68,14 +68,15 @@ unsigned long reclaim_high(struct sp_pool *pool)
 	return (unsigned long)high > low ? (unsigned long)high : low;
 }
 
-static unsigned long free_frames(struct sp_pool *pool, unsigned long *high)
+/* Free frames, and the watermarks in force, read together. */
+static unsigned long free_frames(struct sp_pool *pool, unsigned long *low, unsigned long *high)
 {
 	unsigned long n;
 
 	pthread_mutex_lock(&pool->lock);
 	n = pool->frames_free;
-	if (high)
-		*high = reclaim_high(pool);
+	*low = reclaim_low(pool);
+	*high = reclaim_high(pool);
 	pthread_mutex_unlock(&pool->lock);
 	return n;
 }
@@ -308,13 +309,9 @@ static void *kswapd(void *arg)
 	struct sp_reclaim *rc = &pool->reclaim;
 
 	while (kswapd_sleep(rc)) {
-		unsigned long high, free = free_frames(pool, &high);
-		bool low;
+		unsigned long low, high, free = free_frames(pool, &low, &high);
 
-		pthread_mutex_lock(&pool->lock);
-		low = free < reclaim_low(pool);
-		pthread_mutex_unlock(&pool->lock);
-		if (!low)
+		if (free >= low)
 			continue;
 		atomic_fetch_add(&rc->wakeups, 1);
 		/* A step at a time, so that sp_alloc and sp_free get the table in between. */
@@ -326,7 +323,7 @@ static void *kswapd(void *arg)
 			pthread_rwlock_unlock(&pool->rt.lock);
 			if (got <= 0)
 				break;
-			free = free_frames(pool, &high);
+			free = free_frames(pool, &low, &high);
 		}
 	}
 	return NULL;
