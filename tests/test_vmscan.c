@@ -218,6 +218,16 @@ static void knobs(void **state)
 	assert_int_equal(sp_reclaim(NULL, 1), -1);
 	assert_int_equal(errno, EINVAL);
 	sp_pool_destroy(pool);
+
+	/* SIGSEGV mode cannot bring pages back: no reclaim, no frameless regions. */
+	pool = reclaim_pool(1, SECTION_PAGES, SP_POOL_NO_KSMD | SP_POOL_SIGSEGV);
+	assert_int_equal(sp_reclaim(pool, 1), -1);
+	assert_int_equal(errno, ENOTSUP);
+	assert_non_null(sp_alloc(pool, SECTION, 0));
+	assert_null(sp_alloc(pool, SP_PAGE_SIZE, 0));
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(stat_of(pool, "reclaim_wakeups"), 0);
+	sp_pool_destroy(pool);
 }
 
 /* Below the low watermark the thread wakes, and stops at the high one. */
