@@ -47,10 +47,6 @@
 #define RUN_SPAN 128 /* pages one window may cover */
 #define HOLD_SCANS 2 /* full scans a churning page is held back */
 
-#define PM_PRESENT (1ull << 63)
-#define PM_FILE (1ull << 61)
-#define PM_EXCLUSIVE (1ull << 56)
-
 /* ---- small helpers ---------------------------------------------------- */
 
 static long knob(struct sp_pool *pool, int k)
@@ -134,18 +130,6 @@ static void pagemap_read(struct sp_pool *pool, const void *addr, unsigned long n
 
 	if (pool->ksm.pagemap < 0 || pread(pool->ksm.pagemap, pm, n * 8, off) != (ssize_t)(n * 8))
 		memset(pm, 0, n * 8);
-}
-
-/* A page mapped from a KSM frame that the kernel has copied on write. */
-static bool pm_copied(uint64_t pm)
-{
-	return (pm & PM_PRESENT) && !(pm & PM_FILE);
-}
-
-/* A zero-page mapping that has been written: an anonymous page of its own. */
-static bool pm_written(uint64_t pm)
-{
-	return (pm & PM_PRESENT) && (pm & PM_EXCLUSIVE);
 }
 
 static void update_counters(struct sp_pool *pool)

@@ -27,17 +27,9 @@
  *   a hole, so a new owner always reads zeros.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
-#include <numa.h>
-#include <numaif.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -60,16 +52,6 @@ struct sp_page *pfn_to_page(struct sp_pool *pool, unsigned long pfn)
 
 /* ---- frame lock ------------------------------------------------------- */
 
-static void futex_wait(_Atomic uint32_t *word, uint32_t val)
-{
-	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void futex_wake_all(_Atomic uint32_t *word)
-{
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
-
 bool frame_trylock(struct sp_pool *pool, unsigned long pfn)
 {
 	struct sp_page *page = pfn_to_page(pool, pfn);
@@ -88,7 +70,7 @@ void frame_lock(struct sp_pool *pool, unsigned long pfn)
 			return;
 		old = atomic_fetch_or(&page->flags, PG_waiters) | PG_waiters;
 		if (old & PG_locked)
-			futex_wait(&page->flags, old);
+			os_futex_wait(&page->flags, old);
 	}
 }
 
@@ -98,7 +80,7 @@ void frame_unlock(struct sp_pool *pool, unsigned long pfn)
 	uint32_t old = atomic_fetch_and(&page->flags, ~(PG_locked | PG_waiters));
 
 	if (old & PG_waiters)
-		futex_wake_all(&page->flags);
+		os_futex_wake(&page->flags, INT_MAX);
 }
 
 /* ---- free maps -------------------------------------------------------- */
@@ -313,8 +295,7 @@ void frames_free_run(struct sp_pool *pool, unsigned long pfn, unsigned long nr)
 {
 	if (!nr)
 		return;
-	if (fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(pfn << PAGE_SHIFT), (off_t)(nr << PAGE_SHIFT)))
+	if (os_memfd_punch(pool->memfd, (off_t)(pfn << PAGE_SHIFT), nr << PAGE_SHIFT))
 		sp_log(SP_LOG_ERR, "punching frames %lu+%lu: %s", pfn, nr, strerror(errno));
 	pthread_mutex_lock(&pool->lock);
 	frames_unlocked_release(pool, pfn, nr);
@@ -342,8 +323,7 @@ void frames_free_pfns(struct sp_pool *pool, unsigned long *pfns, unsigned long n
 		return;
 	qsort(pfns, nr, sizeof(*pfns), cmp_ulong);
 	if (nr > 1 && pfns[nr - 1] - pfns[0] < 64 * nr)
-		madvise(pfn_to_virt(pool, pfns[0]), (pfns[nr - 1] - pfns[0] + 1) << PAGE_SHIFT,
-			MADV_DONTNEED);
+		os_dontneed(pfn_to_virt(pool, pfns[0]), (pfns[nr - 1] - pfns[0] + 1) << PAGE_SHIFT);
 	while (i < nr) {
 		for (j = i + 1; j < nr && pfns[j] == pfns[j - 1] + 1 &&
 				pfn_to_section(pool, pfns[j]) == pfn_to_section(pool, pfns[i]);
@@ -356,23 +336,13 @@ void frames_free_pfns(struct sp_pool *pool, unsigned long *pfns, unsigned long n
 
 long pool_bytes_resident(struct sp_pool *pool)
 {
-	struct stat st;
-
-	if (fstat(pool->memfd, &st))
-		return -1;
-	return (long)st.st_blocks * 512;
+	return os_memfd_resident(pool->memfd);
 }
 
-/*
- * Asked of the memfd, not of the direct map: touching a hole through the map
- * would allocate it. SEEK_DATA also counts a page the kernel swapped as data.
- */
+/* Asked of the memfd, not of the direct map: touching a hole through the map would fill it. */
 bool frame_is_hole(struct sp_pool *pool, unsigned long pfn)
 {
-	off_t off = (off_t)(pfn << PAGE_SHIFT);
-	off_t data = lseek(pool->memfd, off, SEEK_DATA);
-
-	return data != off && (data > off || errno == ENXIO);
+	return os_memfd_is_hole(pool->memfd, (off_t)(pfn << PAGE_SHIFT));
 }
 
 /* ---- sections --------------------------------------------------------- */
@@ -416,12 +386,10 @@ static void section_free(struct sp_section *sec)
 /* Where the machine has the nodes, a section's frames live on its node. */
 static void section_bind(struct sp_pool *pool, unsigned s)
 {
-	unsigned long mask = 1ul << pool->sections[s].node;
-
 	if (!pool->real_numa)
 		return;
-	if (mbind(pool->dmap + s * pool->section_size, pool->section_size, MPOL_BIND, &mask,
-		  sizeof(mask) * 8, 0))
+	if (os_memfd_bind(pool->dmap + s * pool->section_size, pool->section_size,
+			  pool->sections[s].node))
 		sp_log(SP_LOG_WARN, "binding section %u to node %d: %s", s, pool->sections[s].node,
 		       strerror(errno));
 }
@@ -493,19 +461,12 @@ int section_remove(struct sp_pool *pool, unsigned s)
 	pool->sections_online--;
 	section_free(sec);
 	pthread_mutex_unlock(&pool->lock);
-	fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		  (off_t)((unsigned long)s * pool->section_size), (off_t)pool->section_size);
+	os_memfd_punch(pool->memfd, (off_t)((unsigned long)s * pool->section_size),
+		       pool->section_size);
 	return 0;
 }
 
 /* ---- creation --------------------------------------------------------- */
-
-static int machine_nodes(void)
-{
-	if (numa_available() < 0)
-		return 1;
-	return numa_num_configured_nodes() > 0 ? numa_num_configured_nodes() : 1;
-}
 
 static int config_resolve(const struct sp_pool_config *in, struct sp_pool_config *cfg)
 {
@@ -517,7 +478,7 @@ static int config_resolve(const struct sp_pool_config *in, struct sp_pool_config
 	if (!cfg->max_sections)
 		cfg->max_sections = cfg->nr_sections;
 	if (!cfg->nr_nodes)
-		cfg->nr_nodes = (unsigned)machine_nodes();
+		cfg->nr_nodes = (unsigned)os_nr_nodes();
 	if (cfg->swap_path && !cfg->swap_size)
 		cfg->swap_size = DEFAULT_SWAP_SIZE;
 
@@ -534,19 +495,6 @@ out_inval:
 	return -1;
 }
 
-static long read_max_map_count(void)
-{
-	long v = -1;
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
 /*
  * Every separately mapped page costs the kernel one vma. Say once, clearly,
  * how much of the pool can fragment into single-page mappings before mmap
@@ -561,7 +509,7 @@ static void check_max_map_count(struct sp_pool *pool)
 {
 	unsigned long pages = pool->max_sections * pool->section_pages + pool->swap.nr_slots;
 	unsigned long want = pages + 2 * pool->max_sections + 4096;
-	long max = read_max_map_count();
+	long max = os_max_map_count();
 
 	pool->max_map_count = max;
 	if (max < 0 || (unsigned long)max >= want)
@@ -577,19 +525,11 @@ static void check_max_map_count(struct sp_pool *pool)
 
 static int pool_map(struct sp_pool *pool)
 {
-	pool->memfd = memfd_create("samepage", MFD_CLOEXEC);
+	pool->memfd = os_memfd_create("samepage", pool->dmap_len);
 	if (pool->memfd < 0)
 		return -1;
-	if (ftruncate(pool->memfd, (off_t)pool->dmap_len))
-		return -1;
-	pool->dmap = mmap(NULL, pool->dmap_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-			  pool->memfd, 0);
-	if (pool->dmap == MAP_FAILED) {
-		pool->dmap = NULL;
-		return -1;
-	}
-	/* A child must not inherit a writable view of every frame. */
-	return madvise(pool->dmap, pool->dmap_len, MADV_DONTFORK);
+	pool->dmap = os_memfd_map(pool->memfd, pool->dmap_len);
+	return pool->dmap ? 0 : -1;
 }
 
 static void pool_release(struct sp_pool *pool)
@@ -601,7 +541,7 @@ static void pool_release(struct sp_pool *pool)
 			section_free(&pool->sections[s]);
 	free(pool->sections);
 	if (pool->dmap)
-		munmap(pool->dmap, pool->dmap_len);
+		os_unmap(pool->dmap, pool->dmap_len);
 	if (pool->memfd >= 0)
 		close(pool->memfd);
 	pthread_mutex_destroy(&pool->lock);
@@ -629,7 +569,7 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 	pool->section_pages = cfg.section_size / PAGE_SIZE;
 	pool->max_sections = cfg.max_sections;
 	pool->nr_nodes = cfg.nr_nodes;
-	pool->real_numa = cfg.nr_nodes > 1 && machine_nodes() >= (int)cfg.nr_nodes;
+	pool->real_numa = cfg.nr_nodes > 1 && os_nr_nodes() >= (int)cfg.nr_nodes;
 	pool->dmap_len = cfg.section_size * cfg.max_sections;
 	pool->sections = calloc(cfg.max_sections, sizeof(*pool->sections));
 	if (!pool->sections || pool_map(pool))

@@ -17,10 +17,11 @@
 #include "fault.h"
 #include "hotplug.h"
 #include "ksm.h"
+#include "os.h"
 #include "region.h"
 
-#define PAGE_SHIFT 12
-#define PAGE_SIZE ((size_t)SP_PAGE_SIZE)
+_Static_assert(PAGE_SIZE == SP_PAGE_SIZE, "the pool's page is the API's page");
+
 #define MAX_POOL_BYTES (1ul << 40) /* 1 TiB of frames: pfns fit 28 bits */
 #define MAX_POOL_FRAMES (MAX_POOL_BYTES >> PAGE_SHIFT)
 

@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "log.h"
 #include "pool.h"
@@ -58,7 +57,7 @@ void region_table_exit(struct sp_pool *pool)
 	struct sp_region_table *rt = &pool->rt;
 
 	for (unsigned i = 0; i < rt->nr; i++) {
-		munmap(rt->sorted[i]->start, rt->sorted[i]->len);
+		os_unmap(rt->sorted[i]->start, rt->sorted[i]->len);
 		region_destroy(rt->sorted[i]);
 	}
 	free(rt->sorted);
@@ -221,7 +220,7 @@ static void region_release(struct sp_pool *pool, struct sp_region *r)
 	ksm_region_release(pool, r);
 	pthread_rwlock_unlock(&pool->rt.lock);
 	pthread_mutex_unlock(&pool->ksm.mutex);
-	munmap(r->start, r->len);
+	os_unmap(r->start, r->len);
 	region_free_frames(pool, r);
 }
 
@@ -312,12 +311,9 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	r->pte = calloc(r->npages, sizeof(*r->pte));
 	if (!r->pte)
 		goto out_free;
-	r->start =
-		mmap(NULL, r->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (r->start == MAP_FAILED) {
-		r->start = NULL;
+	r->start = os_reserve(r->len);
+	if (!r->start)
 		goto out_free;
-	}
 
 	pthread_rwlock_wrlock(&pool->rt.lock);
 	err = table_insert(pool, r);
@@ -332,7 +328,7 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 		goto out_frames;
 	}
 	free(runs);
-	if ((flags & SP_POPULATE) && madvise(r->start, r->len, MADV_POPULATE_WRITE))
+	if ((flags & SP_POPULATE) && os_populate(r->start, r->len, true))
 		sp_log(SP_LOG_WARN, "populating %zu bytes: %s", r->len, strerror(errno));
 	if (flags & SP_MERGEABLE)
 		ksm_kick(pool); /* an idle ksmd has something to scan again */
@@ -362,7 +358,7 @@ out_unlink:
 	pthread_rwlock_unlock(&pool->rt.lock);
 	errno = err;
 out_unmap:
-	munmap(r->start, r->len);
+	os_unmap(r->start, r->len);
 out_free:
 	err = errno;
 	region_destroy(r);
@@ -429,10 +425,7 @@ bool region_mark_lost(struct sp_pool *pool, struct sp_region *r, unsigned long i
 	bool any = false;
 
 	for (unsigned long i = idx; i < idx + n && i < r->npages; i++) {
-		unsigned char v;
-
-		/* ENOMEM: no mapping there at all. */
-		if (mincore(r->start + (i << PAGE_SHIFT), PAGE_SIZE, &v) && errno == ENOMEM &&
+		if (!os_all_mapped(page_addr(r, i), PAGE_SIZE) &&
 		    !(atomic_fetch_or(&r->pte[i], PTE_LOST) & PTE_LOST)) {
 			atomic_fetch_add(&pool->pages_unmapped, 1);
 			any = true;

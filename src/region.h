@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "os.h"
+
 struct sp_pool;
 struct ksm_item;
 
@@ -97,12 +99,12 @@ static inline uint32_t region_domain(const struct sp_region *r, unsigned long id
 
 static inline char *page_addr(const struct sp_region *r, unsigned long idx)
 {
-	return r->start + (idx << 12);
+	return r->start + (idx << PAGE_SHIFT);
 }
 
 static inline unsigned long region_index(const struct sp_region *r, const void *addr)
 {
-	return (unsigned long)(((const char *)addr - r->start) >> 12);
+	return (unsigned long)(((const char *)addr - r->start) >> PAGE_SHIFT);
 }
 
 /* mempolicy.c: the node a new frame for page idx should come from (-1: any), and one. */

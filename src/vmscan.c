@@ -45,7 +45,6 @@
 #include "pool.h"
 
 #define CLOCK_STEP 512 /* pages the hand looks at per step: one pagemap read */
-#define PM_PRESENT (1ull << 63)
 #define KSWAPD_PERIOD_MS 100 /* the thread also looks on its own this often */
 
 unsigned long reclaim_low(struct sp_pool *pool)
