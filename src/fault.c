@@ -33,60 +33,19 @@
  * and reclaim.lock, as swap.c says.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
-#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "pool.h"
 
-/* Debian 12's uapi headers are from 6.1. */
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
-#endif
-#ifndef UFFD_FEATURE_POISON
-#define UFFD_FEATURE_POISON (1 << 14)
-#endif
-#ifndef UFFDIO_POISON
-struct uffdio_poison {
-	struct uffdio_range range;
-	__u64 mode;
-	__s64 updated;
-};
-#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct uffdio_poison)
-#endif
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
-#endif
-
 #define NR_WINDOWS 128
-
-/*
- * ThreadSanitizer models mmap() as a write to the whole range, and cannot see
- * that a writer of the page is held in the kernel (userfaultfd or SIGSEGV)
- * until the window closes after the remap: a happens-before edge it misses.
- * Inside an ignore section its mmap interceptor resets the range instead.
- */
-#if defined(__SANITIZE_THREAD__)
-void AnnotateIgnoreWritesBegin(const char *file, int line);
-void AnnotateIgnoreWritesEnd(const char *file, int line);
-#define remap_begin() AnnotateIgnoreWritesBegin(__FILE__, __LINE__)
-#define remap_end() AnnotateIgnoreWritesEnd(__FILE__, __LINE__)
-#else
-#define remap_begin() ((void)0)
-#define remap_end() ((void)0)
-#endif
 
 struct window_slot {
 	_Atomic uint32_t seq; /* odd: open */
@@ -130,7 +89,7 @@ static void slot_release(int i)
 	atomic_fetch_add(&windows_closed, 1);
 	/* seq before waiters, as the sleeper does the reverse: no wake is lost. */
 	if (atomic_exchange(&windows[i].waiters, 0))
-		syscall(SYS_futex, &windows[i].seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+		os_futex_wake(&windows[i].seq, INT_MAX);
 	atomic_store(&windows[i].busy, 0);
 }
 
@@ -153,63 +112,31 @@ static int window_find(uintptr_t addr, uint32_t *seq)
 
 /* ---- userfaultfd ------------------------------------------------------ */
 
-static int uffd_open(void)
-{
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	int dev;
-
-	if (fd >= 0 || errno != EPERM)
-		return fd;
-	/* Unprivileged userfaultfd is off; the device may still be allowed. */
-	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0) {
-		errno = EPERM;
-		return -1;
-	}
-	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-	close(dev);
-	return fd;
-}
-
 static int uffd_setup(struct sp_fault *f)
 {
 	const uint64_t need = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 	const uint64_t want = need | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_THREAD_ID |
 			      UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_POISON |
 			      UFFD_FEATURE_EVENT_REMAP;
-	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
-	int probe = uffd_open();
+	uint64_t features;
 
-	/* Ask what the kernel has: features can be enabled only once per fd. */
-	if (probe < 0)
+	if (os_uffd_probe(&features))
 		return -1;
-	if (ioctl(probe, UFFDIO_API, &api)) {
-		close(probe);
-		return -1;
-	}
-	close(probe);
-	if ((api.features & need) != need) {
+	if ((features & need) != need) {
 		errno = ENOTSUP;
 		return -1;
 	}
-	f->uffd = uffd_open();
+	f->uffd = os_uffd_open();
 	if (f->uffd < 0)
 		return -1;
-	api = (struct uffdio_api){ .api = UFFD_API, .features = api.features & want };
-	if (ioctl(f->uffd, UFFDIO_API, &api)) {
+	features &= want;
+	if (os_uffd_api(f->uffd, &features)) {
 		close(f->uffd);
 		f->uffd = -1;
 		return -1;
 	}
-	f->features = api.features;
+	f->features = features;
 	return 0;
-}
-
-static void uffd_wake(int uffd, uintptr_t start, size_t len)
-{
-	struct uffdio_range r = { .start = start, .len = len };
-
-	ioctl(uffd, UFFDIO_WAKE, &r);
 }
 
 static void handle_wp_fault(struct sp_fault *f, uintptr_t addr)
@@ -224,7 +151,7 @@ static void handle_wp_fault(struct sp_fault *f, uintptr_t addr)
 	}
 	/* The window closed before we read the message: the writer may retry now. */
 	atomic_fetch_add(&f->stale_faults, 1);
-	uffd_wake(f->uffd, addr, PAGE_SIZE);
+	os_uffd_wake(f->uffd, (void *)addr, PAGE_SIZE);
 }
 
 /*
@@ -233,31 +160,19 @@ static void handle_wp_fault(struct sp_fault *f, uintptr_t addr)
  * poisoned where the kernel can (UFFDIO_POISON), else the thread is sent
  * SIGBUS and woken to die of it.
  */
-/* A userfaultfd ioctl, again while a remap event is being read (EAGAIN). */
-static int uffd_ioctl(int uffd, unsigned long req, void *arg)
-{
-	int ret;
-
-	while ((ret = ioctl(uffd, req, arg)) && errno == EAGAIN)
-		sched_yield();
-	return ret;
-}
-
 static void handle_missing(struct sp_pool *pool, uintptr_t addr, pid_t tid)
 {
 	struct sp_fault *f = &pool->fault;
-	struct uffdio_poison poison = { .range = { .start = addr, .len = PAGE_SIZE } };
-	struct uffdio_zeropage zero = { .range = { .start = addr, .len = PAGE_SIZE } };
 	int ret = swap_fault(pool, addr);
 
-	if (ret > 0 && !uffd_ioctl(f->uffd, UFFDIO_ZEROPAGE, &zero))
+	if (ret > 0 && !os_uffd_zeropage(f->uffd, (void *)addr, PAGE_SIZE))
 		return; /* mapped and woken */
 	if (ret == -1 && (f->features & UFFD_FEATURE_POISON) &&
-	    !uffd_ioctl(f->uffd, UFFDIO_POISON, &poison))
+	    !os_uffd_poison(f->uffd, (void *)addr, PAGE_SIZE))
 		return; /* lost for good: SIGBUS at every touch */
 	if (ret < 0 && tid > 0)
-		syscall(SYS_tgkill, getpid(), tid, SIGBUS);
-	uffd_wake(f->uffd, addr, PAGE_SIZE);
+		os_tgkill(tid, SIGBUS);
+	os_uffd_wake(f->uffd, (void *)addr, PAGE_SIZE);
 }
 
 /* ---- the swap-in worker ----------------------------------------------- */
@@ -274,7 +189,7 @@ static void missing_push(struct sp_fault *f, uintptr_t addr, pid_t tid)
 	if (f->q_stop) {
 		/* The worker is going (the pool is): the thread faults again, and is served inline. */
 		pthread_mutex_unlock(&f->q_lock);
-		uffd_wake(f->uffd, addr, PAGE_SIZE);
+		os_uffd_wake(f->uffd, (void *)addr, PAGE_SIZE);
 		return;
 	}
 	if (f->q_nr == f->q_cap) {
@@ -333,32 +248,24 @@ static void *fault_thread(void *arg)
 	struct sp_fault *f = &pool->fault;
 	struct pollfd pfd[2] = { { .fd = f->uffd, .events = POLLIN },
 				 { .fd = f->stopfd, .events = POLLIN } };
-	struct uffd_msg msg[16];
+	struct os_fault ev[16];
 
 	for (;;) {
-		ssize_t n;
+		int n;
 
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents)
 			break;
-		n = read(f->uffd, msg, sizeof(msg));
-		if (n <= 0)
-			continue;
 		/* Reading an event (a remap of ours) is all it needs: its mover goes on. */
-		for (size_t i = 0; i < (size_t)n / sizeof(msg[0]); i++) {
-			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
-				continue;
-			uintptr_t addr = (uintptr_t)msg[i].arg.pagefault.address &
-					 ~(uintptr_t)(PAGE_SIZE - 1);
-			pid_t tid = (pid_t)msg[i].arg.pagefault.feat.ptid;
-
-			if (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
-				handle_wp_fault(f, addr);
+		n = os_uffd_read(f->uffd, ev, 16);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].wp)
+				handle_wp_fault(f, ev[i].addr);
 			else if (atomic_load(&f->worker_started))
-				missing_push(f, addr, tid);
+				missing_push(f, ev[i].addr, ev[i].tid);
 			else
-				handle_missing(pool, addr, tid);
+				handle_missing(pool, ev[i].addr, ev[i].tid);
 		}
 	}
 	return NULL;
@@ -417,7 +324,7 @@ static void sigsegv_handler(int sig, siginfo_t *info, void *ctx)
 			atomic_store(&windows[i].waiters, 1);
 			if (atomic_load(&windows[i].seq) != seq)
 				break;
-			syscall(SYS_futex, &windows[i].seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+			os_futex_wait(&windows[i].seq, seq);
 		}
 	} else {
 		sigsegv_chain(sig, info, ctx);
@@ -556,26 +463,12 @@ out_queue:
 
 int fault_register(struct sp_pool *pool, void *addr, size_t len)
 {
-	struct uffdio_register reg = {
-		.range = { .start = (uintptr_t)addr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_WP,
-	};
-
-	if (madvise(addr, len, MADV_DONTFORK))
+	if (os_dontfork(addr, len))
 		return -1;
-	if (pool->fault.mode == SP_FAULT_UFFD && ioctl(pool->fault.uffd, UFFDIO_REGISTER, &reg))
+	if (pool->fault.mode == SP_FAULT_UFFD &&
+	    os_uffd_register(pool->fault.uffd, addr, len, false))
 		return -1;
 	return 0;
-}
-
-int fault_register_missing(struct sp_pool *pool, void *addr, size_t len)
-{
-	struct uffdio_register reg = {
-		.range = { .start = (uintptr_t)addr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MISSING,
-	};
-
-	return ioctl(pool->fault.uffd, UFFDIO_REGISTER, &reg);
 }
 
 /* A mapping failed: say what to do when it is the mapping count. -1, errno kept. */
@@ -594,14 +487,7 @@ static int map_failed(struct sp_pool *pool)
 
 int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared)
 {
-	void *p;
-
-	remap_begin();
-	p = mmap(addr, len, PROT_READ | PROT_WRITE, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
-		 pool->memfd, (off_t)(pfn << PAGE_SHIFT));
-	remap_end();
-
-	if (p != MAP_FAILED)
+	if (!os_map_frames(addr, len, pool->memfd, (off_t)(pfn << PAGE_SHIFT), shared))
 		return 0;
 	return map_failed(pool);
 }
@@ -615,14 +501,9 @@ int fault_map(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, b
 
 int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len)
 {
-	void *p;
-
 	(void)pool;
 	/* Reads map the kernel's zero page; a write gets the program its own page. */
-	remap_begin();
-	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-	remap_end();
-	return p == MAP_FAILED ? -1 : 0;
+	return os_map_zero(addr, len);
 }
 
 /*
@@ -631,36 +512,20 @@ int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len)
  * read or write, from user code or from the kernel, asks the fault thread,
  * which maps a frame there. The frame number itself is free for others.
  *
- * It must be in missing mode from the instant it is there: a reader that
- * came between an mmap(MAP_FIXED) and its registration would map the zero
- * page and read zeros for the page's data. So it is made and registered
- * elsewhere, and moved into place with mremap(), which replaces the old
- * mapping under the mmap lock; the registration moves with it because the
- * fault thread takes remap events (UFFD_FEATURE_EVENT_REMAP). The move
- * waits until the fault thread has read the event.
+ * It must be in missing mode from the instant it is there, so os_map_missing
+ * makes it elsewhere and moves it into place (mremap); the registration
+ * moves with it because the fault thread takes remap events, and the move
+ * waits until the fault thread has read the event: the fault thread must
+ * never wait on anyone who may be moving a range.
  */
 int fault_remap_missing(struct sp_pool *pool, void *addr, size_t len)
 {
-	void *scratch, *p;
-
 	if (!(pool->fault.features & UFFD_FEATURE_EVENT_REMAP)) {
 		errno = ENOTSUP;
 		return -1;
 	}
-	scratch = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (scratch == MAP_FAILED)
-		goto out_log;
-	if (madvise(scratch, len, MADV_DONTFORK) || fault_register_missing(pool, scratch, len))
-		goto out_unmap;
-	remap_begin();
-	p = mremap(scratch, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr);
-	remap_end();
-	if (p != MAP_FAILED)
+	if (!os_map_missing(pool->fault.uffd, addr, len))
 		return 0;
-out_unmap:
-	munmap(scratch, len);
-out_log:
 	return map_failed(pool);
 }
 
@@ -670,65 +535,16 @@ bool fault_can_swap(struct sp_pool *pool)
 	       (pool->fault.features & UFFD_FEATURE_EVENT_REMAP) && pool->fault.worker_started;
 }
 
-/* mprotect, page by page past holes (the program's unmaps) if it must. */
-static int mprotect_mapped(uintptr_t addr, size_t len, int prot)
-{
-	if (!mprotect((void *)addr, len, prot))
-		return 0;
-	if (errno != ENOMEM)
-		return -1;
-	for (size_t off = 0; off < len; off += PAGE_SIZE)
-		if (mprotect((void *)(addr + off), PAGE_SIZE, prot) && errno != ENOMEM)
-			return -1;
-	return 0;
-}
-
-static int protect_once(struct sp_pool *pool, uintptr_t addr, size_t len, bool wp)
-{
-	struct uffdio_writeprotect prm = {
-		.range = { .start = addr, .len = len },
-		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
-	};
-
-	if (pool->fault.mode == SP_FAULT_SIGSEGV)
-		return mprotect_mapped(addr, len, wp ? PROT_READ : PROT_READ | PROT_WRITE);
-	return ioctl(pool->fault.uffd, UFFDIO_WRITEPROTECT, &prm);
-}
-
 /*
- * A page remapped by another thread is a new vma that thread has not
- * registered yet; write-protection fails on it with ENOENT (after doing the
- * vmas before it). That thread registers it within microseconds: try again
- * for a while. Registering it ourselves could register a mapping that is not
- * ours at all (the program's own, made where it unmapped a region).
+ * Write-protect or lift it: holes (the program's unmaps) are skipped, and a
+ * page another thread remapped and has not registered yet is waited for
+ * (os_uffd_wp says why).
  */
 static int protect(struct sp_pool *pool, uintptr_t addr, size_t len, bool wp)
 {
-	for (int tries = 0; tries < 1000;) {
-		if (!protect_once(pool, addr, len, wp))
-			return 0;
-		/* EAGAIN: a remap event is not read yet; the fault thread reads it at once. */
-		if (errno != ENOENT && errno != EAGAIN)
-			return -1;
-		tries += errno == ENOENT;
-		sched_yield();
-	}
-	return -1;
-}
-
-/* Every page of the range mapped? The program may have unmapped some. */
-static bool all_mapped(uintptr_t addr, size_t len)
-{
-	unsigned char vec[512];
-
-	for (size_t off = 0; off < len; off += sizeof(vec) * PAGE_SIZE) {
-		size_t n =
-			len - off < sizeof(vec) * PAGE_SIZE ? len - off : sizeof(vec) * PAGE_SIZE;
-
-		if (mincore((void *)(addr + off), n, vec) && errno == ENOMEM)
-			return false;
-	}
-	return true;
+	if (pool->fault.mode == SP_FAULT_SIGSEGV)
+		return os_protect((void *)addr, len, !wp);
+	return os_uffd_wp(pool->fault.uffd, (void *)addr, len, wp);
 }
 
 /*
@@ -776,7 +592,7 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
 	/* Protection skips holes silently: a hole is the program's unmap, not ours to fill. */
 	if (protect(pool, (uintptr_t)addr, len, true))
 		err = errno;
-	else if (!all_mapped((uintptr_t)addr, len))
+	else if (!os_all_mapped(addr, len))
 		err = ENOMEM;
 	if (err) {
 		/* It may have protected part of the range: give that back. */
@@ -801,5 +617,5 @@ void wp_window_close(struct sp_pool *pool, struct sp_window *w)
 	slot_release(w->slot);
 	pthread_mutex_unlock(&window_lock);
 	if (pool->fault.mode == SP_FAULT_UFFD)
-		uffd_wake(pool->fault.uffd, (uintptr_t)w->addr, w->len);
+		os_uffd_wake(pool->fault.uffd, w->addr, w->len);
 }

@@ -65,8 +65,6 @@ int fault_map(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, b
  * fault_remap_zero maps the zero page (use_zero_pages): anonymous, private.
  */
 int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared);
-/* Missing mode too (userfaultfd mode only): for pages whose frame is swapped out. */
-int fault_register_missing(struct sp_pool *pool, void *addr, size_t len);
 int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len);
 /* No frame behind [addr, addr+len): every access is a missing fault (userfaultfd mode). */
 int fault_remap_missing(struct sp_pool *pool, void *addr, size_t len);
