@@ -37,8 +37,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -78,8 +76,7 @@ int swap_init(struct sp_pool *pool, const char *path, size_t size)
 	 * disk says so here, not at a swap-out, and writes to it do not
 	 * allocate blocks. Where fallocate is not supported, a sparse file.
 	 */
-	if (fallocate(sw->fd, 0, 0, (off_t)size) &&
-	    (errno != EOPNOTSUPP || ftruncate(sw->fd, (off_t)size))) {
+	if (os_file_allocate(sw->fd, size)) {
 		int err = errno;
 
 		close(sw->fd);
@@ -208,9 +205,8 @@ static int slots_write(struct sp_pool *pool, const char *src, unsigned long slot
 	 * system zeroes the rest of its (large) page cache folio and copies
 	 * again. One populate maps them (they hold data: no hole is filled).
 	 */
-	madvise((void *)src, m << PAGE_SHIFT, MADV_POPULATE_READ);
-	if (pwrite(sw->fd, src, m << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
-	    (ssize_t)(m << PAGE_SHIFT)) {
+	os_populate((void *)src, m << PAGE_SHIFT, false);
+	if (os_file_write(sw->fd, src, m << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE))) {
 		errno = EIO;
 		return -1;
 	}
@@ -239,7 +235,7 @@ int swap_read(struct sp_pool *pool, unsigned long slot, void *buf)
 {
 	struct sp_swap *sw = &pool->swap;
 
-	if (pread(sw->fd, buf, PAGE_SIZE, (off_t)(slot * PAGE_SIZE)) == (ssize_t)PAGE_SIZE &&
+	if (!os_file_read(sw->fd, buf, PAGE_SIZE, (off_t)(slot * PAGE_SIZE)) &&
 	    XXH3_64bits(buf, PAGE_SIZE) == sw->sum[slot])
 		return 0;
 	atomic_fetch_add(&sw->errors, 1);
@@ -256,11 +252,11 @@ long swap_copy(struct sp_pool *pool, unsigned long slot)
 {
 	struct sp_swap *sw = &pool->swap;
 	long copy = slot_alloc(sw);
-	off_t in = (off_t)(slot * PAGE_SIZE), out = (off_t)((unsigned long)copy * PAGE_SIZE);
 
 	if (copy < 0)
 		return -1;
-	if (copy_file_range(sw->fd, &in, sw->fd, &out, PAGE_SIZE, 0) != (ssize_t)PAGE_SIZE) {
+	if (os_file_copy(sw->fd, (off_t)(slot * PAGE_SIZE),
+			 (off_t)((unsigned long)copy * PAGE_SIZE), PAGE_SIZE)) {
 		swap_slot_free(pool, (unsigned long)copy);
 		errno = EIO;
 		return -1;
@@ -509,10 +505,9 @@ static unsigned long read_slots(struct sp_pool *pool, struct sp_region *r,
 		while (good + k < set->n && set->slot[good + k] == slot + k)
 			k++;
 		/* Short or failed: one page at a time says which one is bad. */
-		if (pread(sw->fd, buf, k << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)) !=
-		    (ssize_t)(k << PAGE_SHIFT)) {
-			if (k == 1 || pread(sw->fd, buf, PAGE_SIZE, (off_t)(slot * PAGE_SIZE)) !=
-					      (ssize_t)PAGE_SIZE)
+		if (os_file_read(sw->fd, buf, k << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE))) {
+			if (k == 1 ||
+			    os_file_read(sw->fd, buf, PAGE_SIZE, (off_t)(slot * PAGE_SIZE)))
 				break;
 			k = 1;
 		}
@@ -578,7 +573,7 @@ static int map_frames(struct sp_pool *pool, struct sp_region *r, const struct fa
 	 */
 	for (i = 0; i < set->n; i++)
 		if (set->idx[i] == fault_idx) {
-			madvise(page_addr(r, fault_idx), PAGE_SIZE, MADV_POPULATE_READ);
+			os_populate(page_addr(r, fault_idx), PAGE_SIZE, false);
 			break;
 		}
 	for (i = 0; i < set->n; i++) {
@@ -682,8 +677,8 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 	for (unsigned k = 0; k < nr_runs; k++) {
 		size_t len = runs[k].nr << PAGE_SHIFT;
 
-		if (swapped && pwrite(pool->memfd, pool->swap.readahead + (j << PAGE_SHIFT), len,
-				      (off_t)(runs[k].pfn << PAGE_SHIFT)) != (ssize_t)len)
+		if (swapped && os_memfd_fill(pool->memfd, (off_t)(runs[k].pfn << PAGE_SHIFT),
+					     pool->swap.readahead + (j << PAGE_SHIFT), len))
 			goto out_free;
 		for (unsigned long i = 0; i < runs[k].nr; i++)
 			set.pfn[j++] = runs[k].pfn + i;
