@@ -31,12 +31,9 @@
  * frames, one punch per stretch of consecutive freed frames.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include "log.h"
@@ -123,15 +120,6 @@ static void flush_freed(struct sp_pool *pool)
 	ksm->nr_freed = 0;
 }
 
-/* What the kernel's pagemap says of n pages from addr; 0s if it cannot. */
-static void pagemap_read(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm)
-{
-	off_t off = (off_t)((uintptr_t)addr >> PAGE_SHIFT) * 8;
-
-	if (pool->ksm.pagemap < 0 || pread(pool->ksm.pagemap, pm, n * 8, off) != (ssize_t)(n * 8))
-		memset(pm, 0, n * 8);
-}
-
 static void update_counters(struct sp_pool *pool)
 {
 	struct sp_ksm *ksm = &pool->ksm;
@@ -194,7 +182,7 @@ static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
 		return REVERT_COPIED;
 	}
 	/* Protected first, so that no copy-on-write can complete after the look. */
-	pagemap_read(pool, page_addr(w, idx), 1, &pm);
+	os_pagemap_read(pool->pagemap, page_addr(w, idx), 1, &pm);
 	if (pm_copied(pm)) {
 		/* Its mapping stays: it must be writable again. */
 		atomic_store(&w->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
@@ -283,16 +271,6 @@ void ksm_sharer_copied(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_
 	stable_remove_rmap(&pool->ksm.stable, sid, rid, idx);
 	pool->ksm.sharers--;
 	atomic_fetch_add(&pool->faults_cow, 1);
-}
-
-void ksm_pagemap_range(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm)
-{
-	pagemap_read(pool, addr, n, pm);
-}
-
-bool ksm_pm_copied(uint64_t pm)
-{
-	return pm_copied(pm);
 }
 
 void ksm_flush(struct sp_pool *pool)
@@ -605,7 +583,7 @@ static int sharer_out(struct sp_pool *pool, uint32_t sid, uint32_t i, unsigned l
 		return 0;
 	}
 	/* Protected first, so that no copy-on-write can complete after the look. */
-	pagemap_read(pool, addr, 1, &pm);
+	os_pagemap_read(pool->pagemap, addr, 1, &pm);
 	if (pm_copied(pm)) {
 		atomic_store(&w->pte[m.idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
 		ksm_sharer_copied(pool, sid, m.rid, m.idx);
@@ -744,8 +722,7 @@ static int ksm_swap_in(struct sp_pool *pool, uint32_t sid)
 		k = frame_alloc(pool, s->node);
 	if (k < 0)
 		return -2;
-	if (pwrite(pool->memfd, buf, PAGE_SIZE, (off_t)((unsigned long)k << PAGE_SHIFT)) !=
-	    (ssize_t)PAGE_SIZE) {
+	if (os_memfd_fill(pool->memfd, (off_t)((unsigned long)k << PAGE_SHIFT), buf, PAGE_SIZE)) {
 		frames_free_run(pool, (unsigned long)k, 1);
 		return -2;
 	}
@@ -823,15 +800,15 @@ long ksm_reclaim(struct sp_pool *pool, struct sp_region *r, unsigned long idx, b
 		struct sp_window win;
 		uint64_t pm;
 
-		pagemap_read(pool, addr, 1, &pm);
-		if (!(pm & PM_PRESENT) || pm_copied(pm) || (atomic_load(&w->pte[m.idx]) & PTE_LOST))
+		os_pagemap_read(pool->pagemap, addr, 1, &pm);
+		if (!pm_present(pm) || pm_copied(pm) || (atomic_load(&w->pte[m.idx]) & PTE_LOST))
 			continue;
 		hot = true;
 		if (wp_window_open(pool, &win, addr, PAGE_SIZE))
 			continue;
-		pagemap_read(pool, addr, 1, &pm);
+		os_pagemap_read(pool->pagemap, addr, 1, &pm);
 		if (!pm_copied(pm))
-			madvise(addr, PAGE_SIZE, MADV_DONTNEED);
+			os_dontneed(addr, PAGE_SIZE);
 		wp_window_close(pool, &win);
 	}
 	if (!hot)
@@ -1340,7 +1317,7 @@ static void chunk_resident(struct sp_pool *pool, struct sp_region *r, unsigned l
 	if (lo > hi)
 		return;
 	if (hi - lo < sizeof(vec) &&
-	    !mincore(pfn_to_virt(pool, lo), (hi - lo + 1) << PAGE_SHIFT, vec)) {
+	    !os_mincore(pfn_to_virt(pool, lo), (hi - lo + 1) << PAGE_SHIFT, vec)) {
 		for (unsigned long i = 0; i < n; i++) {
 			uint64_t pte = atomic_load(&r->pte[first + i]);
 
@@ -1355,7 +1332,7 @@ static void chunk_resident(struct sp_pool *pool, struct sp_region *r, unsigned l
 		uint64_t pte = atomic_load(&r->pte[first + i]);
 
 		if (pte_type(pte) == PTE_PRIVATE &&
-		    !mincore(pfn_to_virt(pool, pte_val(pte)), PAGE_SIZE, vec))
+		    !os_mincore(pfn_to_virt(pool, pte_val(pte)), PAGE_SIZE, vec))
 			res[i] = vec[0] & 1;
 	}
 }
@@ -1467,7 +1444,7 @@ static unsigned long scan_chunk(struct sp_pool *pool, struct sp_region *r, unsig
 		}
 		run_flush(pool, run);
 		if (!have_pm && pte_type(pte) != PTE_COPIED) {
-			pagemap_read(pool, page_addr(r, first), n, pm);
+			os_pagemap_read(pool->pagemap, page_addr(r, first), n, pm);
 			have_pm = true;
 		}
 		scan_other(pool, r, i, pte, have_pm ? pm[i - first] : 0);
@@ -1616,21 +1593,12 @@ int ksm_init(struct sp_pool *pool)
 	for (int i = 0; i < KSM_NR_KNOBS; i++)
 		atomic_store(&ksm->knob[i], ksm_knob_default(i));
 	ksm->zero_hash = page_hash(zeros);
-	ksm->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (ksm->pagemap < 0)
-		sp_log(SP_LOG_WARN, "no /proc/self/pagemap (%s): copy-on-write goes unnoticed",
-		       strerror(errno));
 	if (stable_init(&ksm->stable))
-		goto out_close;
+		return -1;
 	pthread_mutex_init(&ksm->mutex, NULL);
 	pthread_mutex_init(&ksm->wait_lock, NULL);
 	pthread_cond_init(&ksm->wait, NULL);
 	return 0;
-
-out_close:
-	if (ksm->pagemap >= 0)
-		close(ksm->pagemap);
-	return -1;
 }
 
 int ksm_start(struct sp_pool *pool)
@@ -1667,8 +1635,6 @@ void ksm_exit(struct sp_pool *pool)
 	stable_exit(&ksm->stable);
 	unstable_exit(&ksm->unstable);
 	free(ksm->freed);
-	if (ksm->pagemap >= 0)
-		close(ksm->pagemap);
 	pthread_cond_destroy(&ksm->wait);
 	pthread_mutex_destroy(&ksm->wait_lock);
 	pthread_mutex_destroy(&ksm->mutex);

@@ -100,7 +100,6 @@ struct sp_ksm {
 	unsigned long pass_pages; /* mergeable pages seen in this full scan */
 	unsigned long *freed; /* frames to punch after the chunk */
 	unsigned long nr_freed, cap_freed;
-	int pagemap; /* /proc/self/pagemap */
 	uint32_t zero_hash;
 	size_t items_bytes; /* ksm_items of all regions */
 	long sharers; /* pages mapping KSM frames */
@@ -128,8 +127,6 @@ int ksm_unmerge_all(struct sp_pool *pool);
 int ksm_unmerge_range(struct sp_pool *pool, struct sp_region *r, unsigned long first,
 		      unsigned long nr);
 /* For migration (migrate.c), under the KSM mutex. */
-void ksm_pagemap_range(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm);
-bool ksm_pm_copied(uint64_t pm);
 void ksm_sharer_copied(struct sp_pool *pool, uint32_t sid, uint32_t rid, uint32_t idx);
 void ksm_settle(struct sp_pool *pool, uint32_t sid);
 void ksm_flush(struct sp_pool *pool);

@@ -24,8 +24,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "migrate.h"
@@ -164,8 +162,8 @@ static int ksm_move_sharer(struct sp_pool *pool, struct sp_region *w, unsigned l
 		return 0;
 	}
 	/* Protected first, so that no copy-on-write completes after the look. */
-	ksm_pagemap_range(pool, page_addr(w, idx), 1, &pm);
-	if (ksm_pm_copied(pm)) {
+	os_pagemap_read(pool->pagemap, page_addr(w, idx), 1, &pm);
+	if (pm_copied(pm)) {
 		atomic_store(&w->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
 		ret = 0;
 	} else if (fault_map(pool, page_addr(w, idx), PAGE_SIZE, f, false)) {
@@ -354,19 +352,8 @@ struct batch {
  */
 static void copy_frames(struct sp_pool *pool, unsigned long k0, unsigned long f0, unsigned n)
 {
-	loff_t in = (loff_t)(k0 << PAGE_SHIFT), out = (loff_t)(f0 << PAGE_SHIFT);
-	size_t left = (size_t)n << PAGE_SHIFT;
-
-	while (left) {
-		ssize_t got = copy_file_range(pool->memfd, &in, pool->memfd, &out, left, 0);
-
-		if (got <= 0)
-			break;
-		left -= (size_t)got;
-	}
-	if (left) /* no copy_file_range here: through the direct map */
-		memcpy(pfn_to_virt(pool, f0) + ((size_t)n << PAGE_SHIFT) - left,
-		       pfn_to_virt(pool, k0) + ((size_t)n << PAGE_SHIFT) - left, left);
+	os_memfd_copy(pool->memfd, pool->dmap, (off_t)(k0 << PAGE_SHIFT), (off_t)(f0 << PAGE_SHIFT),
+		      (size_t)n << PAGE_SHIFT);
 }
 
 /* Sharers e[0..len) are consecutive pages of w and of the batch: move them together. */
@@ -382,16 +369,16 @@ static void batch_stretch(struct sp_pool *pool, struct batch *b, struct sp_regio
 		b->failed = true;
 		return;
 	}
-	ksm_pagemap_range(pool, addr, len, pm);
+	os_pagemap_read(pool->pagemap, addr, len, pm);
 	while (j < len && !b->failed) {
 		size_t k = j;
 
-		if (ksm_pm_copied(pm[j])) {
+		if (pm_copied(pm[j])) {
 			atomic_store(&w->pte[e[j].idx], mk_pte(PTE_COPIED, 0, PTE_MERGEABLE));
 			b->copied[b->nr_copied++] = e[j++];
 			continue;
 		}
-		while (k + 1 < len && !ksm_pm_copied(pm[k + 1]))
+		while (k + 1 < len && !pm_copied(pm[k + 1]))
 			k++;
 		if (fault_remap(pool, addr + (j << PAGE_SHIFT), (k - j + 1) << PAGE_SHIFT,
 				b->f0 + e[j].i, false)) {

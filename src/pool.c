@@ -529,7 +529,15 @@ static int pool_map(struct sp_pool *pool)
 	if (pool->memfd < 0)
 		return -1;
 	pool->dmap = os_memfd_map(pool->memfd, pool->dmap_len);
-	return pool->dmap ? 0 : -1;
+	if (!pool->dmap)
+		return -1;
+	pool->pagemap = os_pagemap_open();
+	if (pool->pagemap < 0)
+		sp_log(SP_LOG_WARN,
+		       "no /proc/self/pagemap (%s): copy-on-write goes unnoticed, and reclaim "
+		       "finds every page cold",
+		       strerror(errno));
+	return 0;
 }
 
 static void pool_release(struct sp_pool *pool)
@@ -544,6 +552,8 @@ static void pool_release(struct sp_pool *pool)
 		os_unmap(pool->dmap, pool->dmap_len);
 	if (pool->memfd >= 0)
 		close(pool->memfd);
+	if (pool->pagemap >= 0)
+		close(pool->pagemap);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);
 	errno = err;
@@ -560,7 +570,7 @@ sp_pool *sp_pool_create(const struct sp_pool_config *in)
 	pool = calloc(1, sizeof(*pool));
 	if (!pool)
 		return NULL;
-	pool->memfd = -1;
+	pool->memfd = pool->pagemap = -1;
 	pool->swap.fd = -1;
 	pthread_mutex_init(&pool->lock, NULL);
 	export_init(pool);

@@ -148,6 +148,7 @@ struct sp_pool {
 	int memfd;
 	char *dmap; /* direct map: the whole memfd, read-write, engine only */
 	size_t dmap_len;
+	int pagemap; /* /proc/self/pagemap: copy-on-write, the reclaim clock; -1: none */
 	size_t section_size;
 	unsigned long section_pages;
 	unsigned max_sections;

@@ -35,8 +35,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,7 +93,7 @@ static unsigned long lock_run(struct sp_pool *pool, struct sp_region *r, unsigne
 		unsigned long f = pte_val(pte);
 
 		if (pte_type(pte) != PTE_PRIVATE || (pte & PTE_LOST) ||
-		    !!(pm[n] & PM_PRESENT) != present)
+		    pm_present(pm[n]) != present)
 			break;
 		if (cold && (f != f0 + n || pfn_to_section(pool, f) != pfn_to_section(pool, f0)))
 			break;
@@ -128,10 +126,7 @@ static void revoke_flush(struct sp_pool *pool, struct sp_region *r)
 {
 	struct sp_reclaim *rc = &pool->reclaim;
 
-	if (rc->nr_iov && (rc->pidfd < 0 || syscall(SYS_process_madvise, rc->pidfd, rc->iov,
-						    rc->nr_iov, MADV_DONTNEED, 0) < 0))
-		for (unsigned i = 0; i < rc->nr_iov; i++)
-			madvise(rc->iov[i].iov_base, rc->iov[i].iov_len, MADV_DONTNEED);
+	os_dontneed_batch(rc->pidfd, rc->iov, rc->nr_iov);
 	for (unsigned i = 0; i < rc->nr_iov; i++)
 		unlock_run(pool, r, region_index(r, rc->iov[i].iov_base),
 			   rc->iov[i].iov_len >> PAGE_SHIFT);
@@ -175,9 +170,9 @@ static unsigned long clock_step(struct sp_pool *pool, bool force, unsigned long 
 	}
 	idx = rc->hand > (uintptr_t)r->start ? region_index(r, (void *)rc->hand) : 0;
 	n = r->npages - idx < CLOCK_STEP ? r->npages - idx : CLOCK_STEP;
-	ksm_pagemap_range(pool, page_addr(r, idx), n, rc->pm);
+	os_pagemap_read(pool->pagemap, page_addr(r, idx), n, rc->pm);
 	while (i < n && freed < want) {
-		bool present = rc->pm[i] & PM_PRESENT, cold = force || !present;
+		bool present = pm_present(rc->pm[i]), cold = force || !present;
 		uint64_t pte = atomic_load(&r->pte[idx + i]);
 		unsigned long j = idx + i, max = n - i, k;
 		long done;
@@ -348,7 +343,7 @@ int reclaim_init(struct sp_pool *pool)
 	rc->pm = calloc(CLOCK_STEP, sizeof(*rc->pm));
 	rc->iov = calloc(CLOCK_STEP, sizeof(*rc->iov));
 	rc->freed = calloc(CLOCK_STEP, sizeof(*rc->freed));
-	rc->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	rc->pidfd = os_pidfd_open();
 	return rc->pm && rc->iov && rc->freed ? 0 : -1;
 }
 
