@@ -3,22 +3,46 @@
  * The control socket: a pool's /sys/kernel/mm/ksm, served over a Unix socket
  * so that `samepage stats|set|top` can look at a running program's pool.
  *
- * Protocol, one request per line (at most 255 bytes), one reply each:
- *   stats            -> "name value" per line, every KSM knob and counter and
- *                       every pool figure, then a line "."
- *   set KNOB VALUE   -> "ok", or "error ERRNO-NAME message"
- * Anything else gets an error line; an over-long line gets one and the
- * connection is closed. A peer whose uid is neither ours nor root is refused
- * (SO_PEERCRED) before it is read. The socket is created mode 0600.
+ * Protocol: one request per line (at most 255 bytes), one reply each, in the
+ * order asked; a client may send several requests before it reads.
+ *   stats            -> "name value" per line, every KSM knob and counter,
+ *                       every pool figure and both reclaim watermarks, then
+ *                       a line "."
+ *   get NAME         -> "NAME value", one of the lines of stats
+ *   set KNOB VALUE   -> "ok"; a dotted knob (swap.low_watermark) is sp_tune's
+ * A request that fails gets one line "error ERRNO-NAME message" instead
+ * (EINVAL for an unknown request or name, a line with a NUL byte). A line of
+ * 256 bytes or more gets "error E2BIG ..." and the connection is closed. A
+ * peer whose uid is neither ours nor root (SO_PEERCRED) gets "error EACCES
+ * ...", and a connection over MAX_CLIENTS "error EBUSY too many connections",
+ * before a byte is read; then it is closed.
  *
- * One thread serves one connection at a time; a connection that says nothing
- * for two seconds is closed, so no client can hold it. The thread calls only
- * sp_stat, sp_ksm_get and sp_ksm_set, and takes no lock of the pool's itself:
- * a slow or hostile client cannot stall the pool, only the socket.
+ * Serving: one thread per exported pool polls the listening socket, a stop
+ * eventfd and every connection, all non-blocking, so that no client waits
+ * for another and no call waits for a client. A connection alternates between
+ * sending requests and taking replies, and has CLIENT_MS for each step: to
+ * complete a request line from the moment it connected or its replies were
+ * all taken, and to take the replies queued from the moment they were.
+ * Requests are served while less than OUT_CAP of replies waits; past that the
+ * connection is not read. A client that never reads therefore costs at most
+ * OUT_CAP of memory and is closed when its CLIENT_MS runs out. When accept4
+ * fails for another reason than no connection waiting (EMFILE or ENFILE at
+ * the fd limit, ENOBUFS, ENOMEM), the pending connection stays queued and
+ * would wake poll at once: the listening socket then rests ACCEPT_PAUSE_MS.
+ * sp_pool_unexport wakes the thread through the eventfd and joins it, which
+ * waits at most for the request being served (`set run 2` unmerges the whole
+ * pool).
+ *
+ * The thread calls only sp_stat, sp_ksm_get/sp_ksm_set and sp_tune_get/
+ * sp_tune, and takes no lock of the pool's itself: a slow or hostile client
+ * cannot stall the pool, nor the other clients.
+ *
+ * The socket is created mode 0600.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +50,48 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "pool.h"
 
 #define LINE_MAX_BYTES 256
-#define IDLE_MS 2000
+#define MAX_CLIENTS 64
+#define CLIENT_MS 2000
+#define OUT_CAP (64 << 10)
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPTS_PER_WAKE 16 /* then the clients get their turn */
+
+struct client {
+	int fd;
+	bool drop; /* close it now */
+	bool hangup; /* close it once its replies are taken */
+	long deadline; /* ms: closed if the current step is not done by then */
+	size_t in_len;
+	char *out; /* replies not yet taken: [out_sent, out_len) */
+	size_t out_len, out_sent, out_size;
+	char in[LINE_MAX_BYTES];
+};
+
+struct export_srv {
+	struct sp_pool *pool;
+	int fd, stopfd;
+	char *path;
+	pthread_t thread;
+	long accept_at; /* ms: the listening socket rests until then */
+	bool accept_logged; /* a failing accept4 was logged, none succeeded since */
+	unsigned nr;
+	struct client client[MAX_CLIENTS];
+};
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static const char *err_name(int e)
 {
@@ -54,75 +113,190 @@ static const char *err_name(int e)
 	}
 }
 
-static void send_all(int fd, const char *buf, size_t len)
+/* Queue bytes for the client; out of memory, it is dropped. */
+static void out_add(struct client *c, const char *buf, size_t len)
 {
-	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+	if (c->out_len + len > c->out_size) {
+		size_t size = c->out_size ? c->out_size : 4096;
+		char *p;
 
-		if (n <= 0)
+		while (size < c->out_len + len)
+			size *= 2;
+		p = realloc(c->out, size);
+		if (!p) {
+			c->drop = true;
 			return;
-		buf += n;
-		len -= (size_t)n;
+		}
+		c->out = p;
+		c->out_size = size;
 	}
+	memcpy(c->out + c->out_len, buf, len);
+	c->out_len += len;
 }
 
-static void reply_error(int fd, int e, const char *what)
+static void __attribute__((format(printf, 2, 3))) out_fmt(struct client *c, const char *fmt, ...)
 {
-	char line[128];
+	char line[192];
+	va_list ap;
+	int n;
 
-	snprintf(line, sizeof(line), "error %s %s\n", err_name(e), what);
-	send_all(fd, line, strlen(line));
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n >= (int)sizeof(line)) { /* cut, but still a line */
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	if (n > 0)
+		out_add(c, line, (size_t)n);
 }
 
-static void reply_stats(struct sp_pool *pool, int fd)
+static void reply_error(struct client *c, int e, const char *what)
 {
-	char *buf = malloc(8192), *p = buf;
+	out_fmt(c, "error %s %s\n", err_name(e), what);
+}
+
+static void reply_stats(struct sp_pool *pool, struct client *c)
+{
 	const char *name;
 	long v;
 
-	if (!buf)
-		return reply_error(fd, ENOMEM, "out of memory");
 	for (unsigned i = 0; (name = sp_ksm_name(i)); i++)
 		if (!sp_ksm_get(pool, name, &v))
-			p += sprintf(p, "%s %ld\n", name, v);
+			out_fmt(c, "%s %ld\n", name, v);
 	for (unsigned i = 0; (name = sp_stat_name(i)); i++)
 		if (!sp_stat(pool, name, &v))
-			p += sprintf(p, "%s %ld\n", name, v);
+			out_fmt(c, "%s %ld\n", name, v);
 	for (unsigned i = 0; i < 2; i++) {
 		name = i ? "swap.high_watermark" : "swap.low_watermark";
 		if (!sp_tune_get(pool, name, &v))
-			p += sprintf(p, "%s %ld\n", name, v);
+			out_fmt(c, "%s %ld\n", name, v);
 	}
-	p += sprintf(p, ".\n");
-	send_all(fd, buf, (size_t)(p - buf));
-	free(buf);
+	out_add(c, ".\n", 2);
 }
 
-static void handle_set(struct sp_pool *pool, int fd, char *args)
+/* Dotted names (swap.low_watermark) are sp_tune's; the rest are KSM's or figures. */
+static void handle_get(struct sp_pool *pool, struct client *c, char *args)
+{
+	char name[64], extra;
+	long v;
+	int err;
+
+	if (sscanf(args, "%63s %c", name, &extra) != 1)
+		return reply_error(c, EINVAL, "usage: get NAME");
+	if (strchr(name, '.'))
+		err = sp_tune_get(pool, name, &v);
+	else
+		err = sp_ksm_get(pool, name, &v) && sp_stat(pool, name, &v);
+	if (err)
+		return reply_error(c, errno, errno == EINVAL ? "no such name" : strerror(errno));
+	out_fmt(c, "%s %ld\n", name, v);
+}
+
+static void handle_set(struct sp_pool *pool, struct client *c, char *args)
 {
 	char knob[64], extra;
 	long value;
 
 	if (sscanf(args, "%63s %ld %c", knob, &value, &extra) != 2)
-		return reply_error(fd, EINVAL, "usage: set KNOB VALUE");
-	/* Dotted names (swap.low_watermark) are sp_tune's; the rest are KSM's. */
+		return reply_error(c, EINVAL, "usage: set KNOB VALUE");
 	if (strchr(knob, '.') ? sp_tune(pool, knob, value) : sp_ksm_set(pool, knob, value))
-		return reply_error(fd, errno, strerror(errno));
-	send_all(fd, "ok\n", 3);
+		return reply_error(c, errno, strerror(errno));
+	out_add(c, "ok\n", 3);
 }
 
-static void handle_line(struct sp_pool *pool, int fd, char *line)
+static void handle_line(struct sp_pool *pool, struct client *c, char *line)
 {
 	size_t n = strlen(line);
 
 	while (n && (line[n - 1] == '\r' || line[n - 1] == ' '))
 		line[--n] = 0;
 	if (!strcmp(line, "stats"))
-		reply_stats(pool, fd);
+		reply_stats(pool, c);
+	else if (!strncmp(line, "get ", 4))
+		handle_get(pool, c, line + 4);
 	else if (!strncmp(line, "set ", 4))
-		handle_set(pool, fd, line + 4);
+		handle_set(pool, c, line + 4);
 	else
-		reply_error(fd, EINVAL, "unknown request (stats, set KNOB VALUE)");
+		reply_error(c, EINVAL, "unknown request (stats, get NAME, set KNOB VALUE)");
+}
+
+/* Serve the complete lines the client sent, while its replies fit. */
+static void serve_lines(struct sp_pool *pool, struct client *c)
+{
+	char *nl;
+
+	while (!c->drop && !c->hangup && c->out_len < OUT_CAP &&
+	       (nl = memchr(c->in, '\n', c->in_len))) {
+		*nl = 0;
+		if (memchr(c->in, 0, (size_t)(nl - c->in)))
+			reply_error(c, EINVAL, "binary request");
+		else
+			handle_line(pool, c, c->in);
+		c->in_len -= (size_t)(nl + 1 - c->in);
+		memmove(c->in, nl + 1, c->in_len);
+	}
+	if (c->in_len == sizeof(c->in) - 1 && !memchr(c->in, '\n', c->in_len)) {
+		reply_error(c, E2BIG, "request line too long");
+		c->hangup = true;
+	}
+}
+
+/* Send what the socket takes; all taken, the client is back to asking. */
+static void client_send(struct client *c, long now)
+{
+	while (c->out_sent < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_sent, c->out_len - c->out_sent,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				c->drop = true;
+			if (errno != EINTR)
+				return;
+			continue;
+		}
+		c->out_sent += (size_t)n;
+	}
+	c->out_len = c->out_sent = 0;
+	c->deadline = now + CLIENT_MS;
+	if (c->hangup)
+		c->drop = true;
+}
+
+static void client_recv(struct client *c)
+{
+	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, MSG_DONTWAIT);
+
+	if (n > 0)
+		c->in_len += (size_t)n;
+	else if (!n || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		c->drop = true; /* gone; it has no reply waiting (it was asking) */
+}
+
+/* One poll result for a client: take its bytes or send it its replies, serve. */
+static void client_event(struct sp_pool *pool, struct client *c, short revents, long now)
+{
+	if (c->out_len) {
+		if (revents)
+			client_send(c, now);
+	} else if (revents) {
+		client_recv(c);
+	}
+	while (!c->drop && !c->out_len) {
+		serve_lines(pool, c);
+		if (!c->out_len)
+			break;
+		c->deadline = now + CLIENT_MS; /* time to take these replies */
+		client_send(c, now);
+	}
+}
+
+static void client_close(struct export_srv *s, unsigned i)
+{
+	close(s->client[i].fd);
+	free(s->client[i].out);
+	s->client[i] = s->client[--s->nr];
 }
 
 static bool peer_allowed(int fd)
@@ -135,61 +309,89 @@ static bool peer_allowed(int fd)
 	return cred.uid == 0 || cred.uid == geteuid();
 }
 
-/* One connection: lines until it closes, idles, or sends one too long. */
-static void serve(struct sp_pool *pool, int fd)
+/* One line to a connection not served, then close: its buffer is empty. */
+static void refuse(int fd, int e, const char *what)
 {
-	char buf[LINE_MAX_BYTES];
-	size_t have = 0;
+	char line[96];
+	int n = snprintf(line, sizeof(line), "error %s %s\n", err_name(e), what);
 
-	if (!peer_allowed(fd))
-		return reply_error(fd, EACCES, "not the pool owner's uid");
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		char *nl;
-		ssize_t n;
+	send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT); /* gone already: no matter */
+	close(fd);
+}
 
-		if (poll(&p, 1, IDLE_MS) <= 0)
+static void accept_some(struct export_srv *s, long now)
+{
+	for (unsigned k = 0; k < ACCEPTS_PER_WAKE; k++) {
+		int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* Out of fds or memory: the connection stays queued. */
+			if (!s->accept_logged)
+				sp_log(SP_LOG_WARN,
+				       "control socket %s: accept: %s; retrying every %d ms",
+				       s->path, strerror(errno), ACCEPT_PAUSE_MS);
+			s->accept_logged = true;
+			s->accept_at = now + ACCEPT_PAUSE_MS;
 			return;
-		n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
-		if (n <= 0)
-			return;
-		have += (size_t)n;
-		buf[have] = 0;
-		while ((nl = memchr(buf, '\n', have))) {
-			*nl = 0;
-			if (memchr(buf, 0, (size_t)(nl - buf)) == NULL)
-				handle_line(pool, fd, buf);
-			else
-				reply_error(fd, EINVAL, "binary request");
-			have -= (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, have);
-			buf[have] = 0;
 		}
-		if (have == sizeof(buf) - 1)
-			return reply_error(fd, E2BIG, "request line too long");
+		s->accept_logged = false;
+		if (!peer_allowed(fd)) {
+			refuse(fd, EACCES, "not the pool owner's uid");
+		} else if (s->nr == MAX_CLIENTS) {
+			refuse(fd, EBUSY, "too many connections");
+		} else {
+			s->client[s->nr++] =
+				(struct client){ .fd = fd, .deadline = now + CLIENT_MS };
+		}
 	}
 }
 
 static void *export_thread(void *arg)
 {
-	struct sp_pool *pool = arg;
-	struct sp_export *x = &pool->export;
-	struct pollfd p[2] = { { .fd = x->fd, .events = POLLIN },
-			       { .fd = x->stopfd, .events = POLLIN } };
+	struct export_srv *s = arg;
+	struct pollfd p[2 + MAX_CLIENTS];
 
 	for (;;) {
-		int c;
+		long now = now_ms(), timeout = -1;
+		unsigned nr;
 
-		if (poll(p, 2, -1) < 0)
+		for (unsigned i = s->nr; i--;) /* downwards: closing moves the last one in */
+			if (s->client[i].deadline <= now)
+				client_close(s, i);
+		p[0] = (struct pollfd){ .fd = s->stopfd, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = s->fd, .events = POLLIN };
+		if (s->accept_at > now) {
+			p[1].fd = -1;
+			timeout = s->accept_at - now;
+		}
+		nr = s->nr;
+		for (unsigned i = 0; i < nr; i++) {
+			struct client *c = &s->client[i];
+
+			p[2 + i] = (struct pollfd){ .fd = c->fd,
+						    .events = c->out_len ? POLLOUT : POLLIN };
+			if (timeout < 0 || c->deadline - now < timeout)
+				timeout = c->deadline - now;
+		}
+		if (poll(p, 2 + nr, (int)timeout) < 0)
 			continue;
-		if (p[1].revents)
+		if (p[0].revents)
 			break;
-		c = accept4(x->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
-			continue;
-		serve(pool, c);
-		close(c);
+		now = now_ms();
+		for (unsigned i = nr; i--;) {
+			client_event(s->pool, &s->client[i], p[2 + i].revents, now);
+			if (s->client[i].drop)
+				client_close(s, i);
+		}
+		if (p[1].revents)
+			accept_some(s, now);
 	}
+	while (s->nr)
+		client_close(s, s->nr - 1);
 	return NULL;
 }
 
@@ -217,7 +419,7 @@ static int clear_stale(const char *path, const struct sockaddr_un *addr)
 	return unlink(path);
 }
 
-static int export_listen(struct sp_export *x, const char *path)
+static int export_listen(struct export_srv *s, const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	mode_t old;
@@ -230,25 +432,38 @@ static int export_listen(struct sp_export *x, const char *path)
 	strcpy(addr.sun_path, path);
 	if (clear_stale(path, &addr))
 		return -1;
-	x->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (x->fd < 0)
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s->fd < 0)
 		return -1;
 	old = umask(0177); /* 0600 from the start: no window with a wider mode */
-	err = bind(x->fd, (struct sockaddr *)&addr, sizeof(addr));
+	err = bind(s->fd, (struct sockaddr *)&addr, sizeof(addr));
 	umask(old);
-	if (err || chmod(path, 0600) || listen(x->fd, 8)) {
+	if (err || chmod(path, 0600) || listen(s->fd, SOMAXCONN)) {
 		err = errno;
-		close(x->fd);
-		x->fd = -1;
+		close(s->fd);
+		s->fd = -1;
 		errno = err;
 		return -1;
 	}
 	return 0;
 }
 
+static void srv_free(struct export_srv *s)
+{
+	if (s->fd >= 0) {
+		unlink(s->path);
+		close(s->fd);
+	}
+	if (s->stopfd >= 0)
+		close(s->stopfd);
+	free(s->path);
+	free(s);
+}
+
 int sp_pool_export(sp_pool *pool, const char *path)
 {
 	struct sp_export *x;
+	struct export_srv *s;
 	int err;
 
 	if (!pool || !path || !*path) {
@@ -257,32 +472,33 @@ int sp_pool_export(sp_pool *pool, const char *path)
 	}
 	x = &pool->export;
 	pthread_mutex_lock(&x->lock);
-	if (x->path) {
+	if (x->srv) {
 		err = EBUSY; /* exported already */
 		goto out_unlock;
 	}
-	if (export_listen(x, path)) {
-		err = errno;
+	s = malloc(sizeof(*s));
+	if (!s) {
+		err = ENOMEM;
 		goto out_unlock;
 	}
-	x->stopfd = eventfd(0, EFD_CLOEXEC);
-	x->path = strdup(path);
-	if (x->stopfd < 0 || !x->path ||
-	    (err = pthread_create(&x->thread, NULL, export_thread, pool))) {
-		err = x->stopfd < 0 || !x->path ? ENOMEM : err;
-		goto out_close;
+	*s = (struct export_srv){ .pool = pool, .fd = -1, .stopfd = -1, .path = strdup(path) };
+	if (!s->path || export_listen(s, path))
+		goto out_free;
+	s->stopfd = eventfd(0, EFD_CLOEXEC);
+	if (s->stopfd < 0)
+		goto out_free;
+	err = pthread_create(&s->thread, NULL, export_thread, s);
+	if (err) {
+		errno = err;
+		goto out_free;
 	}
+	x->srv = s;
 	pthread_mutex_unlock(&x->lock);
 	return 0;
 
-out_close:
-	unlink(path);
-	close(x->fd);
-	if (x->stopfd >= 0)
-		close(x->stopfd);
-	free(x->path);
-	x->path = NULL;
-	x->fd = x->stopfd = -1;
+out_free:
+	err = errno;
+	srv_free(s);
 out_unlock:
 	pthread_mutex_unlock(&x->lock);
 	errno = err;
@@ -291,42 +507,38 @@ out_unlock:
 
 int sp_pool_unexport(sp_pool *pool)
 {
-	struct sp_export *x;
+	struct export_srv *s;
 	uint64_t one = 1;
 
 	if (!pool) {
 		errno = EINVAL;
 		return -1;
 	}
-	x = &pool->export;
-	pthread_mutex_lock(&x->lock);
-	if (!x->path) {
-		pthread_mutex_unlock(&x->lock);
+	pthread_mutex_lock(&pool->export.lock);
+	s = pool->export.srv;
+	if (!s) {
+		pthread_mutex_unlock(&pool->export.lock);
 		errno = EINVAL;
 		return -1;
 	}
-	if (write(x->stopfd, &one, sizeof(one)) != sizeof(one))
+	if (write(s->stopfd, &one, sizeof(one)) != sizeof(one))
 		sp_log(SP_LOG_ERR, "stopping the control socket: %s", strerror(errno));
-	pthread_join(x->thread, NULL);
-	unlink(x->path);
-	close(x->fd);
-	close(x->stopfd);
-	free(x->path);
-	x->path = NULL;
-	x->fd = x->stopfd = -1;
-	pthread_mutex_unlock(&x->lock);
+	pthread_join(s->thread, NULL);
+	srv_free(s);
+	pool->export.srv = NULL;
+	pthread_mutex_unlock(&pool->export.lock);
 	return 0;
 }
 
 void export_init(struct sp_pool *pool)
 {
 	pthread_mutex_init(&pool->export.lock, NULL);
-	pool->export.fd = pool->export.stopfd = -1;
+	pool->export.srv = NULL;
 }
 
 void export_exit(struct sp_pool *pool)
 {
-	if (pool->export.path)
+	if (pool->export.srv)
 		sp_pool_unexport(pool);
 	pthread_mutex_destroy(&pool->export.lock);
 }

@@ -133,11 +133,11 @@ unsigned long reclaim_high(struct sp_pool *pool);
 void reclaim_kick(struct sp_pool *pool);
 
 /* The control socket (export.c). */
+struct export_srv;
+
 struct sp_export {
 	pthread_mutex_t lock;
-	char *path; /* NULL: not exported */
-	int fd, stopfd;
-	pthread_t thread;
+	struct export_srv *srv; /* NULL: not exported */
 };
 
 void export_init(struct sp_pool *pool);
