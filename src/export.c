@@ -37,7 +37,15 @@
  * sp_tune, and takes no lock of the pool's itself: a slow or hostile client
  * cannot stall the pool, nor the other clients.
  *
- * The socket is created mode 0600.
+ * The socket file: mode 0600 from its creation without touching the umask,
+ * which is the whole process's: Linux creates the inode bind() makes with the
+ * socket's own mode less the umask, so the socket is fchmod-ed before bind
+ * (a umask that clears the owner's bits narrows it, nothing widens it).
+ * No path is chmod-ed (chmod after bind follows a symlink swapped in
+ * meanwhile). A relative path is made absolute against the working directory
+ * of the call, and unexport removes what is at that path only if it is still
+ * the inode bind() made (lstat, same device and inode): anything else there
+ * stays, with one log line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -77,7 +85,9 @@ struct client {
 struct export_srv {
 	struct sp_pool *pool;
 	int fd, stopfd;
-	char *path;
+	char *path; /* absolute */
+	dev_t dev; /* of the inode bind() made */
+	ino_t ino;
 	pthread_t thread;
 	long accept_at; /* ms: the listening socket rests until then */
 	bool accept_logged; /* a failing accept4 was logged, none succeeded since */
@@ -407,10 +417,13 @@ static int clear_stale(const char *path, const struct sockaddr_un *addr)
 		errno = EEXIST;
 		return -1;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a live server with a full backlog says EAGAIN, not wait. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
 	ret = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+	if (ret)
+		ret = errno == EAGAIN ? 0 : -1;
 	close(fd);
 	if (!ret) {
 		errno = EADDRINUSE; /* someone serves it */
@@ -419,10 +432,47 @@ static int clear_stale(const char *path, const struct sockaddr_un *addr)
 	return unlink(path);
 }
 
+/* Remove the socket file, if what is at the path is still the one bind() made. */
+static void unlink_own(struct export_srv *s)
+{
+	struct stat st;
+
+	if (lstat(s->path, &st))
+		return;
+	if (st.st_dev != s->dev || st.st_ino != s->ino) {
+		sp_log(SP_LOG_WARN, "control socket %s was replaced by another file: left in place",
+		       s->path);
+		return;
+	}
+	unlink(s->path);
+}
+
+static char *absolute(const char *path)
+{
+	char *cwd, *abs;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return NULL;
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abs = NULL;
+	free(cwd);
+	return abs;
+}
+
+/*
+ * Bind and listen at path, 0600 from the start (see the top), and note the
+ * inode made. Between bind and lstat someone able to write the directory
+ * could swap the file: what lstat finds is then not a socket of our uid
+ * (unless it moved another of ours there), and the export fails without
+ * removing it.
+ */
 static int export_listen(struct export_srv *s, const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	mode_t old;
+	struct stat st;
 	int err;
 
 	if (strlen(path) >= sizeof(addr.sun_path)) {
@@ -435,23 +485,36 @@ static int export_listen(struct export_srv *s, const char *path)
 	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s->fd < 0)
 		return -1;
-	old = umask(0177); /* 0600 from the start: no window with a wider mode */
-	err = bind(s->fd, (struct sockaddr *)&addr, sizeof(addr));
-	umask(old);
-	if (err || chmod(path, 0600) || listen(s->fd, SOMAXCONN)) {
+	if (fchmod(s->fd, 0600) || bind(s->fd, (struct sockaddr *)&addr, sizeof(addr)))
+		goto out_close;
+	if (lstat(s->path, &st))
+		goto out_close;
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+		errno = EEXIST;
+		goto out_close;
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	if (listen(s->fd, SOMAXCONN)) {
 		err = errno;
-		close(s->fd);
-		s->fd = -1;
+		unlink_own(s);
 		errno = err;
-		return -1;
+		goto out_close;
 	}
 	return 0;
+
+out_close:
+	err = errno;
+	close(s->fd);
+	s->fd = -1;
+	errno = err;
+	return -1;
 }
 
 static void srv_free(struct export_srv *s)
 {
 	if (s->fd >= 0) {
-		unlink(s->path);
+		unlink_own(s);
 		close(s->fd);
 	}
 	if (s->stopfd >= 0)
@@ -481,7 +544,7 @@ int sp_pool_export(sp_pool *pool, const char *path)
 		err = ENOMEM;
 		goto out_unlock;
 	}
-	*s = (struct export_srv){ .pool = pool, .fd = -1, .stopfd = -1, .path = strdup(path) };
+	*s = (struct export_srv){ .pool = pool, .fd = -1, .stopfd = -1, .path = absolute(path) };
 	if (!s->path || export_listen(s, path))
 		goto out_free;
 	s->stopfd = eventfd(0, EFD_CLOEXEC);

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,6 +461,219 @@ static void emfile(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static atomic_int creating;
+
+/* Files created 0644 under umask 022 the whole time: how many were not 0644. */
+static void *creator(void *arg)
+{
+	long bad = 0;
+	char name[160];
+
+	(void)arg;
+	snprintf(name, sizeof(name), "%s/file", dir);
+	while (atomic_load(&creating)) {
+		struct stat st;
+		int fd = open(name, O_CREAT | O_RDWR | O_TRUNC, 0644);
+
+		if (fd < 0 || fstat(fd, &st))
+			bad++;
+		else if ((st.st_mode & 0777) != 0644)
+			bad++;
+		if (fd >= 0)
+			close(fd);
+		unlink(name);
+	}
+	return (void *)bad;
+}
+
+/* sp_pool_export leaves the process umask alone (../shared/repro/umask_race.c). */
+static void umask_untouched(void **state)
+{
+	sp_pool *pool = pool_small(0, 1);
+	mode_t old = umask(022);
+	struct stat st;
+	pthread_t t;
+	void *bad;
+
+	(void)state;
+	atomic_store(&creating, 1);
+	assert_int_equal(pthread_create(&t, NULL, creator, NULL), 0);
+	for (int i = 0; i < 2000; i++) {
+		assert_int_equal(sp_pool_export(pool, path), 0);
+		assert_int_equal(sp_pool_unexport(pool), 0);
+	}
+	atomic_store(&creating, 0);
+	pthread_join(t, &bad);
+	assert_int_equal((long)bad, 0);
+	/* 0600 whatever the umask, and the umask as it was. */
+	umask(0);
+	assert_int_equal(sp_pool_export(pool, path), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(umask(022), 0);
+	sp_pool_unexport(pool);
+	umask(old);
+	sp_pool_destroy(pool);
+}
+
+/*
+ * Exported at a relative path, then the program chdir-s
+ * (../shared/repro/relpath.c): destroy removes the socket it made and not the
+ * file of that name in the new working directory.
+ */
+static void relative_path(void **state)
+{
+	sp_pool *pool = pool_small(0, 1);
+	char a[160], b[160], sock[200], other[200], cwd[4096];
+	struct stat st;
+	int fd;
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(a, sizeof(a), "%s/a", dir);
+	snprintf(b, sizeof(b), "%s/b", dir);
+	snprintf(sock, sizeof(sock), "%s/ctl", a);
+	snprintf(other, sizeof(other), "%s/ctl", b);
+	assert_int_equal(mkdir(a, 0700), 0);
+	assert_int_equal(mkdir(b, 0700), 0);
+	fd = open(other, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious\n", 9), 9);
+	close(fd);
+	assert_int_equal(chdir(a), 0);
+	assert_int_equal(sp_pool_export(pool, "ctl"), 0);
+	assert_int_equal(chdir(b), 0);
+	/* It serves at the path it was given, wherever the program went. */
+	strcpy(path, sock);
+	{
+		char reply[16384];
+
+		ask("stats\n", 6, reply, sizeof(reply));
+		assert_non_null(strstr(reply, "pages_shared 0\n"));
+	}
+	sp_pool_destroy(pool);
+	assert_int_equal(chdir(cwd), 0);
+	assert_int_equal(lstat(sock, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(stat(other, &st), 0);
+	assert_true(S_ISREG(st.st_mode) && st.st_size == 9);
+	unlink(other);
+	rmdir(a);
+	rmdir(b);
+}
+
+static int log_lines;
+static char log_last[512];
+
+static void count_log(enum sp_log_level level, const char *msg, void *priv)
+{
+	(void)level;
+	(void)priv;
+	log_lines++;
+	snprintf(log_last, sizeof(log_last), "%s", msg);
+}
+
+static atomic_int swapping;
+
+/* What an attacker with write access to the directory does: a symlink where the socket was. */
+static void *swapper(void *arg)
+{
+	const char *victim = arg;
+
+	while (atomic_load(&swapping)) {
+		unlink(path);
+		if (symlink(victim, path))
+			continue;
+	}
+	return NULL;
+}
+
+static void make_victim(char *victim, size_t len)
+{
+	int fd;
+
+	snprintf(victim, len, "%s/victim", dir);
+	fd = open(victim, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "mine\n", 5), 5);
+	close(fd);
+	assert_int_equal(chmod(victim, 0644), 0);
+}
+
+/*
+ * Something else at the socket's path by unexport time (here a symlink to a
+ * file of ours, the socket renamed away): unexport leaves it and what it
+ * points to alone, and says so once.
+ */
+static void symlink_unexport(void **state)
+{
+	sp_pool *pool = pool_small(0, 1);
+	char victim[160], moved[160];
+	struct stat st;
+
+	(void)state;
+	make_victim(victim, sizeof(victim));
+	snprintf(moved, sizeof(moved), "%s/moved", dir);
+	assert_int_equal(sp_pool_export(pool, path), 0);
+	assert_int_equal(rename(path, moved), 0);
+	assert_int_equal(symlink(victim, path), 0);
+	log_lines = 0;
+	sp_set_log(count_log, NULL);
+	assert_int_equal(sp_pool_unexport(pool), 0);
+	sp_set_log(NULL, NULL);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(st.st_size, 5);
+	assert_int_equal(log_lines, 1);
+	assert_non_null(strstr(log_last, "replaced"));
+	unlink(moved);
+	unlink(path);
+	unlink(victim);
+	sp_pool_destroy(pool);
+}
+
+/*
+ * A symlink swapped in between bind and what follows it, export after
+ * export, as another user with write access to the directory would: the
+ * file it points to keeps its mode (a chmod of the path after bind followed
+ * the link).
+ */
+static void symlink_race(void **state)
+{
+	sp_pool *pool = pool_small(0, 1);
+	char victim[160];
+	struct stat st;
+	pthread_t t;
+	int exported = 0;
+
+	(void)state;
+	make_victim(victim, sizeof(victim));
+	atomic_store(&swapping, 1);
+	assert_int_equal(pthread_create(&t, NULL, swapper, victim), 0);
+	sp_set_log(count_log, NULL); /* the races lost say "replaced" */
+	for (int i = 0; i < 3000; i++) {
+		if (!sp_pool_export(pool, path)) {
+			exported++;
+			sp_pool_unexport(pool);
+		}
+		assert_int_equal(stat(victim, &st), 0);
+		if ((st.st_mode & 0777) != 0644)
+			break;
+	}
+	sp_set_log(NULL, NULL);
+	atomic_store(&swapping, 0);
+	pthread_join(t, NULL);
+	printf("%d of 3000 exports won the race\n", exported);
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(st.st_size, 5);
+	unlink(path);
+	unlink(victim);
+	sp_pool_destroy(pool);
+}
+
 /* Stats within 100 ms while 50 clients hold connections and say nothing. */
 static void idle_clients(void **state)
 {
@@ -593,6 +807,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(flooder_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(flooder_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(emfile, setup, teardown),
+		cmocka_unit_test_setup_teardown(umask_untouched, setup, teardown),
+		cmocka_unit_test_setup_teardown(relative_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(symlink_unexport, setup, teardown),
+		cmocka_unit_test_setup_teardown(symlink_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(idle_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(connection_cap, setup, teardown),
 	};
