@@ -137,6 +137,16 @@ const char *sp_stat_name(unsigned i);
 const char *sp_ksm_name(unsigned i);
 
 /*
+ * Knobs, for tools that check a value before they set it: the name of the
+ * i-th knob sp_ksm_set or sp_tune takes (the KSM knobs, then the reclaim
+ * watermarks; NULL past the end), and a knob's range and default (any of
+ * min, max, def may be NULL). sp_knob_range: EPERM for a name that only
+ * reads (a KSM counter, a pool figure), EINVAL for an unknown one.
+ */
+const char *sp_knob_name(unsigned i);
+int sp_knob_range(const char *name, long *min, long *max, long *def);
+
+/*
  * Reclaim under pressure (pools with a swap area, userfaultfd mode). When
  * free frames fall below swap.low_watermark, a reclaim thread swaps cold
  * pages out until they reach swap.high_watermark (both in frames; -1, the

@@ -119,6 +119,8 @@ void ksm_exit(struct sp_pool *pool);
 int ksm_start(struct sp_pool *pool);
 void ksm_stop(struct sp_pool *pool);
 long ksm_knob_default(int knob);
+/* A KSM knob's range and default; -1 with EPERM for a counter, EINVAL unknown. */
+int ksm_knob_range(const char *name, long *min, long *max, long *def);
 /* Wake ksmd: a knob changed. */
 void ksm_kick(struct sp_pool *pool);
 /* run=2: every merged page private again; -1 ENOMEM with nothing changed. */

@@ -70,6 +70,20 @@ static int counter_index(const char *name)
 	return -1;
 }
 
+int ksm_knob_range(const char *name, long *min, long *max, long *def)
+{
+	int i = knob_index(name);
+
+	if (i < 0) {
+		errno = counter_index(name) >= 0 ? EPERM : EINVAL;
+		return -1;
+	}
+	*min = knobs[i].min;
+	*max = knobs[i].max;
+	*def = knobs[i].def;
+	return 0;
+}
+
 int sp_ksm_set(sp_pool *pool, const char *knob, long value)
 {
 	int i;

@@ -131,6 +131,9 @@ unsigned long reclaim_low(struct sp_pool *pool);
 unsigned long reclaim_high(struct sp_pool *pool);
 /* Free frames fell below the low watermark: wake the thread. No lock held. */
 void reclaim_kick(struct sp_pool *pool);
+/* The i-th watermark knob's name (NULL past the end); a knob's range and default. */
+const char *reclaim_knob_name(unsigned i);
+int reclaim_knob_range(const char *name, long *min, long *max, long *def);
 
 /* The control socket (export.c). */
 struct export_srv;

@@ -127,3 +127,43 @@ out_inval:
 	errno = EINVAL;
 	return -1;
 }
+
+/*
+ * The knobs a tool may set, for `samepage set --help` and its checks: the
+ * KSM knobs (sp_ksm_set), then the reclaim watermarks (sp_tune).
+ */
+const char *sp_knob_name(unsigned i)
+{
+	return i < KSM_NR_KNOBS ? sp_ksm_name(i) : reclaim_knob_name(i - KSM_NR_KNOBS);
+}
+
+int sp_knob_range(const char *name, long *min, long *max, long *def)
+{
+	long lo, hi, d;
+
+	if (!name) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!strncmp(name, "ksm.", 4)) /* as sp_tune takes them */
+		name += 4;
+	if (ksm_knob_range(name, &lo, &hi, &d)) {
+		/* A KSM counter or a pool figure only reads: EPERM, as sp_ksm_set says. */
+		bool figure = errno == EPERM;
+
+		for (int i = 0; i < ST_NR; i++)
+			figure |= !strcmp(name, names[i]);
+
+		if (reclaim_knob_range(name, &lo, &hi, &d)) {
+			errno = figure ? EPERM : EINVAL;
+			return -1;
+		}
+	}
+	if (min)
+		*min = lo;
+	if (max)
+		*max = hi;
+	if (def)
+		*def = d;
+	return 0;
+}

@@ -398,6 +398,26 @@ static _Atomic long *tune_knob(struct sp_pool *pool, const char *name)
 	return NULL;
 }
 
+const char *reclaim_knob_name(unsigned i)
+{
+	static const char *const names[] = { "swap.low_watermark", "swap.high_watermark" };
+
+	return i < sizeof(names) / sizeof(names[0]) ? names[i] : NULL;
+}
+
+/* -1 (automatic) up to the frames of the largest pool; -1 by default. */
+int reclaim_knob_range(const char *name, long *min, long *max, long *def)
+{
+	if (strcmp(name, "swap.low_watermark") && strcmp(name, "swap.high_watermark")) {
+		errno = EINVAL;
+		return -1;
+	}
+	*min = -1;
+	*max = (long)MAX_POOL_FRAMES;
+	*def = -1;
+	return 0;
+}
+
 int sp_tune(sp_pool *pool, const char *name, long value)
 {
 	_Atomic long *knob;

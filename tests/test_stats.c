@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Pool figures: names, errors, and agreement with the kernel's own counts. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,12 +94,68 @@ static void resident_matches_meminfo(void **state)
 	assert_true(ok);
 }
 
+/*
+ * sp_knob_name lists what sp_ksm_set and sp_tune take, sp_knob_range says
+ * what each accepts: the bounds are set, one step outside is refused.
+ */
+static void knob_ranges(void **state)
+{
+	sp_pool *pool = pool_small(SP_POOL_NO_KSMD, 1);
+	long min, max, def, v;
+	unsigned i, n = 0;
+
+	(void)state;
+	for (i = 0; sp_knob_name(i); i++, n++) {
+		const char *name = sp_knob_name(i);
+		int (*set)(sp_pool *, const char *, long) = strchr(name, '.') ? sp_tune : sp_ksm_set;
+		int (*get)(sp_pool *, const char *, long *) = strchr(name, '.') ? sp_tune_get :
+										  sp_ksm_get;
+
+		assert_int_equal(sp_knob_range(name, &min, &max, &def), 0);
+		assert_true(min <= def && def <= max);
+		if (!strcmp(name, "run"))
+			continue; /* run=2 unmerges and leaves run at 0, tested in test_ksm */
+		assert_int_equal(set(pool, name, max), 0);
+		assert_int_equal(set(pool, name, min), 0);
+		if (min >= 0) { /* -1 reads back as the watermark in force */
+			assert_int_equal(get(pool, name, &v), 0);
+			assert_int_equal(v, min);
+		}
+		errno = 0;
+		assert_int_equal(set(pool, name, min - 1), -1);
+		assert_int_equal(errno, EINVAL);
+		if (max < LONG_MAX) {
+			assert_int_equal(set(pool, name, max + 1), -1);
+			assert_int_equal(errno, EINVAL);
+		}
+		assert_int_equal(set(pool, name, def), 0);
+	}
+	assert_true(n >= 9); /* seven KSM knobs, two watermarks */
+	assert_int_equal(sp_knob_range("ksm.pages_to_scan", &min, &max, &def), 0);
+	assert_int_equal(def, 100);
+	assert_int_equal(sp_knob_range("pages_to_scan", NULL, NULL, NULL), 0);
+	errno = 0;
+	assert_int_equal(sp_knob_range("pages_sharing", &min, &max, &def), -1);
+	assert_int_equal(errno, EPERM);
+	errno = 0;
+	assert_int_equal(sp_knob_range("frames_free", &min, &max, &def), -1);
+	assert_int_equal(errno, EPERM);
+	errno = 0;
+	assert_int_equal(sp_knob_range("nonsense", &min, &max, &def), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(sp_knob_range(NULL, &min, &max, &def), -1);
+	assert_int_equal(errno, EINVAL);
+	sp_pool_destroy(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(names),
 		cmocka_unit_test(accounting),
 		cmocka_unit_test(resident_matches_meminfo),
+		cmocka_unit_test(knob_ranges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
