@@ -19,6 +19,7 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 test: build
+	@scripts/install-deps.sh check
 	@scripts/raise-max-map-count.sh
 	meson test -C $(BUILD) --suite $(SUITE) --print-errorlogs
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The control socket: the protocol, 0600 and peer credentials, garbage that
- * must not crash or stall anything, and the samepage command against it.
+ * must not crash or stall anything (the samepage command: test_cli).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -774,39 +774,6 @@ static void connection_cap(void **state)
 	sp_pool_destroy(pool);
 }
 
-static void command(void **state)
-{
-	sp_pool *pool = pool_small(0, 1);
-	char out[16384], args[256];
-
-	(void)state;
-	assert_non_null(getenv("SAMEPAGE_BIN"));
-	assert_int_equal(sp_pool_export(pool, path), 0);
-	snprintf(args, sizeof(args), "stats --socket %s", path);
-	assert_int_equal(run(args, out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "pages_sharing 0\n"));
-	snprintf(args, sizeof(args), "stats --socket %s --json", path);
-	assert_int_equal(run(args, out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "{\"run\": 1, "));
-	snprintf(args, sizeof(args), "stats --socket %s --prometheus", path);
-	assert_int_equal(run(args, out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "\nsamepage_pages_shared 0\n"));
-	assert_non_null(strstr(out, "\nsamepage_swap_high_watermark "));
-	snprintf(args, sizeof(args), "set --socket %s pages_to_scan 4321", path);
-	assert_int_equal(run(args, out, sizeof(out)), 0);
-	assert_int_equal(ksm_of(pool, "pages_to_scan"), 4321);
-	snprintf(args, sizeof(args), "set --socket %s run 9", path);
-	assert_int_equal(run(args, out, sizeof(out)), 1);
-	assert_non_null(strstr(out, "samepage set: "));
-	snprintf(args, sizeof(args), "top --socket %s --count 2 --interval 50", path);
-	assert_int_equal(run(args, out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "pages_to_scan 4321"));
-	assert_int_equal(run("stats", out, sizeof(out)), 2);
-	assert_int_equal(run("stats --socket /nonexistent/sock", out, sizeof(out)), 1);
-	assert_non_null(strstr(out, "No such file"));
-	sp_pool_destroy(pool);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -814,7 +781,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(other_uid, setup, teardown),
 		cmocka_unit_test_setup_teardown(errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(command, setup, teardown),
 		cmocka_unit_test_setup_teardown(flooder_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(flooder_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(emfile, setup, teardown),

@@ -92,6 +92,7 @@ static void bench_usage(FILE *f)
 		"  --quick          a short run: KSM workloads W3,W4 only, one 64 MiB hot-remove\n"
 		"                   round, 3 region rounds, 1 swap round\n"
 		"  --workloads L    KSM workloads to run, passed to bench_ksm (default all)\n"
+		"  --version        print samepage's version\n"
 		"runs bench_ksm (needs root; skipped otherwise), bench_hotplug, bench_region and\n"
 		"bench_swap, found in $SAMEPAGE_BENCH_DIR, or else in ../bench/ from this executable's\n"
 		"directory (build/tools/samepage -> build/bench/)\n");
@@ -122,16 +123,19 @@ static int parse_bench(int argc, char **argv, struct bench_opts *o)
 					      { "quick", no_argument, NULL, 'q' },
 					      { "workloads", required_argument, NULL, 'w' },
 					      { "help", no_argument, NULL, 'h' },
+					      OPT_VERSION,
 					      { 0 } };
 	int c;
 
 	*o = (struct bench_opts){ 0 };
-	argv[0] = (char *)PROG; /* getopt's messages name the command */
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			bench_usage(stdout);
 			exit(0);
+		case 'V':
+			exit(print_version());
 		case 'j':
 			o->json = true;
 			break;
@@ -149,6 +153,7 @@ static int parse_bench(int argc, char **argv, struct bench_opts *o)
 				optarg);
 			return -1;
 		default:
+			option_error("bench", c, argv);
 			bench_usage(stderr);
 			return -1;
 		}

@@ -1,70 +1,146 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * samepage stats|set|top: talk to a running pool's control socket
- * (sp_pool_export). The protocol is in src/export.c.
+ * samepage stats|set: talk to a running pool's control socket
+ * (sp_pool_export). The protocol is in src/export.c: `stats` answers
+ * "name value" lines and a line ".", `set KNOB VALUE` answers "ok" or
+ * "error ERRNO-NAME message". Nothing else is asked of the server, so these
+ * commands work with any server that speaks that much.
+ *
+ * What can be checked here is checked before anything is sent, with the
+ * library's own table of knobs (sp_knob_range): an unknown knob, a counter,
+ * a value that is not a number or out of range are usage errors (exit 2)
+ * that name the knob, the value and the range. What only the pool can tell
+ * (it is busy, it has no room) is a failure (exit 1) that says why.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <poll.h>
-#include <stdbool.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "samepage.h"
+
 #include "cmds.h"
+#include "ctl.h"
 
 #define REPLY_MAX 16384
+#define REPLY_TIMEOUT_MS 5000
 
-struct ctl_opts {
-	const char *socket;
-	int json, prometheus;
-	long interval_ms, count;
-};
+void ctl_error(struct ctl *c, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(c->err, sizeof(c->err), "samepage %s: ", c->cmd);
 
-static int ctl_connect(const char *path)
+	va_start(ap, fmt);
+	vsnprintf(c->err + n, sizeof(c->err) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (!c->defer_errors)
+		fputs(c->err, stderr);
+}
+
+void ctl_name_pool(struct ctl *c)
+{
+	const char *base = strrchr(c->socket, '/');
+	size_t len;
+
+	if (c->pool)
+		return;
+	base = base ? base + 1 : c->socket;
+	len = strlen(base);
+	if (len > 5 && !strcmp(base + len - 5, ".sock"))
+		len -= 5;
+	if (len >= sizeof(c->pool_buf))
+		len = sizeof(c->pool_buf) - 1;
+	memcpy(c->pool_buf, base, len);
+	c->pool_buf[len] = 0;
+	c->pool = c->pool_buf;
+}
+
+/* Before connecting: a path that is missing or not a socket says so plainly. */
+static int check_path(struct ctl *c)
+{
+	struct stat st;
+
+	if (stat(c->socket, &st)) {
+		if (errno == ENOENT)
+			ctl_error(c,
+				  "%s: no such file (is the program running, and did "
+				  "it call sp_pool_export?)\n",
+				  c->socket);
+		else
+			ctl_error(c, "%s: %s\n", c->socket, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		ctl_error(c, "%s is not a socket\n", c->socket);
+		return -1;
+	}
+	return 0;
+}
+
+static void connect_error(struct ctl *c, int err)
+{
+	if (err == ECONNREFUSED)
+		ctl_error(c,
+			  "%s: nobody serves this socket (the program exited or "
+			  "unexported its pool)\n",
+			  c->socket);
+	else if (err == EACCES || err == EPERM)
+		ctl_error(c, "%s: %s: only the pool owner's uid and root may use it\n", c->socket,
+			  strerror(err));
+	else
+		ctl_error(c, "%s: %s\n", c->socket, strerror(err));
+}
+
+static int ctl_connect(struct ctl *c)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd, err;
 
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		errno = ENAMETOOLONG;
+	if (check_path(c))
+		return -1;
+	if (strlen(c->socket) >= sizeof(addr.sun_path)) {
+		ctl_error(c, "%s: path too long for a Unix socket (%zu bytes at most)\n", c->socket,
+			  sizeof(addr.sun_path) - 1);
 		return -1;
 	}
-	strcpy(addr.sun_path, path);
+	strcpy(addr.sun_path, c->socket);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
-		int err = errno;
-
-		close(fd);
-		errno = err;
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
+		err = errno;
+		if (fd >= 0)
+			close(fd);
+		connect_error(c, err);
 		return -1;
 	}
+	/* The server's pid: for top's uptime, and the one thing it cannot fake. */
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		c->pid = cred.pid;
 	return fd;
 }
 
-/* Send one request line, read the reply until `end` (a full last line). */
-static int ctl_request(const char *path, const char *req, const char *end, char *reply)
+/* Read until the reply ends with `end` or is an error line; 0, or -1 said why. */
+static int read_reply(struct ctl *c, int fd, const char *end, char *reply)
 {
-	size_t have = 0;
-	int fd = ctl_connect(path);
+	size_t have = 0, elen = strlen(end);
 
-	if (fd < 0)
-		return -1;
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
-		goto out_err;
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t n;
 
-		if (poll(&p, 1, 5000) <= 0) {
-			errno = ETIMEDOUT;
-			goto out_err;
+		if (poll(&p, 1, REPLY_TIMEOUT_MS) <= 0) {
+			ctl_error(c, "%s: no reply within %d s\n", c->socket,
+				  REPLY_TIMEOUT_MS / 1000);
+			return -1;
 		}
 		n = recv(fd, reply + have, REPLY_MAX - 1 - have, 0);
 		if (n <= 0)
@@ -72,207 +148,396 @@ static int ctl_request(const char *path, const char *req, const char *end, char 
 		have += (size_t)n;
 		reply[have] = 0;
 		if (!strncmp(reply, "error ", 6) && strchr(reply, '\n'))
-			break;
-		if (have >= strlen(end) && !strcmp(reply + have - strlen(end), end))
-			break;
+			return 0;
+		if (have >= elen && !strcmp(reply + have - elen, end))
+			return 0;
 		if (have == REPLY_MAX - 1)
 			break;
 	}
 	reply[have] = 0;
-	close(fd);
-	return 0;
-
-out_err:
-	close(fd);
+	ctl_error(c, "%s: %s\n", c->socket,
+		  have ? "the reply was cut short" : "the server closed the connection");
 	return -1;
 }
 
-static int fail(const char *cmd, const char *what)
+/* One request line, its reply in reply[REPLY_MAX]; -1 having said why. */
+static int ctl_request(struct ctl *c, const char *req, const char *end, char *reply)
 {
-	fprintf(stderr, "samepage %s: %s: %s\n", cmd, what, strerror(errno));
-	return 1;
+	int fd = ctl_connect(c), ret = -1;
+	size_t len = strlen(req);
+
+	if (fd < 0)
+		return -1;
+	if (send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len)
+		ctl_error(c, "%s: %s\n", c->socket, strerror(errno));
+	else
+		ret = read_reply(c, fd, end, reply);
+	close(fd);
+	return ret;
 }
 
-/* The server said "error ERRNO message": show the message. */
-static int server_error(const char *cmd, const char *reply)
+/* "error ENAME message\n": the errno name and the message, split in place. */
+static void split_error(char *reply, char **ename, char **msg)
 {
-	const char *msg = strchr(reply + 6, ' ');
+	char *sp;
 
-	fprintf(stderr, "samepage %s: %.*s", cmd, (int)strcspn(msg ? msg + 1 : reply, "\n") + 1,
-		msg ? msg + 1 : reply);
-	if (!strchr(reply, '\n'))
-		fputc('\n', stderr);
-	return 1;
+	reply[strcspn(reply, "\n")] = 0;
+	*ename = reply + 6;
+	sp = strchr(*ename, ' ');
+	*msg = sp ? sp + 1 : *ename;
+	if (sp)
+		*sp = 0;
 }
 
-/* A metric name has no dots: swap.low_watermark is samepage_swap_low_watermark. */
-static void print_prometheus(char *name, long v)
-{
-	for (char *c = name; *c; c++)
-		if (*c == '.')
-			*c = '_';
-	printf("# TYPE samepage_%s gauge\nsamepage_%s %ld\n", name, name, v);
-}
-
-static void print_stats(const char *reply, const struct ctl_opts *o)
+static void parse_snapshot(const char *reply, struct snapshot *s)
 {
 	const char *line = reply;
-	bool first = true;
+	struct timespec ts;
 
-	if (o->json)
-		printf("{");
-	while (*line && strncmp(line, ".\n", 2)) {
-		char name[64];
-		long v;
+	s->n = 0;
+	while (*line && strncmp(line, ".\n", 2) && s->n < FIG_MAX) {
+		struct figure *f = &s->fig[s->n];
 
-		if (sscanf(line, "%63s %ld", name, &v) == 2) {
-			if (o->json)
-				printf("%s\"%s\": %ld", first ? "" : ", ", name, v);
-			else if (o->prometheus)
-				print_prometheus(name, v);
-			else
-				printf("%s %ld\n", name, v);
-			first = false;
-		}
+		if (sscanf(line, "%63s %ld", f->name, &f->value) == 2)
+			s->n++;
 		line = strchr(line, '\n');
 		if (!line)
 			break;
 		line++;
 	}
-	if (o->json)
-		printf("}\n");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s->wall = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	s->mono = now();
 }
 
-static void ctl_usage(FILE *f, const char *cmd)
+int ctl_stats(struct ctl *c, struct snapshot *s)
 {
-	if (!strcmp(cmd, "set"))
-		fprintf(f, "usage: samepage set --socket PATH KNOB VALUE\n");
-	else if (!strcmp(cmd, "top"))
-		fprintf(f, "usage: samepage top --socket PATH [--interval MS] [--count N]\n");
-	else
-		fprintf(f, "usage: samepage stats --socket PATH [--json | --prometheus]\n");
-}
+	static char reply[REPLY_MAX];
+	char *ename, *msg;
 
-/* Options common to the three; the rest of argv stays for `set`. */
-static int parse(int argc, char **argv, const char *cmd, struct ctl_opts *o)
-{
-	static const struct option opts[] = { { "socket", required_argument, NULL, 's' },
-					      { "json", no_argument, NULL, 'j' },
-					      { "prometheus", no_argument, NULL, 'p' },
-					      { "interval", required_argument, NULL, 'i' },
-					      { "count", required_argument, NULL, 'c' },
-					      { "help", no_argument, NULL, 'h' },
-					      { 0 } };
-	int c;
-
-	*o = (struct ctl_opts){ .interval_ms = 1000, .count = -1 };
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		char *end = NULL;
-
-		if (c == 'h') {
-			ctl_usage(stdout, cmd);
-			exit(0);
-		} else if (c == 's') {
-			o->socket = optarg;
-		} else if (c == 'j' && strcmp(cmd, "set")) {
-			o->json = 1;
-		} else if (c == 'p' && !strcmp(cmd, "stats")) {
-			o->prometheus = 1;
-		} else if (c == 'i' && !strcmp(cmd, "top")) {
-			o->interval_ms = strtol(optarg, &end, 10);
-			if (*end || o->interval_ms < 50 || o->interval_ms > 3600000)
-				goto out_bad;
-		} else if (c == 'c' && !strcmp(cmd, "top")) {
-			o->count = strtol(optarg, &end, 10);
-			if (*end || o->count < 1)
-				goto out_bad;
-		} else {
-			goto out_bad;
-		}
-	}
-	if (!o->socket || (o->json && o->prometheus)) {
-		fprintf(stderr, "samepage %s: %s\n", cmd,
-			o->socket ? "--json and --prometheus exclude each other" :
-				    "--socket PATH is required");
-		ctl_usage(stderr, cmd);
+	if (ctl_request(c, "stats\n", "\n.\n", reply))
+		return -1;
+	if (!strncmp(reply, "error ", 6)) {
+		split_error(reply, &ename, &msg);
+		ctl_error(c, "%s: the pool refused: %s (%s)\n", c->socket, msg, ename);
 		return -1;
 	}
+	parse_snapshot(reply, s);
 	return 0;
+}
 
-out_bad:
-	fprintf(stderr, "samepage %s: bad argument%s%s\n", cmd, optarg ? ": " : "",
-		optarg ? optarg : "");
-	ctl_usage(stderr, cmd);
-	return -1;
+bool snap_get(const struct snapshot *s, const char *name, long *value)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (!strcmp(s->fig[i].name, name)) {
+			*value = s->fig[i].value;
+			return true;
+		}
+	return false;
+}
+
+/* ---- samepage stats ---------------------------------------------------- */
+
+static void stats_usage(FILE *f)
+{
+	fprintf(f, "usage: samepage stats --socket PATH [--json | --prometheus] [--pool NAME]\n"
+		   "  print the knobs, counters and figures of the pool served at PATH\n"
+		   "  --socket PATH   the pool's control socket (sp_pool_export)\n"
+		   "  --json          one JSON object instead of \"name value\" lines\n"
+		   "  --prometheus    the Prometheus text format (for node_exporter's textfile\n"
+		   "                  collector), every metric labelled pool=\"NAME\"\n"
+		   "  --pool NAME     the pool label (default: PATH's file name without .sock)\n"
+		   "  --version       print samepage's version\n");
+}
+
+static void print_json(const struct snapshot *s)
+{
+	printf("{");
+	for (unsigned i = 0; i < s->n; i++)
+		printf("%s\"%s\": %ld", i ? ", " : "", s->fig[i].name, s->fig[i].value);
+	printf("}\n");
 }
 
 int cmd_stats(int argc, char **argv)
 {
-	static char reply[REPLY_MAX];
-	struct ctl_opts o;
+	static const struct option opts[] = { { "socket", required_argument, NULL, 's' },
+					      { "json", no_argument, NULL, 'j' },
+					      { "prometheus", no_argument, NULL, 'p' },
+					      { "pool", required_argument, NULL, 'n' },
+					      { "help", no_argument, NULL, 'h' },
+					      OPT_VERSION,
+					      { 0 } };
+	static struct snapshot snap;
+	struct ctl c = { .cmd = "stats" };
+	int json = 0, prom = 0, opt;
 
-	if (parse(argc, argv, "stats", &o))
-		return 2;
-	if (optind < argc) {
-		fprintf(stderr, "samepage stats: unexpected argument: %s\n", argv[optind]);
-		return 2;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			stats_usage(stdout);
+			return 0;
+		case 'V':
+			return print_version();
+		case 's':
+			c.socket = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'p':
+			prom = 1;
+			break;
+		case 'n':
+			c.pool = optarg;
+			break;
+		default:
+			option_error("stats", opt, argv);
+			stats_usage(stderr);
+			return EXIT_USAGE;
+		}
 	}
-	if (ctl_request(o.socket, "stats\n", "\n.\n", reply))
-		return fail("stats", o.socket);
-	if (!strncmp(reply, "error ", 6))
-		return server_error("stats", reply);
-	print_stats(reply, &o);
+	if (optind < argc || !c.socket || (json && prom)) {
+		fprintf(stderr, "samepage stats: %s%s\n",
+			optind < argc ? "unexpected argument: " :
+			!c.socket     ? "--socket PATH is required" :
+					"--json and --prometheus exclude each other",
+			optind < argc ? argv[optind] : "");
+		stats_usage(stderr);
+		return EXIT_USAGE;
+	}
+	ctl_name_pool(&c);
+	if (ctl_stats(&c, &snap))
+		return 1;
+	if (json) {
+		print_json(&snap);
+	} else if (prom) {
+		print_prometheus(&c, &snap);
+	} else {
+		for (unsigned i = 0; i < snap.n; i++)
+			printf("%s %ld\n", snap.fig[i].name, snap.fig[i].value);
+	}
+	return fflush(stdout) ? 1 : 0;
+}
+
+/* ---- samepage set ------------------------------------------------------ */
+
+/* One line each, for `set --help`; a knob the table lacks is listed bare. */
+static const struct {
+	const char *name, *what;
+} knob_help[] = {
+	{ "run", "0 stops ksmd, 1 runs it, 2 unmerges every page and stops" },
+	{ "pages_to_scan", "pages ksmd scans per batch" },
+	{ "sleep_millisecs", "milliseconds ksmd sleeps between batches" },
+	{ "max_page_sharing", "most pages on one KSM frame (only while nothing is merged)" },
+	{ "merge_across_nodes", "1: pages of any node merge (only while nothing is merged)" },
+	{ "use_zero_pages", "1: zero pages map the kernel's zero page" },
+	{ "smart_scan", "1: pages that stay unique are hashed every other scan" },
+	{ "swap.low_watermark", "free frames below which reclaim starts; -1 automatic" },
+	{ "swap.high_watermark", "free frames at which reclaim stops; -1 automatic" },
+};
+
+static void set_usage(FILE *f)
+{
+	long min, max, def;
+	const char *name;
+
+	fprintf(f, "usage: samepage set --socket PATH KNOB VALUE\n"
+		   "  set a knob of the pool served at PATH and print its new value\n"
+		   "  --socket PATH   the pool's control socket (sp_pool_export)\n"
+		   "  --knobs         print the knob names, one a line\n"
+		   "  --version       print samepage's version\n"
+		   "knobs (range, default):\n");
+	for (unsigned i = 0; (name = sp_knob_name(i)); i++) {
+		const char *what = "";
+
+		if (sp_knob_range(name, &min, &max, &def))
+			continue;
+		for (size_t k = 0; k < sizeof(knob_help) / sizeof(knob_help[0]); k++)
+			if (!strcmp(knob_help[k].name, name))
+				what = knob_help[k].what;
+		fprintf(f, "  %-20s %ld..%ld, default %ld\n", name, min, max, def);
+		if (*what)
+			fprintf(f, "  %-20s %s\n", "", what);
+	}
+}
+
+/* A whole number; one too large for a long reads as LONG_MIN or LONG_MAX. */
+static int parse_value(const char *knob, const char *arg, long *value)
+{
+	char *end;
+
+	errno = 0;
+	*value = strtol(arg, &end, 10);
+	if (end == arg || *end) {
+		fprintf(stderr, "samepage set: %s: '%s' is not a whole number\n", knob, arg);
+		return -1;
+	}
+	return 0;
+}
+
+static bool is_pool_figure(const char *name)
+{
+	const char *n;
+
+	for (unsigned i = 0; (n = sp_stat_name(i)); i++)
+		if (!strcmp(n, name))
+			return true;
+	return false;
+}
+
+static void say_not_a_knob(const char *knob, int err)
+{
+	if (err == EPERM)
+		fprintf(stderr, "samepage set: %s is a %s, not a knob\n", knob,
+			is_pool_figure(knob) ? "pool figure" : "counter");
+	else
+		fprintf(stderr, "samepage set: %s is not a knob (samepage set --help lists them)\n",
+			knob);
+}
+
+/*
+ * What the library here knows of the knob: 0 fine or unknown here (the
+ * pool may know it), -1 having said why not (a usage error).
+ */
+static int check_knob(const char *knob, const char *arg, long value)
+{
+	long min, max;
+
+	if (!sp_knob_range(knob, &min, &max, NULL)) {
+		if (value >= min && value <= max && value != LONG_MAX && value != LONG_MIN)
+			return 0;
+		fprintf(stderr, "samepage set: %s: %s is out of range (%ld..%ld)\n", knob, arg, min,
+			max);
+		return -1;
+	}
+	if (errno == EPERM) {
+		say_not_a_knob(knob, EPERM);
+		return -1;
+	}
+	return 0;
+}
+
+/* The pool said "error ENAME msg" to `set knob value`: why, in its terms. */
+static int set_refused(const char *knob, long value, char *reply)
+{
+	char *ename, *msg;
+	long min, max;
+
+	split_error(reply, &ename, &msg);
+	if (!strcmp(ename, "EBUSY")) {
+		fprintf(stderr,
+			"samepage set: %s can change only while nothing is merged: run=2 first\n",
+			knob);
+		return 1;
+	}
+	if (!strcmp(ename, "ENOMEM") && !strcmp(knob, "run") && value == 2) {
+		fprintf(stderr, "samepage set: run=2: the pool has too few free frames to unmerge "
+				"every page; nothing changed\n");
+		return 1;
+	}
+	if (!strcmp(ename, "EPERM")) {
+		say_not_a_knob(knob, EPERM);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(ename, "EINVAL")) {
+		if (sp_knob_range(knob, &min, &max, NULL))
+			say_not_a_knob(knob, EINVAL);
+		else /* the pool's samepage is not this one */
+			fprintf(stderr, "samepage set: the pool refused %s=%ld: %s\n", knob, value,
+				msg);
+		return EXIT_USAGE;
+	}
+	fprintf(stderr, "samepage set: %s=%ld: the pool refused: %s (%s)\n", knob, value, msg,
+		ename);
+	return 1;
+}
+
+/* After "ok": the value in force, as `stats` reads it back. */
+static int print_new_value(struct ctl *c, const char *knob, long value)
+{
+	static struct snapshot snap;
+	const char *name = strncmp(knob, "ksm.", 4) ? knob : knob + 4;
+	long now_v;
+
+	if (ctl_stats(c, &snap))
+		return 1;
+	if (!snap_get(&snap, name, &now_v)) {
+		fprintf(stderr, "samepage set: %s was set, but the pool does not report it\n",
+			knob);
+		return 1;
+	}
+	if (value == -1 && strchr(name, '.'))
+		printf("%s %ld (automatic)\n", name, now_v);
+	else
+		printf("%s %ld\n", name, now_v);
+	return fflush(stdout) ? 1 : 0;
+}
+
+static int list_knobs(void)
+{
+	const char *name;
+
+	for (unsigned i = 0; (name = sp_knob_name(i)); i++)
+		printf("%s\n", name);
 	return 0;
 }
 
 int cmd_set(int argc, char **argv)
 {
+	static const struct option opts[] = { { "socket", required_argument, NULL, 's' },
+					      { "knobs", no_argument, NULL, 'k' },
+					      { "help", no_argument, NULL, 'h' },
+					      OPT_VERSION,
+					      { 0 } };
 	static char reply[REPLY_MAX];
+	struct ctl c = { .cmd = "set" };
+	const char *knob;
 	char req[256];
-	struct ctl_opts o;
+	long value;
+	int opt;
 
-	if (parse(argc, argv, "set", &o))
-		return 2;
-	if (argc - optind != 2) {
-		ctl_usage(stderr, "set");
-		return 2;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			set_usage(stdout);
+			return 0;
+		case 'V':
+			return print_version();
+		case 'k':
+			return list_knobs();
+		case 's':
+			c.socket = optarg;
+			break;
+		default:
+			option_error("set", opt, argv);
+			fprintf(stderr, "usage: samepage set --socket PATH KNOB VALUE "
+					"(samepage set --help lists the knobs)\n");
+			return EXIT_USAGE;
+		}
 	}
-	if (strlen(argv[optind]) > 63 || strpbrk(argv[optind], " \n") ||
-	    strpbrk(argv[optind + 1], " \n")) {
-		fprintf(stderr, "samepage set: bad knob or value\n");
-		return 2;
+	if (!c.socket || argc - optind != 2) {
+		fprintf(stderr,
+			"samepage set: %s\nusage: samepage set --socket PATH KNOB VALUE "
+			"(samepage set --help lists the knobs)\n",
+			!c.socket	  ? "--socket PATH is required" :
+			argc - optind < 2 ? "KNOB and VALUE are required" :
+					    "too many arguments");
+		return EXIT_USAGE;
 	}
-	snprintf(req, sizeof(req), "set %s %s\n", argv[optind], argv[optind + 1]);
-	if (ctl_request(o.socket, req, "ok\n", reply))
-		return fail("set", o.socket);
+	knob = argv[optind];
+	if (!*knob || strlen(knob) >= FIG_NAME || strpbrk(knob, " \t\r\n")) {
+		fprintf(stderr, "samepage set: '%s' is not a knob name\n", knob);
+		return EXIT_USAGE;
+	}
+	if (parse_value(knob, argv[optind + 1], &value) ||
+	    check_knob(knob, argv[optind + 1], value))
+		return EXIT_USAGE;
+	snprintf(req, sizeof(req), "set %s %ld\n", knob, value);
+	if (ctl_request(&c, req, "ok\n", reply))
+		return 1;
 	if (!strncmp(reply, "error ", 6))
-		return server_error("set", reply);
-	return 0;
-}
-
-int cmd_top(int argc, char **argv)
-{
-	static char reply[REPLY_MAX];
-	bool tty = isatty(1);
-	struct ctl_opts o;
-
-	if (parse(argc, argv, "top", &o))
-		return 2;
-	for (long n = 0; o.count < 0 || n < o.count; n++) {
-		struct timespec ts = { o.interval_ms / 1000, (o.interval_ms % 1000) * 1000000 };
-
-		if (n)
-			nanosleep(&ts, NULL);
-		if (ctl_request(o.socket, "stats\n", "\n.\n", reply))
-			return fail("top", o.socket);
-		if (!strncmp(reply, "error ", 6))
-			return server_error("top", reply);
-		if (tty)
-			printf("\033[H\033[2J"); /* a live screen on a terminal, snapshots otherwise */
-		printf("samepage top: %s (every %ld ms)\n", o.socket, o.interval_ms);
-		print_stats(reply, &o);
-		printf("\n");
-		fflush(stdout);
-	}
-	return 0;
+		return set_refused(knob, value, reply);
+	return print_new_value(&c, knob, value);
 }

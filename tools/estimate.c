@@ -86,30 +86,34 @@ static void usage(FILE *f)
 		   "  what merging the process's private memory would save, read from /proc\n"
 		   "  without stopping it\n"
 		   "  --pid PID   the process (same uid or root)\n"
-		   "  --json      one JSON object instead of a table\n");
+		   "  --json      one JSON object instead of a table\n"
+		   "  --version   print samepage's version\n");
 }
 
-/* 0 ok, 1 --help, 2 bad arguments. */
+/* 0 ok, 1 --help, 2 bad arguments (said why), 3 --version. */
 static int parse_args(int argc, char **argv, struct est *e)
 {
 	static const struct option opts[] = { { "pid", required_argument, NULL, 'p' },
 					      { "json", no_argument, NULL, 'j' },
 					      { "help", no_argument, NULL, 'h' },
+					      OPT_VERSION,
 					      { 0 } };
 	char *end;
 	long pid;
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "p:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:p:jh", opts, NULL)) != -1) {
 		if (c == 'h')
 			return 1;
+		if (c == 'V')
+			return 3;
 		if (c == 'j') {
 			e->json = 1;
 			continue;
 		}
 		if (c != 'p') {
-			fprintf(stderr, "samepage estimate: bad argument: %s\n", argv[optind - 1]);
+			option_error("estimate", c, argv);
 			return 2;
 		}
 		errno = 0;
@@ -511,6 +515,8 @@ int cmd_estimate(int argc, char **argv)
 	e.psize = (size_t)sysconf(_SC_PAGESIZE);
 	e.tty = isatty(STDERR_FILENO);
 	ret = parse_args(argc, argv, &e);
+	if (ret == 3)
+		return print_version();
 	if (ret) {
 		usage(ret == 1 ? stdout : stderr);
 		return ret == 1 ? 0 : 2;

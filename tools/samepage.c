@@ -257,23 +257,15 @@ static double wait_merged(struct demo *d, double *cpu)
 
 static void demo_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: samepage demo [--size MiB] [--tenants N] [--seconds S] [--domains]\n"
-		"  --size MiB    memory per tenant, 8-1024 (default 48)\n"
-		"  --tenants N   tenant threads, 1-16 (default 4)\n"
-		"  --seconds S   longest wait for merging, 1-600 (default 20)\n"
-		"  --domains     a merge domain per tenant: no frame is shared across tenants\n");
+	fprintf(f, "usage: samepage demo [--size MiB] [--tenants N] [--seconds S] [--domains]\n"
+		   "  --size MiB    memory per tenant, 8-1024 (default 48)\n"
+		   "  --tenants N   tenant threads, 1-16 (default 4)\n"
+		   "  --seconds S   longest wait for merging, 1-600 (default 20)\n"
+		   "  --domains     a merge domain per tenant: no frame is shared across tenants\n"
+		   "  --version     print samepage's version\n");
 }
 
-static int parse_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtol(s, &end, 10);
-	return errno || *end || end == s || *out < min || *out > max ? -1 : 0;
-}
-
+/* 0 go on, 1 done (--help, --version), 2 usage error (said why). */
 static int parse_demo(int argc, char **argv, struct demo *d)
 {
 	static const struct option opts[] = { { "size", required_argument, NULL, 's' },
@@ -281,31 +273,45 @@ static int parse_demo(int argc, char **argv, struct demo *d)
 					      { "seconds", required_argument, NULL, 'S' },
 					      { "domains", no_argument, NULL, 'd' },
 					      { "help", no_argument, NULL, 'h' },
+					      OPT_VERSION,
 					      { 0 } };
 	int c;
 
 	*d = (struct demo){ .size_mib = 48, .tenants = 4, .seconds = 20 };
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'h') {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
 			demo_usage(stdout);
-			exit(0);
-		}
-		if (c == 'd') {
+			return 1;
+		case 'V':
+			print_version();
+			return 1;
+		case 'd':
 			d->domains = 1;
-			continue;
+			break;
+		case 's':
+			if (option_long("demo", "--size", optarg, 8, 1024, &d->size_mib))
+				return EXIT_USAGE;
+			break;
+		case 't':
+			if (option_long("demo", "--tenants", optarg, 1, 16, &d->tenants))
+				return EXIT_USAGE;
+			break;
+		case 'S':
+			if (option_long("demo", "--seconds", optarg, 1, 600, &d->seconds))
+				return EXIT_USAGE;
+			break;
+		default:
+			option_error("demo", c, argv);
+			demo_usage(stderr);
+			return EXIT_USAGE;
 		}
-		if ((c == 's' && !parse_long(optarg, 8, 1024, &d->size_mib)) ||
-		    (c == 't' && !parse_long(optarg, 1, 16, &d->tenants)) ||
-		    (c == 'S' && !parse_long(optarg, 1, 600, &d->seconds)))
-			continue;
-		fprintf(stderr, "samepage demo: bad argument%s%s\n", optarg ? ": " : "",
-			optarg ? optarg : "");
-		demo_usage(stderr);
-		return -1;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "samepage demo: unexpected argument: %s\n", argv[optind]);
-		return -1;
+		demo_usage(stderr);
+		return EXIT_USAGE;
 	}
 	return 0;
 }
@@ -352,10 +358,11 @@ int cmd_demo(int argc, char **argv)
 	struct demo d;
 	long bad = 0, res0, res1, res2, shm0, shm1, shm2, cow, sharing, zero, sections0;
 	double merge_s, cpu, off_s, t0;
-	int s, off_ret;
+	int s, off_ret, parsed;
 
-	if (parse_demo(argc, argv, &d))
-		return 2;
+	parsed = parse_demo(argc, argv, &d);
+	if (parsed)
+		return parsed == 1 ? 0 : parsed;
 	d.image_len = ((size_t)d.size_mib << 20) / 2;
 	d.image = calloc(1, d.image_len);
 	d.pool = d.image ? demo_pool(&d) : NULL;
@@ -446,6 +453,7 @@ static const struct command {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: samepage COMMAND [ARGS]   (samepage COMMAND --help for more)\n"
+		   "       samepage --version\n"
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
@@ -464,6 +472,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (!strcmp(argv[1], "--version"))
+		return print_version();
 	fprintf(stderr, "samepage: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A running pool's control socket, from the client side (stats, set, top):
+ * one snapshot of its figures, their Prometheus form, the knobs' table.
+ */
+#ifndef SP_TOOLS_CTL_H
+#define SP_TOOLS_CTL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define FIG_MAX 256
+#define FIG_NAME 64
+
+struct figure {
+	char name[FIG_NAME];
+	long value;
+};
+
+/* What one `stats` request returned, in the server's order. */
+struct snapshot {
+	struct figure fig[FIG_MAX];
+	unsigned n;
+	double wall; /* CLOCK_REALTIME seconds when read */
+	double mono; /* CLOCK_MONOTONIC seconds, for rates */
+};
+
+struct ctl {
+	const char *cmd; /* "stats", "set", "top": messages say "samepage CMD: " */
+	const char *socket;
+	const char *pool; /* the label: --pool, or the socket's name without .sock */
+	pid_t pid; /* the program serving the socket (SO_PEERCRED); 0 unknown */
+	bool defer_errors; /* only into err (top prints it once off its screen) */
+	char err[512]; /* the last error, "samepage CMD: ...\n" */
+	char pool_buf[108];
+};
+
+/* Say what went wrong, as "samepage CMD: ..." on stderr (and into c->err). */
+void ctl_error(struct ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The pool label for c->socket unless c->pool is set already. */
+void ctl_name_pool(struct ctl *c);
+/* One snapshot; -1 having printed why (exit status 1). */
+int ctl_stats(struct ctl *c, struct snapshot *s);
+bool snap_get(const struct snapshot *s, const char *name, long *value);
+
+/* prom.c: the snapshot in the Prometheus text format. */
+void print_prometheus(const struct ctl *c, const struct snapshot *s);
+
+#endif
