@@ -414,9 +414,151 @@ static void estimate_vs_ksm(void **state)
 	assert_true(labs(shared + sharing - merging) * 20 <= merging);
 }
 
+/* ---- a target that exits: a zombie not yet reaped is as gone as a reaped one ---- */
+
+#define BIG_PAGES (128 * 1024) /* 512 MiB: a scan long enough to die in */
+
+/* A child that fills its memory with pages of its own, says 'r', and waits. */
+static pid_t start_big_child(int *ready)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		char *mem = mmap(NULL, (size_t)BIG_PAGES * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(0);
+		if (mem == MAP_FAILED)
+			_exit(1);
+		for (long i = 0; i < BIG_PAGES; i++)
+			fill_page(mem + i * PAGE, SEED_UNIQUE + (uint64_t)i);
+		if (write(p[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	*ready = p[0];
+	return pid;
+}
+
+/* Kill the child and wait until it is a zombie, without reaping it. */
+static void make_zombie(pid_t pid)
+{
+	siginfo_t info;
+
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0);
+}
+
+/* `samepage estimate --pid PID` started; its pid, its merged output on *out. */
+static pid_t spawn_estimate(pid_t target, int *out)
+{
+	char path[1024], arg[32];
+	const char *bin = samepage_bin(path, sizeof(path));
+	int p[2];
+	pid_t pid;
+
+	snprintf(arg, sizeof(arg), "%d", (int)target);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		dup2(p[1], STDOUT_FILENO);
+		dup2(p[1], STDERR_FILENO);
+		execl(bin, bin, "estimate", "--pid", arg, "--json", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	*out = p[0];
+	return pid;
+}
+
+/* Bytes the process has read (rchar): how far the estimate has got. */
+static long long bytes_read(pid_t pid)
+{
+	char path[64], line[128];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "rchar: %lld", &v);
+	fclose(f);
+	return v;
+}
+
+/*
+ * The estimate ends: it must have failed (status 1) saying `want`, with no
+ * report; then the zombie is reaped.
+ */
+static void expect_exited(pid_t est, int out, pid_t child, int ready, const char *want)
+{
+	char buf[4096];
+	size_t have = 0;
+	ssize_t n;
+	int status;
+
+	while (have < sizeof(buf) - 1 && (n = read(out, buf + have, sizeof(buf) - 1 - have)) > 0)
+		have += (size_t)n;
+	buf[have] = '\0';
+	close(out);
+	assert_int_equal(waitpid(est, &status, 0), est);
+	print_message("estimate: %s", buf);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_non_null(strstr(buf, want));
+	assert_null(strstr(buf, "pages_scanned"));
+	waitpid(child, NULL, 0);
+	close(ready);
+}
+
+static void estimate_zombie(void **state)
+{
+	int ready, fd;
+	pid_t child, est;
+
+	(void)state;
+	child = start_big_child(&ready);
+	make_zombie(child);
+	est = spawn_estimate(child, &fd);
+	expect_exited(est, fd, child, ready, "has exited");
+}
+
+static void estimate_dies_mid_scan(void **state)
+{
+	double t0 = now();
+	long long got = 0;
+	int ready, fd;
+	pid_t child, est;
+
+	(void)state;
+	child = start_big_child(&ready);
+	est = spawn_estimate(child, &fd);
+	/* A quarter of the target read (its 512 MiB and the pagemap): mid-scan. */
+	while ((got = bytes_read(est)) < (long long)BIG_PAGES * PAGE / 4 && got >= 0 &&
+	       now() - t0 < 30)
+		usleep(1000);
+	make_zombie(child);
+	print_message("target killed after the estimate read %lld bytes\n", got);
+	expect_exited(est, fd, child, ready, "exited during the scan");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(estimate_zombie),
+		cmocka_unit_test(estimate_dies_mid_scan),
 		cmocka_unit_test_setup_teardown(estimate_vs_ksm, setup, teardown),
 	};
 	sigset_t all;

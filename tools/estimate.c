@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -469,10 +470,48 @@ static void print_json(const struct est *e)
 	printf("}}\n");
 }
 
+/*
+ * The target has exited: no such process, a zombie its parent has not
+ * reaped yet (kill(pid, 0) still succeeds on one), or one so far into
+ * exiting that its memory is gone: its maps read empty, and what was not
+ * read by then reads as unreadable.
+ */
+static bool target_exited(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	bool exited = false;
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT || errno == ESRCH;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ')
+		exited = p[2] == 'Z' || p[2] == 'X'; /* zombie, or dead and being reaped */
+	fclose(f);
+	if (exited)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	exited = read(fd, buf, 1) == 0; /* no memory at all: it has let go of it */
+	close(fd);
+	return exited;
+}
+
 static int est_open(struct est *e)
 {
 	if (kill(e->pid, 0) && errno == ESRCH) {
 		fprintf(stderr, "samepage estimate: pid %d: %s\n", (int)e->pid, strerror(errno));
+		return -1;
+	}
+	if (target_exited(e->pid)) {
+		fprintf(stderr,
+			"samepage estimate: pid %d has exited (its parent has not reaped it "
+			"yet): no memory left to look at\n",
+			(int)e->pid);
 		return -1;
 	}
 	e->mem_fd = open_proc(e->pid, "mem");
@@ -524,7 +563,7 @@ int cmd_estimate(int argc, char **argv)
 	ret = 1;
 	if (est_open(&e) || read_maps(&e) || scan(&e))
 		goto out;
-	if (kill(e.pid, 0) && errno == ESRCH) {
+	if (target_exited(e.pid)) {
 		fprintf(stderr, "samepage estimate: pid %d exited during the scan\n", (int)e.pid);
 		goto out;
 	}
