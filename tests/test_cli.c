@@ -597,6 +597,38 @@ static void installed(void **state)
 	sh("rm -rf %s", dest);
 }
 
+/* The demo says what happened in plain words, and keeps the table below. */
+static void demo_words(void **state)
+{
+	char *words, *table;
+	double written, held, saved, pct;
+	long tenants;
+
+	(void)state;
+	expect(0, NULL, "demo --size 8 --tenants 2 --seconds 10");
+	words = strstr(out, " MiB written by ");
+	table = strstr(out, "\ndetails ");
+	if (!words || !table || table < words)
+		fail_msg("no plain-words summary before the table:\n%s", out);
+	while (words > out && words[-1] != '\n')
+		words--;
+	assert_int_equal(sscanf(words,
+				"%lf MiB written by %ld tenants; after merging they hold %lf MiB: "
+				"%lf MiB (%lf%%) saved.",
+				&written, &tenants, &held, &saved, &pct),
+			 5);
+	assert_true(written == 16 && tenants == 2);
+	assert_true(held > 0 && held < written && saved > 0);
+	/* Each rounded to a whole MiB or percent: they agree within that. */
+	assert_true(written - held - saved <= 1 && written - held - saved >= -1);
+	assert_true(100 * saved / written - pct <= 100 / written + 1 &&
+		    pct - 100 * saved / written <= 100 / written + 1);
+	assert_non_null(strstr(out, "was hot-removed while they wrote: "));
+	assert_non_null(strstr(out, "\nEvery byte checked: nothing lost (0 bad pages).\n"));
+	assert_non_null(strstr(table, "pool bytes_resident (MiB)"));
+	assert_non_null(strstr(table, "verification: passed"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -606,6 +638,7 @@ int main(void)
 		cmocka_unit_test(prometheus),	    cmocka_unit_test(top_text),
 		cmocka_unit_test(top_json),	    cmocka_unit_test(top_terminal),
 		cmocka_unit_test(completion),	    cmocka_unit_test(installed),
+		cmocka_unit_test(demo_words),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -351,14 +351,98 @@ static sp_pool *demo_pool(struct demo *d)
 	return pool;
 }
 
+/* What the demo measured, for the closing words and table. */
+struct outcome {
+	long res[3]; /* bytes_resident loaded, merged, after the offline */
+	long shm[3]; /* the system's Shmem (KiB) before loading, loaded, merged */
+	long merged_away, sections, migrated, cow, bad;
+	double merge_s, cpu, off_s;
+	int section, off_ret;
+};
+
+/* First in plain words, then the detail table. */
+static void report(const struct demo *d, const struct outcome *o)
+{
+	double written = (double)(d->size_mib * d->tenants), held = (double)o->res[1] / 1048576.0;
+
+	printf("\n%.0f MiB written by %ld tenants; after merging they hold %.0f MiB: "
+	       "%.0f MiB (%.0f%%) saved.\n",
+	       written, d->tenants, held, written - held, 100.0 * (written - held) / written);
+	if (o->off_ret)
+		printf("Hot-removing section %d while they wrote FAILED (see above).\n",
+		       o->section);
+	else
+		printf("Section %d (16 MiB) was hot-removed while they wrote: %ld pages moved "
+		       "in %.3f s.\n",
+		       o->section, o->migrated, o->off_s);
+	printf("Every byte checked: %s (%ld bad pages).\n",
+	       o->bad ? "pages were LOST OR CORRUPTED" : "nothing lost", o->bad);
+	printf("\n%-34s %12s %12s %12s\n", "details", "loaded", "merged", "after offline");
+	printf("%-34s %12.1f %12.1f %12.1f\n", "pool bytes_resident (MiB)",
+	       (double)o->res[0] / 1048576.0, held, (double)o->res[2] / 1048576.0);
+	printf("%-34s %12.1f %12.1f\n", "system Shmem growth (MiB)",
+	       (double)(o->shm[1] - o->shm[0]) / 1024.0, (double)(o->shm[2] - o->shm[0]) / 1024.0);
+	printf("%-34s %12s %12ld %12ld\n", "pages merged away (sharing+zero)", "0", o->merged_away,
+	       get(d->pool, "pages_sharing") + get(d->pool, "ksm_zero_pages"));
+	printf("%-34s %12ld %12ld %12ld\n", "sections online", o->sections, o->sections,
+	       get(d->pool, "sections_online"));
+	printf("\nmerge: %.2f s, scanner CPU %.2f s; copy-on-write faults %ld; offline of a "
+	       "%d MiB section: %.3f s (%s), %ld pages migrated\n",
+	       o->merge_s, o->cpu, o->cow, 16, o->off_s, o->off_ret ? "FAILED" : "ok", o->migrated);
+	printf("verification: %s (%ld bad pages, %ld tenant writes checked)\n",
+	       o->bad || o->off_ret ? "FAILED" : "passed", o->bad, (long)HOT_PAGES * d->tenants);
+}
+
+/* Tenants write while the busiest section goes; then they stop and are checked. */
+static void offline_under_writes(struct demo *d, struct tenant *t, pthread_t *th, struct outcome *o)
+{
+	double t0;
+
+	o->section = busiest_section(d, t);
+	printf("hot-removing section %d (its KSM frames move) while the tenants write\n",
+	       o->section);
+	usleep(50000); /* writes under way: copy-on-write of merged pages */
+	t0 = now();
+	o->off_ret = o->section >= 0 ? sp_section_offline(d->pool, (unsigned)o->section) : -1;
+	o->off_s = now() - t0;
+	if (o->off_ret)
+		fprintf(stderr, "samepage demo: sp_section_offline: %s\n", strerror(errno));
+	usleep(100000);
+	atomic_store(&d->stop, 1);
+	for (long i = 0; i < d->tenants; i++) {
+		pthread_join(th[i], NULL);
+		o->bad += verify(&t[i]);
+	}
+	o->res[2] = get(d->pool, "bytes_resident");
+	o->cow = get(d->pool, "faults_cow");
+	o->migrated = get(d->pool, "pages_migrated");
+}
+
+static int start_tenants(struct demo *d, struct tenant *t, pthread_t *th)
+{
+	for (long i = 0; i < d->tenants; i++) {
+		t[i] = (struct tenant){ .d = d, .id = (int)i, .len = (size_t)d->size_mib << 20 };
+		t[i].mem = sp_alloc(d->pool, t[i].len, SP_MERGEABLE);
+		if (!t[i].mem || (d->domains && sp_set_merge_domain(d->pool, t[i].mem, t[i].len,
+								    (unsigned)i + 1))) {
+			fprintf(stderr, "samepage demo: tenant %ld: %s\n", i, strerror(errno));
+			return -1;
+		}
+		pthread_create(&th[i], NULL, tenant_main, &t[i]);
+	}
+	for (long i = 0; i < d->tenants; i++)
+		while (!atomic_load(&t[i].loaded))
+			usleep(1000);
+	return 0;
+}
+
 int cmd_demo(int argc, char **argv)
 {
 	struct tenant t[16] = { 0 };
+	struct outcome o = { 0 };
 	pthread_t th[16];
 	struct demo d;
-	long bad = 0, res0, res1, res2, shm0, shm1, shm2, cow, sharing, zero, sections0;
-	double merge_s, cpu, off_s, t0;
-	int s, off_ret, parsed;
+	int parsed;
 
 	parsed = parse_demo(argc, argv, &d);
 	if (parsed)
@@ -369,73 +453,32 @@ int cmd_demo(int argc, char **argv)
 	if (!d.pool)
 		return 1;
 	d.image_len = load_image(d.image, d.image_len);
-	shm0 = meminfo_shmem_kb();
+	o.shm[0] = meminfo_shmem_kb();
 	printf("samepage demo: %ld tenants x %ld MiB (%.1f MiB of shared libraries each), "
 	       "fault mode %s\n",
 	       d.tenants, d.size_mib, (double)d.image_len / 1048576.0,
 	       get(d.pool, "fault_mode") == SP_FAULT_UFFD ? "userfaultfd" : "mprotect+SIGSEGV");
-	for (long i = 0; i < d.tenants; i++) {
-		t[i] = (struct tenant){ .d = &d, .id = (int)i, .len = (size_t)d.size_mib << 20 };
-		t[i].mem = sp_alloc(d.pool, t[i].len, SP_MERGEABLE);
-		if (!t[i].mem || (d.domains && sp_set_merge_domain(d.pool, t[i].mem, t[i].len,
-								   (unsigned)i + 1))) {
-			fprintf(stderr, "samepage demo: tenant %ld: %s\n", i, strerror(errno));
-			return 1;
-		}
-		pthread_create(&th[i], NULL, tenant_main, &t[i]);
-	}
-	for (long i = 0; i < d.tenants; i++)
-		while (!atomic_load(&t[i].loaded))
-			usleep(1000);
-	res0 = get(d.pool, "bytes_resident");
-	shm1 = meminfo_shmem_kb();
+	if (start_tenants(&d, t, th))
+		return 1;
+	o.res[0] = get(d.pool, "bytes_resident");
+	o.shm[1] = meminfo_shmem_kb();
 	printf("loaded: %.1f MiB resident; merging (ksmd, pages_to_scan=20000, "
 	       "sleep_millisecs=0, use_zero_pages=1)\n",
-	       (double)res0 / 1048576.0);
+	       (double)o.res[0] / 1048576.0);
 	sp_ksm_set(d.pool, "run", 1);
-	merge_s = wait_merged(&d, &cpu);
+	o.merge_s = wait_merged(&d, &o.cpu);
 	atomic_store(&d.writing, 1);
-	res1 = get(d.pool, "bytes_resident");
-	shm2 = meminfo_shmem_kb();
-	sharing = get(d.pool, "pages_sharing");
-	zero = get(d.pool, "ksm_zero_pages");
-	sections0 = get(d.pool, "sections_online");
-	s = busiest_section(&d, t);
-	printf("hot-removing section %d (its KSM frames move) while the tenants write\n", s);
-	usleep(50000); /* writes under way: copy-on-write of merged pages */
-	t0 = now();
-	off_ret = s >= 0 ? sp_section_offline(d.pool, (unsigned)s) : -1;
-	off_s = now() - t0;
-	if (off_ret)
-		fprintf(stderr, "samepage demo: sp_section_offline: %s\n", strerror(errno));
-	usleep(100000);
-	atomic_store(&d.stop, 1);
-	for (long i = 0; i < d.tenants; i++) {
-		pthread_join(th[i], NULL);
-		bad += verify(&t[i]);
-	}
-	res2 = get(d.pool, "bytes_resident");
-	cow = get(d.pool, "faults_cow");
-	printf("\n%-34s %12s %12s %12s\n", "", "loaded", "merged", "after offline");
-	printf("%-34s %12.1f %12.1f %12.1f\n", "pool bytes_resident (MiB)", res0 / 1048576.0,
-	       res1 / 1048576.0, res2 / 1048576.0);
-	printf("%-34s %12.1f %12.1f %12s\n", "system Shmem growth (MiB)", (shm1 - shm0) / 1024.0,
-	       (shm2 - shm0) / 1024.0, "");
-	printf("%-34s %12s %12ld %12ld\n", "pages merged away (sharing+zero)", "0", sharing + zero,
-	       get(d.pool, "pages_sharing") + get(d.pool, "ksm_zero_pages"));
-	printf("%-34s %12ld %12ld %12ld\n", "sections online", sections0, sections0,
-	       get(d.pool, "sections_online"));
-	printf("\nmerge: %.2f s, scanner CPU %.2f s; copy-on-write faults %ld; offline of a "
-	       "%d MiB section: %.3f s (%s), %ld pages migrated\n",
-	       merge_s, cpu, cow, 16, off_s, off_ret ? "FAILED" : "ok",
-	       get(d.pool, "pages_migrated"));
-	printf("verification: %s (%ld bad pages, %ld tenant writes checked)\n",
-	       bad || off_ret ? "FAILED" : "passed", bad, (long)HOT_PAGES * d.tenants);
+	o.res[1] = get(d.pool, "bytes_resident");
+	o.shm[2] = meminfo_shmem_kb();
+	o.merged_away = get(d.pool, "pages_sharing") + get(d.pool, "ksm_zero_pages");
+	o.sections = get(d.pool, "sections_online");
+	offline_under_writes(&d, t, th, &o);
+	report(&d, &o);
 	for (long i = 0; i < d.tenants; i++)
 		sp_free(d.pool, t[i].mem);
 	sp_pool_destroy(d.pool);
 	free(d.image);
-	return bad || off_ret ? 1 : 0;
+	return o.bad || o.off_ret ? 1 : 0;
 }
 
 static const struct command {
