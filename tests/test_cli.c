@@ -465,7 +465,7 @@ static bool pane_shows(const char *tmux, const char *want)
 /* On a terminal of 80x24 (tmux): the screen, and q quits with status 0. */
 static void top_terminal(void **state)
 {
-	char tmux[64], status[160], *line, *save = NULL;
+	char tmux[160], status[160], *line, *save = NULL;
 	int rows = 0, fd, got = -1;
 
 	(void)state;
@@ -473,14 +473,15 @@ static void top_terminal(void **state)
 		print_message("tmux not installed: top on a terminal not tested\n");
 		return;
 	}
-	snprintf(tmux, sizeof(tmux), "tmux -L sp-test-%d", (int)getpid());
+	/* A tmux server of our own, its socket in our directory (gone with it). */
+	snprintf(tmux, sizeof(tmux), "tmux -S %s/tmux", dir);
 	snprintf(status, sizeof(status), "%s/status", dir);
 	assert_int_equal(sh("%s new-session -d -s top -x 80 -y 24 "
 			    "\"%s top --socket %s --interval 200; echo \\$? > %s; sleep 60\"",
 			    tmux, bin(), sock, status),
 			 0);
 	if (!pane_shows(tmux, "q quits")) {
-		sh("%s kill-server", tmux);
+		sh("%s kill-server; rm -f %s/tmux", tmux, dir);
 		fail_msg("top's screen did not show:\n%s", out);
 	}
 	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -504,7 +505,7 @@ static void top_terminal(void **state)
 		if (fd >= 0)
 			close(fd);
 	}
-	sh("%s kill-server", tmux);
+	sh("%s kill-server; rm -f %s/tmux", tmux, dir);
 	unlink(status);
 	assert_int_equal(got, 0); /* q quit it, and it exited 0 */
 }
