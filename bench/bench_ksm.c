@@ -3,21 +3,33 @@
  * bench_ksm: samepage's KSM against the kernel's, on the standard workloads
  * W1-W4 of WORKLOADS.md: both sides see exactly the same bytes.
  *
- * Per workload, the kernel first, then samepage, each with the scanner at full
- * speed (pages_to_scan=100000, sleep_millisecs=0):
+ * Per workload, N interleaved rounds (kernel, samepage, kernel, samepage, ...;
+ * --rounds, default 3), each side with the scanner at full speed
+ * (pages_to_scan=100000, sleep_millisecs=0):
  *  - t99: seconds from run=1 until the pages merged away reach 99% of the
  *    workload's "pages that merge away" column (kernel: pages_sharing;
  *    samepage: pages_sharing + ksm_zero_pages), polled every millisecond;
- *  - scanner CPU: utime+stime of the scanner thread over that interval (the
- *    kernel's ksmd, the pool's "sp-ksmd"), from /proc;
+ *  - CPU over that interval: the kernel's ksmd thread against the whole
+ *    samepage process (every thread: scanner, fault thread, workers; from
+ *    getrusage(RUSAGE_SELF), less this program's own polling thread), with
+ *    the scanner thread "sp-ksmd" alone beside it. Writing the workload is
+ *    before the interval, so it is not counted;
  *  - copy-on-write: with the scanner stopped (run=0, merged pages stay
  *    merged), one byte written to every page whose content appears more than
- *    once (zero pages included), us per page.
+ *    once (zero pages included), us per page;
+ *  - samepage's metadata: the growth of the process's RssAnon (the region
+ *    pages themselves are shmem) per region page, after writing the workload
+ *    and at t99, with the pool's VMAs counted in /proc/self/maps and their
+ *    approximate kernel bytes beside it.
+ * Every ratio is samepage/kernel of one round; the median and the spread
+ * (min, max) over the rounds are reported, and each side's median.
  *
- * The kernel's KSM knobs this program writes are saved before anything
- * changes and restored after every kernel measurement, on every error path
- * and on SIGINT/SIGTERM/SIGHUP; so is vm.max_map_count if it had to be raised
- * (samepage maps merged pages one by one: W1 needs ~140k mappings).
+ * Kernel KSM is the whole machine's: the program holds the flock of
+ * /tmp/samepage-kernel-ksm.lock from start to exit. The knobs it writes are
+ * saved before anything changes and restored after every kernel measurement,
+ * on every error path and on SIGINT/SIGTERM/SIGHUP; so is vm.max_map_count if
+ * it had to be raised (samepage maps merged pages one by one: W1 needs ~140k
+ * mappings).
  *
  * Only the public API (samepage.h), libc, /proc and /sys are used.
  */
@@ -25,23 +37,30 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "kernel_ksm_lock.h"
 #include "samepage.h"
 
 #define PROG "bench_ksm"
-#define USAGE "usage: " PROG " [--workloads W1,W2,W3,W4] [--json] [--zero-pages 0|1] [--timeout S]"
+#define USAGE                                                                                 \
+	"usage: " PROG " [--workloads W1,W2,W3,W4] [--rounds N] [--json] [--zero-pages 0|1] " \
+	"[--timeout S]"
 #define MIB (1UL << 20)
 #define SECTION_SIZE (64 * MIB)
 #define SPARE_SECTIONS 2
@@ -50,6 +69,8 @@
 #define NR_WORKLOADS 4
 #define MAX_REGIONS 8
 #define SCAN_PAGES 100000
+#define DEF_ROUNDS 3U
+#define MAX_ROUNDS 20U
 #define DEF_TIMEOUT 60.0
 #define MAX_TIMEOUT 86400.0
 #define UNMERGE_TIMEOUT 30.0
@@ -58,9 +79,10 @@
 #define KSM_DIR "/sys/kernel/mm/ksm/"
 #define MAP_COUNT "/proc/sys/vm/max_map_count"
 #define MAP_COUNT_WANT 1048576L
+#define POOL_MAPS "/memfd:samepage" /* the pool's memfd, as /proc/self/maps names it */
 #define VAL_LEN 64
 #define PATH_LEN 512
-#define DASHES "------------------------------"
+#define LINE_LEN 1024
 
 /* ---- workloads (WORKLOADS.md) ------------------------------------------ */
 
@@ -185,23 +207,37 @@ struct opts {
 	bool want[NR_WORKLOADS];
 	bool json;
 	int zero_pages; /* -1: per workload */
+	unsigned rounds;
 	double timeout;
 };
 
+/* The process's anonymous memory and the pool's mappings at one moment. */
+struct meta {
+	long rss_anon_kb;
+	long vmas;
+};
+
+enum { META_START, META_FILLED, META_MERGED, NR_META };
+
+/* One side of one round. */
 struct side {
 	double t99; /* s; the time waited on timeout */
 	bool timed_out;
 	long merged; /* pages merged away at t99 or timeout */
-	double cpu; /* scanner CPU, s */
+	double cpu; /* kernel: ksmd; samepage: the process less the poller, s */
+	double scan_cpu; /* samepage: the sp-ksmd thread alone, s */
+	double poll_cpu; /* samepage: this program's polling thread, s (not in cpu) */
 	double cow_us; /* per page */
 	long cow_pages;
 	long res_before, res_after; /* samepage: bytes_resident */
+	struct meta meta[NR_META]; /* samepage */
 };
 
 struct result {
 	bool done;
 	int zero_pages; /* samepage's use_zero_pages */
-	struct side k, s;
+	unsigned rounds;
+	struct side k[MAX_ROUNDS], s[MAX_ROUNDS];
 };
 
 /* A workload's memory: regions of equal size, pages numbered across them. */
@@ -386,21 +422,41 @@ static void set_knob(enum knob k, const char *val)
 	}
 }
 
-/* utime+stime of a process or thread, seconds. */
-static double thread_cpu(const char *stat_path)
+/*
+ * CPU seconds of the thread (or process) whose /proc directory is dir: its
+ * run time in ns from schedstat, or where the kernel has no schedstat,
+ * utime+stime from stat (in clock ticks).
+ */
+static double thread_cpu(const char *dir)
 {
+	char path[PATH_LEN], buf[LINE_LEN], *p;
+	unsigned long long ns;
 	unsigned long ut, st;
-	char buf[1024], *p;
 
-	if (get_str(stat_path, buf, sizeof(buf)))
-		die_path("read", stat_path);
+	snprintf(path, sizeof(path), "%s/schedstat", dir);
+	if (!get_str(path, buf, sizeof(buf)) && sscanf(buf, "%llu", &ns) == 1)
+		return (double)ns * 1e-9;
+	snprintf(path, sizeof(path), "%s/stat", dir);
+	if (get_str(path, buf, sizeof(buf)))
+		die_path("read", path);
 	p = strrchr(buf, ')');
 	if (!p ||
 	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) {
 		errno = EPROTO;
-		die_path("parse", stat_path);
+		die_path("parse", path);
 	}
 	return (double)(ut + st) / (double)clk_tck;
+}
+
+/* utime+stime from getrusage: RUSAGE_SELF (every thread) or RUSAGE_THREAD. */
+static double rusage_cpu(int who)
+{
+	struct rusage ru;
+
+	if (getrusage(who, &ru))
+		die_call("getrusage");
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 /* The first numeric entry of dir (a pid or tid) whose comm is name, or -1. */
@@ -425,8 +481,8 @@ static long find_comm(const char *dir, const char *name)
 	return id;
 }
 
-/* Path of the stat file of the thread called name under dir; dies if none. */
-static void stat_path_of(const char *dir, const char *name, char *path)
+/* The /proc directory of the thread called name under dir; dies if none. */
+static void thread_dir_of(const char *dir, const char *name, char *path)
 {
 	char call[PATH_LEN];
 	long id = find_comm(dir, name);
@@ -436,10 +492,80 @@ static void stat_path_of(const char *dir, const char *name, char *path)
 		snprintf(call, sizeof(call), "find the thread named '%s' in %s", name, dir);
 		die_call(call);
 	}
-	snprintf(path, PATH_LEN, "%s/%ld/stat", dir, id);
+	snprintf(path, PATH_LEN, "%s/%ld", dir, id);
 }
 
-/* ---- setup: vm.max_map_count, root, the kernel's knobs ------------------ */
+/* RssAnon of this process, kB. */
+static long rss_anon_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[LINE_LEN];
+	long kb = -1;
+
+	if (!f)
+		die_path("open", "/proc/self/status");
+	while (kb < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssAnon: %ld kB", &kb) != 1)
+			kb = -1;
+	fclose(f);
+	if (kb < 0) {
+		errno = EPROTO;
+		die_path("find RssAnon in", "/proc/self/status");
+	}
+	return kb;
+}
+
+/* Mappings of the pool's memfd in /proc/self/maps. */
+static long pool_vmas(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[LINE_LEN];
+	long n = 0;
+
+	if (!f)
+		die_path("open", "/proc/self/maps");
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, POOL_MAPS) != NULL;
+	fclose(f);
+	return n;
+}
+
+static struct meta meta_now(void)
+{
+	return (struct meta){ rss_anon_kb(), pool_vmas() };
+}
+
+/* The object size of a slab cache from /proc/slabinfo (root only), or dflt. */
+static long slab_objsize(const char *cache, long dflt)
+{
+	FILE *f = fopen("/proc/slabinfo", "re");
+	char line[LINE_LEN], name[VAL_LEN];
+	long active, num, size, v = dflt;
+
+	if (!f)
+		return dflt;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %ld %ld %ld", name, &active, &num, &size) == 4 &&
+		    !strcmp(name, cache)) {
+			v = size;
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/*
+ * What one VMA costs the kernel, roughly: its vm_area_struct, and a share of
+ * the maple-tree leaf that indexes it (256 bytes for up to 16 entries; about
+ * 10 in use on average). Anon_vma chains come only with a write and page
+ * tables are there for the region's pages anyway: neither is counted.
+ */
+static long vma_bytes(void)
+{
+	return slab_objsize("vm_area_struct", 192) + slab_objsize("maple_node", 256) / 10;
+}
+
+/* ---- setup: vm.max_map_count, root, the lock, the kernel's knobs --------- */
 
 static void check_map_count(void)
 {
@@ -478,12 +604,24 @@ static void check_root(void)
 	}
 }
 
+/* Held until exit: no other program of the project drives kernel KSM meanwhile. */
+static void take_lock(void)
+{
+	if (kernel_ksm_lock(PROG, -1) < 0)
+		die_path("flock", KERNEL_KSM_LOCK);
+}
+
 static void save_knobs(void)
 {
 	for (int k = 0; k < NR_KNOBS; k++)
 		if (get_str(knob_path[k], saved.knob[k], sizeof(saved.knob[k])))
 			die_path("read", knob_path[k]);
 	saved.knobs_saved = 1;
+	if (strcmp(saved.knob[K_RUN], "0"))
+		fprintf(stderr,
+			PROG ": warning: kernel KSM is running (run=%s) before the benchmark: "
+			     "someone else's ksmd work will be in the kernel's figures\n",
+			saved.knob[K_RUN]);
 }
 
 /* After the run: are the knobs what they were? */
@@ -510,7 +648,7 @@ static void poll_sleep(void)
 }
 
 struct probe {
-	const char *label; /* "W1 kernel" */
+	const char *label; /* "W1 kernel 2/3" */
 	long (*merged)(void *ctx); /* pages merged away so far */
 	void *ctx;
 	long column; /* the workload's pages that merge away */
@@ -644,16 +782,16 @@ static void kernel_unmerge(void)
 		die_call("restore the saved KSM knobs");
 }
 
-static void kernel_side(const struct workload *wl, double timeout, struct side *r)
+static void kernel_side(const struct workload *wl, const char *label, double timeout,
+			struct side *r)
 {
-	char label[32], ksmd_stat[PATH_LEN];
+	char ksmd_dir[PATH_LEN];
 	struct probe pr = { label, kernel_merged, NULL, wl->merge_away };
 	long base;
 	double cpu0, t0;
 	struct mem m;
 
-	snprintf(label, sizeof(label), "%s kernel", wl->name);
-	stat_path_of("/proc", "ksmd", ksmd_stat);
+	thread_dir_of("/proc", "ksmd", ksmd_dir);
 	tty_note("%s: filling %lu MiB", label, wl->n * SP_PAGE_SIZE / MIB);
 	kernel_map(wl, &m);
 	fill_mem(wl, &m);
@@ -665,12 +803,13 @@ static void kernel_side(const struct workload *wl, double timeout, struct side *
 	if (base)
 		fprintf(stderr, PROG ": warning: kernel pages_sharing is %ld before run=1\n", base);
 	pr.ctx = &base;
-	cpu0 = thread_cpu(ksmd_stat);
+	cpu0 = thread_cpu(ksmd_dir);
 	saved.kernel_merging = 1;
 	t0 = now();
 	set_knob(K_RUN, "1");
 	wait_merged(&pr, target_of(wl), timeout, t0, r);
-	r->cpu = thread_cpu(ksmd_stat) - cpu0;
+	r->cpu = thread_cpu(ksmd_dir) - cpu0;
+	r->scan_cpu = r->cpu;
 	set_knob(K_RUN, "0"); /* stop scanning; merged pages stay merged */
 	r->cow_us = cow(wl, &m, &r->cow_pages);
 	kernel_unmap(&m);
@@ -754,183 +893,321 @@ static void sp_knobs(sp_pool *pool, int zero_pages)
 	sp_set(pool, "use_zero_pages", zero_pages);
 }
 
-static void sp_side(const struct workload *wl, int zero_pages, double timeout, struct side *r)
+static void sp_side(const struct workload *wl, const char *label, int zero_pages, double timeout,
+		    struct side *r)
 {
-	char label[32], scan_stat[PATH_LEN];
+	char scan_dir[PATH_LEN];
 	struct probe pr = { label, sp_merged, NULL, wl->merge_away };
-	sp_pool *pool = sp_create(wl);
-	double cpu0, t0;
+	double scan0, self0, poll0, t0;
+	sp_pool *pool;
 	struct mem m;
 
-	snprintf(label, sizeof(label), "%s samepage", wl->name);
+	malloc_trim(0); /* what earlier rounds freed is not resident to be reused */
+	r->meta[META_START] = meta_now();
+	pool = sp_create(wl);
 	pr.ctx = pool;
 	sp_knobs(pool, zero_pages);
 	tty_note("%s: filling %lu MiB (use_zero_pages=%d)", label, wl->n * SP_PAGE_SIZE / MIB,
 		 zero_pages);
 	sp_map(pool, wl, &m);
 	fill_mem(wl, &m);
+	r->meta[META_FILLED] = meta_now();
 	r->res_before = sp_figure(pool, "bytes_resident");
-	stat_path_of("/proc/self/task", "sp-ksmd", scan_stat);
-	cpu0 = thread_cpu(scan_stat);
+	thread_dir_of("/proc/self/task", "sp-ksmd", scan_dir);
+	scan0 = thread_cpu(scan_dir);
+	self0 = rusage_cpu(RUSAGE_SELF);
+	poll0 = rusage_cpu(RUSAGE_THREAD);
 	t0 = now();
 	sp_set(pool, "run", 1);
 	wait_merged(&pr, target_of(wl), timeout, t0, r);
-	r->cpu = thread_cpu(scan_stat) - cpu0;
+	r->poll_cpu = rusage_cpu(RUSAGE_THREAD) - poll0;
+	r->cpu = rusage_cpu(RUSAGE_SELF) - self0 - r->poll_cpu;
+	r->scan_cpu = thread_cpu(scan_dir) - scan0;
+	r->meta[META_MERGED] = meta_now();
 	r->res_after = sp_figure(pool, "bytes_resident");
 	sp_set(pool, "run", 0); /* stop scanning; merged pages stay merged */
 	r->cow_us = cow(wl, &m, &r->cow_pages);
 	sp_pool_destroy(pool);
 }
 
+/* ---- figures over the rounds ------------------------------------------------ */
+
+enum fig { F_T99, F_CPU, F_SCAN, F_COW, NR_FIGS };
+
+static const char *const fig_label[NR_FIGS] = { "t99 (s)", "CPU (s)", "scanner CPU (s)",
+						"COW (us/page)" };
+static const char *const fig_key[NR_FIGS] = { "t99", "cpu", "scanner_cpu", "cow" };
+
+/* One side's figure in one round; NAN where it does not count (a timeout). */
+static double fig_of(const struct side *s, enum fig f)
+{
+	switch (f) {
+	case F_T99:
+		return s->timed_out ? NAN : s->t99;
+	case F_CPU:
+		return s->timed_out ? NAN : s->cpu;
+	case F_SCAN:
+		return s->timed_out ? NAN : s->scan_cpu;
+	default:
+		return s->cow_us;
+	}
+}
+
+static struct spread side_spread(const struct result *r, const struct side *sides, enum fig f)
+{
+	double v[MAX_ROUNDS];
+
+	for (unsigned i = 0; i < r->rounds; i++)
+		v[i] = fig_of(&sides[i], f);
+	return spread_of(v, r->rounds);
+}
+
+/* samepage/kernel per round; the kernel's scanner CPU is ksmd's. */
+static struct spread ratio_spread(const struct result *r, enum fig f)
+{
+	double v[MAX_ROUNDS];
+
+	for (unsigned i = 0; i < r->rounds; i++)
+		v[i] = ratio_of(fig_of(&r->s[i], f), fig_of(&r->k[i], f));
+	return spread_of(v, r->rounds);
+}
+
+static unsigned timeouts(const struct result *r, const struct side *sides)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < r->rounds; i++)
+		n += sides[i].timed_out;
+	return n;
+}
+
+/* Metadata: RssAnon growth from the pool's creation to point, bytes per region page. */
+static struct spread meta_per_page(const struct workload *wl, const struct result *r, int point)
+{
+	double v[MAX_ROUNDS];
+
+	for (unsigned i = 0; i < r->rounds; i++) {
+		const struct meta *m = r->s[i].meta;
+
+		v[i] = (double)(m[point].rss_anon_kb - m[META_START].rss_anon_kb) * 1024.0 /
+		       (double)wl->n;
+	}
+	return spread_of(v, r->rounds);
+}
+
+static struct spread vmas_at(const struct result *r, int point)
+{
+	double v[MAX_ROUNDS];
+
+	for (unsigned i = 0; i < r->rounds; i++)
+		v[i] = (double)r->s[i].meta[point].vmas;
+	return spread_of(v, r->rounds);
+}
+
+static struct spread side_long(const struct result *r, const struct side *sides, size_t off)
+{
+	double v[MAX_ROUNDS];
+
+	for (unsigned i = 0; i < r->rounds; i++)
+		v[i] = (double)*(const long *)((const char *)&sides[i] + off);
+	return spread_of(v, r->rounds);
+}
+
 /* ---- output -------------------------------------------------------------- */
 
-static double ratio(double a, double b)
+static void print_fig_row(const struct result *r, enum fig f)
 {
-	return b > 0 ? a / b : -1;
+	const char *fmt = f == F_COW ? "%.2f" : "%.3f";
+	struct spread k = side_spread(r, r->k, f), s = side_spread(r, r->s, f);
+	char kb[24] = "-", sb[24] = "-", rb[64];
+
+	if (k.n)
+		snprintf(kb, sizeof(kb), fmt, k.med);
+	if (s.n)
+		snprintf(sb, sizeof(sb), fmt, s.med);
+	printf("  %-16s %9s %9s   %s\n", fig_label[f], kb, sb,
+	       spread_str(rb, sizeof(rb), ratio_spread(r, f), "%.2f"));
 }
 
-/* The t99 ratio's denominator: none (-1) when either side timed out. */
-static double t99_base(const struct result *r)
+static void print_meta(const struct workload *wl, const struct result *r, long vma_b)
 {
-	return r->k.timed_out || r->s.timed_out ? -1 : r->k.t99;
+	struct spread before = meta_per_page(wl, r, META_FILLED);
+	struct spread after = meta_per_page(wl, r, META_MERGED);
+	struct spread v0 = vmas_at(r, META_FILLED), v1 = vmas_at(r, META_MERGED);
+	char a[64], b[64];
+
+	printf("  samepage metadata (RssAnon growth, B per region page): %s before merging, "
+	       "%s at t99\n",
+	       spread_str(a, sizeof(a), before, "%.1f"), spread_str(b, sizeof(b), after, "%.1f"));
+	printf("  kernel side: %.0f pool VMAs before merging, %.0f at t99, about %.1f MiB "
+	       "(%.1f B per region page; %ld B per VMA)\n",
+	       v0.med, v1.med, v1.med * (double)vma_b / MIB, v1.med * (double)vma_b / (double)wl->n,
+	       vma_b);
 }
 
-static void cell_ratio(double a, double b)
+static void print_counts(const struct workload *wl, const struct result *r)
 {
-	if (b > 0)
-		printf(" %7.2f", a / b);
-	else
-		printf(" %7s", "-");
+	struct spread km = side_long(r, r->k, offsetof(struct side, merged));
+	struct spread sm = side_long(r, r->s, offsetof(struct side, merged));
+	unsigned kt = timeouts(r, r->k), st = timeouts(r, r->s);
+	double pc[MAX_ROUNDS];
+
+	for (unsigned i = 0; i < r->rounds; i++)
+		pc[i] = r->s[i].poll_cpu;
+	printf("  merged away (median): kernel %.0f, samepage %.0f of %ld; COW on %ld pages; "
+	       "poller CPU %.3f s (not counted)\n",
+	       km.med, sm.med, wl->merge_away, r->k[0].cow_pages, median_of(pc, r->rounds));
+	if (kt || st)
+		printf("  * timed out before 99%%: kernel %u, samepage %u of %u rounds (their t99 "
+		       "and CPU left out)\n",
+		       kt, st, r->rounds);
 }
 
-static void print_row(const struct workload *wl, const struct result *r)
+static void print_workload(const struct workload *wl, const struct result *r, long vma_b)
 {
-	char t[2][32];
-
-	snprintf(t[0], sizeof(t[0]), "%.3f%s", r->k.t99, r->k.timed_out ? "*" : "");
-	snprintf(t[1], sizeof(t[1]), "%.3f%s", r->s.t99, r->s.timed_out ? "*" : "");
-	printf("%-4s  %9s %9s", wl->name, t[0], t[1]);
-	cell_ratio(r->s.t99, t99_base(r));
-	printf("  %9.3f %9.3f", r->k.cpu, r->s.cpu);
-	cell_ratio(r->s.cpu, r->k.cpu);
-	printf("  %9.2f %9.2f", r->k.cow_us, r->s.cow_us);
-	cell_ratio(r->s.cow_us, r->k.cow_us);
-	printf("  %7d\n", r->zero_pages);
+	printf("%s %s: %lu pages in %u mapping%s, %ld merge away (99%%: %ld); samepage "
+	       "use_zero_pages=%d\n",
+	       wl->name, wl->desc, wl->n, wl->nr_regions, wl->nr_regions > 1 ? "s" : "",
+	       wl->merge_away, target_of(wl), r->zero_pages);
+	printf("  %-16s %9s %9s   %s\n", "", "kernel", "samepage", "ratio median [min - max]");
+	for (int f = 0; f < NR_FIGS; f++)
+		print_fig_row(r, f);
+	print_meta(wl, r, vma_b);
+	print_counts(wl, r);
+	printf("\n");
 }
 
-static void print_side_detail(const char *who, const struct workload *wl, const struct side *s)
+static void print_table(const struct opts *o, const struct result *res, long vma_b)
 {
-	printf("    %-8s merged away %6ld of %6ld (%5.1f%%)%s; COW on %ld pages\n", who, s->merged,
-	       wl->merge_away, 100.0 * (double)s->merged / (double)wl->merge_away,
-	       s->timed_out ? " at timeout" : " at t99", s->cow_pages);
-}
+	char date[40], c[NR_FIGS][64];
 
-static void print_detail(const struct workload *wl, const struct result *r)
-{
-	printf("%s %s: %lu pages in %u mapping%s, %ld merge away (99%%: %ld)\n", wl->name, wl->desc,
-	       wl->n, wl->nr_regions, wl->nr_regions > 1 ? "s" : "", wl->merge_away, target_of(wl));
-	print_side_detail("kernel", wl, &r->k);
-	print_side_detail("samepage", wl, &r->s);
-	printf("    samepage bytes_resident %.1f MiB before merging, %.1f MiB at %s\n",
-	       (double)r->s.res_before / MIB, (double)r->s.res_after / MIB,
-	       r->s.timed_out ? "timeout" : "t99");
-}
-
-/* A label centred in dashes over one column group (kernel, samepage, ratio). */
-static void group_header(const char *label)
-{
-	int width = 9 + 1 + 9 + 1 + 7, len = (int)strlen(label) + 2;
-	int left = (width - len) / 2, right = width - len - left;
-
-	printf("  %.*s %s %.*s", left, DASHES, label, right, DASHES);
-}
-
-static void print_table(const struct opts *o, const struct result *res)
-{
-	bool timeouts = false;
-
-	printf("KSM: kernel vs samepage, scanner at full speed (pages_to_scan=%d, "
-	       "sleep_millisecs=0), timeout %g s\n",
+	printf("KSM: kernel vs samepage, %u interleaved rounds (kernel, samepage, kernel, ...), "
+	       "%s\n",
+	       o->rounds, iso_date(date, sizeof(date)));
+	printf("Scanner at full speed on both sides (pages_to_scan=%d, sleep_millisecs=0), "
+	       "timeout %g s.\n",
 	       SCAN_PAGES, o->timeout);
-	printf("t99: s from run=1 until 99%% of the pages that merge away have merged; CPU: the\n"
-	       "scanner thread's utime+stime over that time; COW: one write to every duplicate "
-	       "page\nafter merging, scanner stopped. ratio = samepage / kernel. Kernel "
-	       "use_zero_pages=0;\nsamepage 0-pages: samepage's use_zero_pages.\n\n");
+	printf("t99: s from run=1 until 99%% of the pages that merge away have merged.\n"
+	       "CPU, over that time: kernel ksmd's; samepage the whole process's (every thread "
+	       "but this\nprogram's poller). Scanner CPU: ksmd against samepage's sp-ksmd thread "
+	       "alone.\nCOW: one write to every duplicate page after merging, scanner stopped. "
+	       "Kernel use_zero_pages=0.\nSides: medians of the rounds; ratio = samepage/kernel "
+	       "per round, median [min - max].\n\n");
+	for (int w = 0; w < NR_WORKLOADS; w++)
+		if (res[w].done)
+			print_workload(&workloads[w], &res[w], vma_b);
+	printf("ratios samepage/kernel, median [min - max] of %u rounds\n", o->rounds);
 	printf("%-4s", "");
-	group_header("t99 (s)");
-	group_header("scanner CPU (s)");
-	group_header("COW (us/page)");
-	printf("  %7s\n", "samepage");
-	printf("%-4s", "");
-	for (int g = 0; g < 3; g++)
-		printf("  %9s %9s %7s", "kernel", "samepage", "ratio");
-	printf("  %7s\n", "0-pages");
+	for (int f = 0; f < NR_FIGS; f++)
+		printf("  %-*s", f < NR_FIGS - 1 ? 22 : 0, fig_key[f]);
+	printf("\n");
 	for (int w = 0; w < NR_WORKLOADS; w++) {
 		if (!res[w].done)
 			continue;
-		print_row(&workloads[w], &res[w]);
-		timeouts |= res[w].k.timed_out || res[w].s.timed_out;
+		printf("%-4s", workloads[w].name);
+		for (int f = 0; f < NR_FIGS; f++)
+			printf("  %-*s", f < NR_FIGS - 1 ? 22 : 0,
+			       spread_str(c[f], sizeof(c[f]), ratio_spread(&res[w], f), "%.2f"));
+		printf("\n");
 	}
-	if (timeouts)
-		printf("* timed out: t99 not reached in %g s (ratio '-'); see the pages merged below\n",
-		       o->timeout);
-	printf("\n");
-	for (int w = 0; w < NR_WORKLOADS; w++)
-		if (res[w].done)
-			print_detail(&workloads[w], &res[w]);
 }
 
-static void json_num(const char *key, double v, const char *fmt, bool comma)
+/* "key": [v0, v1, ...] of one field of a side over the rounds (a long if fmt is NULL). */
+static void json_rounds(const char *key, const struct result *r, const struct side *sides,
+			size_t off, const char *fmt)
 {
-	printf("\"%s\": ", key);
-	if (v < 0)
-		printf("null");
-	else
-		printf(fmt, v);
-	printf("%s", comma ? ", " : "");
+	printf("\"%s\": [", key);
+	for (unsigned i = 0; i < r->rounds; i++) {
+		const char *p = (const char *)&sides[i] + off;
+
+		printf("%s", i ? ", " : "");
+		if (fmt)
+			printf(fmt, *(const double *)p);
+		else
+			printf("%ld", *(const long *)p);
+	}
+	printf("], ");
 }
 
-static void json_side(const char *who, const struct side *s, bool sp)
+static void json_timeouts(const struct result *r, const struct side *sides)
+{
+	printf("\"timed_out\": [");
+	for (unsigned i = 0; i < r->rounds; i++)
+		printf("%s%s", i ? ", " : "", sides[i].timed_out ? "true" : "false");
+	printf("], ");
+}
+
+static void json_side(const char *who, const struct result *r, const struct side *sides, bool sp)
 {
 	printf("\"%s\": {", who);
-	json_num("t99_s", s->t99, "%.4f", true);
-	printf("\"timed_out\": %s, \"merged\": %ld, ", s->timed_out ? "true" : "false", s->merged);
-	json_num("cpu_s", s->cpu, "%.3f", true);
-	json_num("cow_us_per_page", s->cow_us, "%.3f", true);
-	printf("\"cow_pages\": %ld", s->cow_pages);
-	if (sp)
-		printf(", \"bytes_resident_before\": %ld, \"bytes_resident_after\": %ld",
-		       s->res_before, s->res_after);
-	printf("}, ");
+	json_rounds("t99_s", r, sides, offsetof(struct side, t99), "%.4f");
+	json_timeouts(r, sides);
+	json_rounds("merged", r, sides, offsetof(struct side, merged), NULL);
+	json_rounds("cpu_s", r, sides, offsetof(struct side, cpu), "%.4f");
+	if (sp) {
+		json_rounds("scanner_cpu_s", r, sides, offsetof(struct side, scan_cpu), "%.4f");
+		json_rounds("poller_cpu_s", r, sides, offsetof(struct side, poll_cpu), "%.4f");
+		json_rounds("bytes_resident_before", r, sides, offsetof(struct side, res_before),
+			    NULL);
+		json_rounds("bytes_resident_after", r, sides, offsetof(struct side, res_after),
+			    NULL);
+	}
+	json_rounds("cow_us_per_page", r, sides, offsetof(struct side, cow_us), "%.3f");
+	printf("\"cow_pages\": %ld, \"median\": {", sides[0].cow_pages);
+	for (int f = 0; f < NR_FIGS; f++) {
+		if (f == F_SCAN && !sp)
+			continue;
+		printf("%s\"%s\": ", f ? ", " : "", fig_key[f]);
+		json_number(side_spread(r, sides, f).med, "%.4f");
+	}
+	printf("}}, ");
 }
 
-static void json_workload(const struct workload *wl, const struct result *r, bool comma)
+static void json_meta(const struct workload *wl, const struct result *r, long vma_b)
+{
+	double vmas = vmas_at(r, META_MERGED).med;
+
+	printf("\"metadata\": {");
+	json_spread("rss_anon_bytes_per_page_before", meta_per_page(wl, r, META_FILLED), "%.2f");
+	printf(", ");
+	json_spread("rss_anon_bytes_per_page_after", meta_per_page(wl, r, META_MERGED), "%.2f");
+	printf(", \"pool_vmas_before\": %.0f, \"pool_vmas_after\": %.0f, "
+	       "\"kernel_bytes_per_vma\": %ld, \"kernel_vma_bytes_after\": %.0f, "
+	       "\"kernel_vma_bytes_per_page_after\": %.2f}, ",
+	       vmas_at(r, META_FILLED).med, vmas, vma_b, vmas * (double)vma_b,
+	       vmas * (double)vma_b / (double)wl->n);
+}
+
+static void json_workload(const struct workload *wl, const struct result *r, long vma_b, bool comma)
 {
 	printf("{\"name\": \"%s\", \"pages\": %lu, \"merge_away\": %ld, \"target\": %ld, "
-	       "\"samepage_use_zero_pages\": %d, ",
-	       wl->name, wl->n, wl->merge_away, target_of(wl), r->zero_pages);
-	json_side("kernel", &r->k, false);
-	json_side("samepage", &r->s, true);
+	       "\"samepage_use_zero_pages\": %d, \"rounds\": %u, ",
+	       wl->name, wl->n, wl->merge_away, target_of(wl), r->zero_pages, r->rounds);
+	json_side("kernel", r, r->k, false);
+	json_side("samepage", r, r->s, true);
+	json_meta(wl, r, vma_b);
 	printf("\"ratio\": {");
-	json_num("t99", ratio(r->s.t99, t99_base(r)), "%.4f", true);
-	json_num("cpu", ratio(r->s.cpu, r->k.cpu), "%.4f", true);
-	json_num("cow", ratio(r->s.cow_us, r->k.cow_us), "%.4f", false);
+	for (int f = 0; f < NR_FIGS; f++) {
+		printf("%s", f ? ", " : "");
+		json_spread(fig_key[f], ratio_spread(r, f), "%.4f");
+	}
 	printf("}}%s", comma ? ", " : "");
 }
 
-static void print_json(const struct opts *o, const struct result *res)
+static void print_json(const struct opts *o, const struct result *res, long vma_b)
 {
+	char date[40];
 	int last = -1;
 
 	for (int w = 0; w < NR_WORKLOADS; w++)
 		if (res[w].done)
 			last = w;
-	printf("{\"pages_to_scan\": %d, \"sleep_millisecs\": 0, \"timeout_s\": %g, "
-	       "\"kernel_use_zero_pages\": 0, \"workloads\": [",
-	       SCAN_PAGES, o->timeout);
+	printf("{\"date\": \"%s\", \"rounds\": %u, \"pages_to_scan\": %d, \"sleep_millisecs\": 0, "
+	       "\"timeout_s\": %g, \"kernel_use_zero_pages\": 0, \"workloads\": [",
+	       iso_date(date, sizeof(date)), o->rounds, SCAN_PAGES, o->timeout);
 	for (int w = 0; w < NR_WORKLOADS; w++)
 		if (res[w].done)
-			json_workload(&workloads[w], &res[w], w != last);
+			json_workload(&workloads[w], &res[w], vma_b, w != last);
 	printf("]}\n");
 }
 
@@ -986,6 +1263,23 @@ static double parse_timeout(const char *arg)
 	return v;
 }
 
+static unsigned parse_rounds(const char *arg)
+{
+	char *end;
+	unsigned long v;
+
+	if (!arg)
+		bad_arg("missing value after", "--rounds");
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || v < 1 || v > MAX_ROUNDS) {
+		fprintf(stderr, PROG ": --rounds wants a number from 1 to %u, got '%s'\n",
+			MAX_ROUNDS, arg);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
 static int parse_zero_pages(const char *arg)
 {
 	if (!arg)
@@ -1001,12 +1295,14 @@ static void usage(void)
 {
 	printf(USAGE "\n"
 		     "  --workloads L   comma-separated, of W1 W2 W3 W4 (default all)\n"
+		     "  --rounds N      interleaved rounds per workload, medians reported "
+		     "(default %u, at most %u)\n"
 		     "  --json          one JSON object instead of the table\n"
 		     "  --zero-pages N  samepage's use_zero_pages for every workload (default: 1 "
 		     "for W2 and W4, 0 otherwise)\n"
-		     "  --timeout S     seconds to wait for 99%% merged, per side per workload "
+		     "  --timeout S     seconds to wait for 99%% merged, per side per round "
 		     "(default %.0f)\n",
-	       DEF_TIMEOUT);
+	       DEF_ROUNDS, MAX_ROUNDS, DEF_TIMEOUT);
 	exit(0);
 }
 
@@ -1016,6 +1312,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	for (int w = 0; w < NR_WORKLOADS; w++)
 		o->want[w] = true;
 	o->zero_pages = -1;
+	o->rounds = DEF_ROUNDS;
 	o->timeout = DEF_TIMEOUT;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -1024,6 +1321,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			o->json = true;
 		else if (!strcmp(a, "--workloads"))
 			parse_workloads(argv[++i], o);
+		else if (!strcmp(a, "--rounds"))
+			o->rounds = parse_rounds(argv[++i]);
 		else if (!strcmp(a, "--timeout"))
 			o->timeout = parse_timeout(argv[++i]);
 		else if (!strcmp(a, "--zero-pages"))
@@ -1037,9 +1336,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 static void run_workload(const struct workload *wl, const struct opts *o, struct result *r)
 {
+	char label[48];
+
 	r->zero_pages = o->zero_pages >= 0 ? o->zero_pages : wl->zero_pages;
-	kernel_side(wl, o->timeout, &r->k);
-	sp_side(wl, r->zero_pages, o->timeout, &r->s);
+	r->rounds = o->rounds;
+	for (unsigned i = 0; i < o->rounds; i++) {
+		snprintf(label, sizeof(label), "%s kernel %u/%u", wl->name, i + 1, o->rounds);
+		kernel_side(wl, label, o->timeout, &r->k[i]);
+		snprintf(label, sizeof(label), "%s samepage %u/%u", wl->name, i + 1, o->rounds);
+		sp_side(wl, label, r->zero_pages, o->timeout, &r->s[i]);
+	}
 	r->done = true;
 }
 
@@ -1047,6 +1353,7 @@ int main(int argc, char **argv)
 {
 	static struct result res[NR_WORKLOADS];
 	struct opts o;
+	long vma_b;
 
 	parse_args(argc, argv, &o);
 	verbose = isatty(STDERR_FILENO);
@@ -1054,9 +1361,11 @@ int main(int argc, char **argv)
 	if (clk_tck <= 0)
 		die_call("sysconf(_SC_CLK_TCK)");
 	install_handlers();
-	check_map_count();
 	check_root();
+	take_lock();
+	check_map_count();
 	save_knobs();
+	vma_b = vma_bytes();
 	for (int w = 0; w < NR_WORKLOADS; w++)
 		if (o.want[w])
 			run_workload(&workloads[w], &o, &res[w]);
@@ -1064,8 +1373,8 @@ int main(int argc, char **argv)
 		die_call("restore the saved KSM knobs and vm.max_map_count");
 	check_knobs();
 	if (o.json)
-		print_json(&o, res);
+		print_json(&o, res, vma_b);
 	else
-		print_table(&o, res);
+		print_table(&o, res, vma_b);
 	return 0;
 }

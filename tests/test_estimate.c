@@ -3,7 +3,8 @@
  * samepage estimate against a process of known content, then against what
  * kernel KSM really merges in that process. Needs root and kernel KSM with
  * PR_SET_MEMORY_MERGE (6.4+). The kernel knobs are saved before and restored
- * in the teardown, which runs also when a check fails.
+ * in the teardown, which runs also when a check fails; the whole test holds
+ * the lock of the project's programs that drive kernel KSM (bench_ksm).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench/kernel_ksm_lock.h"
 #include "common.h"
 
 #ifndef PR_SET_MEMORY_MERGE
@@ -36,6 +38,7 @@
 /* Pages merging frees: per content found n >= 2 times, n - 1. */
 #define EXPECT_SHARING ((NR_PATTERN - NR_CONTENTS) + (NR_ZERO - 1))
 #define SLACK_PAGES 256 /* the child's own libc, heap and stack pages */
+#define LOCK_WAIT_S 200 /* for a benchmark to finish: within meson's 300 s */
 
 enum { RUN, PAGES_TO_SCAN, SLEEP_MILLISECS, USE_ZERO_PAGES, NR_KNOBS };
 
@@ -567,6 +570,10 @@ int main(void)
 
 	fix = (struct fixture){ .child = -1, .cmd = -1, .ack = -1 };
 	catch_signals();
+	if (kernel_ksm_lock("test_estimate", LOCK_WAIT_S) < 0) {
+		fprintf(stderr, "test_estimate: flock " KERNEL_KSM_LOCK ": %s\n", strerror(errno));
+		return 1;
+	}
 	alarm(240); /* a hang must not leave ksmd running; the KSM test has 60 s of it */
 	ret = cmocka_run_group_tests(tests, NULL, NULL);
 	alarm(0);
