@@ -7,11 +7,14 @@
 #define SP_BENCH_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BENCH_MAX_ROUNDS 99U
 
@@ -31,6 +34,102 @@ static inline void die(const char *what)
 
 	fprintf(stderr, "%s: %s: %s\n", program_invocation_short_name, what, strerror(errno));
 	exit(1);
+}
+
+/*
+ * The number after option opt (arg, NULL if there was none), in [lo, hi];
+ * else says so and exits 2.
+ */
+static inline unsigned long arg_num(const char *opt, const char *arg, unsigned long lo,
+				    unsigned long hi)
+{
+	extern char *program_invocation_short_name;
+	unsigned long v = 0;
+	char *end = NULL;
+
+	errno = 0;
+	if (arg)
+		v = strtoul(arg, &end, 10);
+	if (!arg || *arg < '0' || *arg > '9' || errno || *end || v < lo || v > hi) {
+		fprintf(stderr, "%s: %s wants a number from %lu to %lu, got '%s'\n",
+			program_invocation_short_name, opt, lo, hi, arg ? arg : "");
+		exit(2);
+	}
+	return v;
+}
+
+/* val written to a /proc, /sys or cgroup file; only system calls (signal handlers). */
+static inline int write_file(const char *path, const char *val)
+{
+	size_t len = strlen(val);
+	int fd = open(path, O_WRONLY | O_CLOEXEC), err;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, val, len);
+	err = n < 0 ? errno : 0;
+	if (close(fd) && !err)
+		err = errno;
+	if (!err && n != (ssize_t)len)
+		err = EIO;
+	errno = err ? err : errno;
+	return err ? -1 : 0;
+}
+
+/* The first line of a small file into buf, without its newline. */
+static inline int read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/* Lines of a file that contain with (every line if with is NULL); -1 if unreadable. */
+static inline long count_lines(const char *path, const char *with)
+{
+	FILE *f = fopen(path, "re");
+	char line[4096]; /* longer than a line of /proc/PID/maps */
+	long n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += !with || strstr(line, with);
+	fclose(f);
+	return n;
+}
+
+/* SIGINT, SIGTERM and SIGHUP to handler, which runs with every signal blocked. */
+static inline void catch_exit_signals(void (*handler)(int))
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handler;
+	sigfillset(&sa.sa_mask);
+	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+/* The end of such a handler, after undoing: say how that went and exit 128 + sig. */
+static inline void exit_on_signal(int sig, int failed, const char *ok, const char *bad)
+{
+	const char *msg = failed ? bad : ok;
+	ssize_t n = write(STDERR_FILENO, msg, strlen(msg));
+
+	(void)n;
+	_exit(128 + sig);
 }
 
 /* A figure over rounds: n of them had it (NAN: a round without it). */

@@ -270,31 +270,17 @@ static struct {
 static bool verbose;
 static long clk_tck;
 
-static int put_str(const char *path, const char *val)
-{
-	size_t len = strlen(val);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, val, len);
-	if (close(fd) || n != (ssize_t)len)
-		return -1;
-	return 0;
-}
-
 static int restore_knobs(void)
 {
 	int ret = 0;
 
-	if (saved.kernel_merging && put_str(knob_path[K_RUN], "2"))
+	if (saved.kernel_merging && write_file(knob_path[K_RUN], "2"))
 		ret = -1;
 	saved.kernel_merging = 0;
 	if (!saved.knobs_saved)
 		return ret;
 	for (int k = 0; k < NR_KNOBS; k++)
-		if (put_str(knob_path[k], saved.knob[k]))
+		if (write_file(knob_path[k], saved.knob[k]))
 			ret = -1;
 	return ret;
 }
@@ -304,7 +290,7 @@ static int restore_all(void)
 	int ret = restore_knobs();
 
 	if (saved.map_count_raised) {
-		if (put_str(MAP_COUNT, saved.map_count))
+		if (write_file(MAP_COUNT, saved.map_count))
 			ret = -1;
 		else
 			saved.map_count_raised = 0;
@@ -314,28 +300,8 @@ static int restore_all(void)
 
 static void on_signal(int sig)
 {
-	static const char ok[] = PROG ": interrupted; KSM knobs restored\n";
-	static const char bad[] = PROG ": interrupted; restoring KSM knobs FAILED\n";
-	ssize_t n;
-
-	if (restore_all())
-		n = write(STDERR_FILENO, bad, sizeof(bad) - 1);
-	else
-		n = write(STDERR_FILENO, ok, sizeof(ok) - 1);
-	(void)n;
-	_exit(128 + sig);
-}
-
-static void install_handlers(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigfillset(&sa.sa_mask);
-	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
+	exit_on_signal(sig, restore_all(), PROG ": interrupted; KSM knobs restored\n",
+		       PROG ": interrupted; restoring KSM knobs FAILED\n");
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -380,28 +346,12 @@ static void tty_note(const char *fmt, ...)
 
 /* ---- /proc and /sys ---------------------------------------------------- */
 
-static int get_str(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return -1;
-	buf[n] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
 static long get_long(const char *path)
 {
 	char buf[VAL_LEN], *end;
 	long v;
 
-	if (get_str(path, buf, sizeof(buf)))
+	if (read_file(path, buf, sizeof(buf)))
 		die_path("read", path);
 	errno = 0;
 	v = strtol(buf, &end, 10);
@@ -416,7 +366,7 @@ static void set_knob(enum knob k, const char *val)
 {
 	char call[PATH_LEN];
 
-	if (put_str(knob_path[k], val)) {
+	if (write_file(knob_path[k], val)) {
 		snprintf(call, sizeof(call), "write '%s' to %s", val, knob_path[k]);
 		die_call(call);
 	}
@@ -434,10 +384,10 @@ static double thread_cpu(const char *dir)
 	unsigned long ut, st;
 
 	snprintf(path, sizeof(path), "%s/schedstat", dir);
-	if (!get_str(path, buf, sizeof(buf)) && sscanf(buf, "%llu", &ns) == 1)
+	if (!read_file(path, buf, sizeof(buf)) && sscanf(buf, "%llu", &ns) == 1)
 		return (double)ns * 1e-9;
 	snprintf(path, sizeof(path), "%s/stat", dir);
-	if (get_str(path, buf, sizeof(buf)))
+	if (read_file(path, buf, sizeof(buf)))
 		die_path("read", path);
 	p = strrchr(buf, ')');
 	if (!p ||
@@ -474,7 +424,7 @@ static long find_comm(const char *dir, const char *name)
 			continue;
 		if (snprintf(path, sizeof(path), "%s/%.32s/comm", dir, e->d_name) >= PATH_LEN)
 			continue;
-		if (!get_str(path, comm, sizeof(comm)) && !strcmp(comm, name))
+		if (!read_file(path, comm, sizeof(comm)) && !strcmp(comm, name))
 			id = strtol(e->d_name, NULL, 10);
 	}
 	closedir(d);
@@ -518,15 +468,10 @@ static long rss_anon_kb(void)
 /* Mappings of the pool's memfd in /proc/self/maps. */
 static long pool_vmas(void)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[LINE_LEN];
-	long n = 0;
+	long n = count_lines("/proc/self/maps", POOL_MAPS);
 
-	if (!f)
-		die_path("open", "/proc/self/maps");
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, POOL_MAPS) != NULL;
-	fclose(f);
+	if (n < 0)
+		die_path("read", "/proc/self/maps");
 	return n;
 }
 
@@ -585,7 +530,7 @@ static void check_map_count(void)
 	snprintf(saved.map_count, sizeof(saved.map_count), "%ld", cur);
 	snprintf(val, sizeof(val), "%ld", MAP_COUNT_WANT);
 	saved.map_count_raised = 1;
-	if (put_str(MAP_COUNT, val))
+	if (write_file(MAP_COUNT, val))
 		die_path("write", MAP_COUNT);
 	fprintf(stderr, PROG ": note: raised vm.max_map_count from %ld to %ld until exit\n", cur,
 		MAP_COUNT_WANT);
@@ -614,7 +559,7 @@ static void take_lock(void)
 static void save_knobs(void)
 {
 	for (int k = 0; k < NR_KNOBS; k++)
-		if (get_str(knob_path[k], saved.knob[k], sizeof(saved.knob[k])))
+		if (read_file(knob_path[k], saved.knob[k], sizeof(saved.knob[k])))
 			die_path("read", knob_path[k]);
 	saved.knobs_saved = 1;
 	if (strcmp(saved.knob[K_RUN], "0"))
@@ -630,7 +575,7 @@ static void check_knobs(void)
 	char now_val[VAL_LEN];
 
 	for (int k = 0; k < NR_KNOBS; k++) {
-		if (get_str(knob_path[k], now_val, sizeof(now_val)))
+		if (read_file(knob_path[k], now_val, sizeof(now_val)))
 			die_path("read", knob_path[k]);
 		if (strcmp(now_val, saved.knob[k]))
 			fprintf(stderr, PROG ": warning: %s is %s, was %s before the run\n",
@@ -1263,23 +1208,6 @@ static double parse_timeout(const char *arg)
 	return v;
 }
 
-static unsigned parse_rounds(const char *arg)
-{
-	char *end;
-	unsigned long v;
-
-	if (!arg)
-		bad_arg("missing value after", "--rounds");
-	errno = 0;
-	v = strtoul(arg, &end, 10);
-	if (errno || end == arg || *end || v < 1 || v > MAX_ROUNDS) {
-		fprintf(stderr, PROG ": --rounds wants a number from 1 to %u, got '%s'\n",
-			MAX_ROUNDS, arg);
-		exit(2);
-	}
-	return (unsigned)v;
-}
-
 static int parse_zero_pages(const char *arg)
 {
 	if (!arg)
@@ -1322,7 +1250,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		else if (!strcmp(a, "--workloads"))
 			parse_workloads(argv[++i], o);
 		else if (!strcmp(a, "--rounds"))
-			o->rounds = parse_rounds(argv[++i]);
+			o->rounds = (unsigned)arg_num(a, argv[++i], 1, MAX_ROUNDS);
 		else if (!strcmp(a, "--timeout"))
 			o->timeout = parse_timeout(argv[++i]);
 		else if (!strcmp(a, "--zero-pages"))
@@ -1360,7 +1288,7 @@ int main(int argc, char **argv)
 	clk_tck = sysconf(_SC_CLK_TCK);
 	if (clk_tck <= 0)
 		die_call("sysconf(_SC_CLK_TCK)");
-	install_handlers();
+	catch_exit_signals(on_signal);
 	check_root();
 	take_lock();
 	check_map_count();

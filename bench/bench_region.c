@@ -91,23 +91,6 @@ static void die_call(const char *call)
 	exit(1);
 }
 
-static unsigned long parse_num(const char *opt, const char *arg, unsigned long lo, unsigned long hi)
-{
-	unsigned long v;
-	char *end;
-
-	if (!arg)
-		bad_arg("missing value after", opt);
-	errno = 0;
-	v = strtoul(arg, &end, 10);
-	if (*arg < '0' || *arg > '9' || errno || *end || v < lo || v > hi) {
-		fprintf(stderr, PROG ": %s wants an integer in [%lu, %lu], got '%s'\n", opt, lo, hi,
-			arg);
-		exit(2);
-	}
-	return v;
-}
-
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	o->json = false;
@@ -119,9 +102,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		if (!strcmp(a, "--json")) {
 			o->json = true;
 		} else if (!strcmp(a, "--size")) {
-			o->size_mib = parse_num("--size", argv[++i], 1, MAX_SIZE_MIB);
+			o->size_mib = arg_num("--size", argv[++i], 1, MAX_SIZE_MIB);
 		} else if (!strcmp(a, "--rounds")) {
-			o->rounds = (unsigned)parse_num("--rounds", argv[++i], 1, MAX_ROUNDS);
+			o->rounds = (unsigned)arg_num("--rounds", argv[++i], 1, MAX_ROUNDS);
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			printf(USAGE
 			       "\n  --size MiB  bandwidth buffers (default %lu, at most %lu);"
@@ -135,20 +118,14 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	}
 }
 
-static int cmp_double(const void *a, const void *b)
+/* pool/plain of one pair of metrics in every round: min, median, max. */
+static struct spread ratio_spread(const struct bench *b, enum metric pool, enum metric plain)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	double v[MAX_ROUNDS];
 
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, unsigned n)
-{
-	double tmp[MAX_ROUNDS];
-
-	memcpy(tmp, v, n * sizeof(*v));
-	qsort(tmp, n, sizeof(*tmp), cmp_double);
-	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+	for (unsigned r = 0; r < b->o.rounds; r++)
+		v[r] = ratio_of(b->s[pool][r], b->s[plain][r]);
+	return spread_of(v, b->o.rounds);
 }
 
 static double pages(size_t len)
@@ -321,6 +298,7 @@ static const char *mode_name(long mode)
 static void print_json(const struct bench *b)
 {
 	const double *m = b->med;
+	char date[40];
 
 	printf("{\"fault_mode\": %ld, \"fault_mode_name\": \"%s\", \"rounds\": %u, "
 	       "\"first_touch_mib\": %zu, \"bandwidth_mib\": %zu, ",
@@ -331,32 +309,44 @@ static void print_json(const struct bench *b)
 	       "\"touch_after_populate_us\": %.4f, ",
 	       m[FT_POOL], m[FT_PLAIN], m[FT_POOL] / m[FT_PLAIN], m[POPULATE], m[POP_TOUCH]);
 	printf("\"read_pool_gbs\": %.3f, \"read_plain_gbs\": %.3f, \"read_ratio\": %.3f, "
-	       "\"write_pool_gbs\": %.3f, \"write_plain_gbs\": %.3f, \"write_ratio\": %.3f}\n",
+	       "\"write_pool_gbs\": %.3f, \"write_plain_gbs\": %.3f, \"write_ratio\": %.3f, ",
 	       m[RD_POOL], m[RD_PLAIN], m[RD_POOL] / m[RD_PLAIN], m[WR_POOL], m[WR_PLAIN],
 	       m[WR_POOL] / m[WR_PLAIN]);
+	/* The ratios above are of the medians; these are of each round's pair. */
+	printf("\"date\": \"%s\", \"ratios\": {", iso_date(date, sizeof(date)));
+	json_spread("first_touch", ratio_spread(b, FT_POOL, FT_PLAIN), "%.3f");
+	printf(", ");
+	json_spread("read", ratio_spread(b, RD_POOL, RD_PLAIN), "%.3f");
+	printf(", ");
+	json_spread("write", ratio_spread(b, WR_POOL, WR_PLAIN), "%.3f");
+	printf("}}\n");
 }
 
-static void print_row(const char *name, double pool, double plain, bool le, double target)
+static void print_row(const struct bench *b, const char *name, enum metric pool, enum metric plain,
+		      bool le, double target)
 {
-	double ratio = pool / plain;
-	bool ok = le ? ratio <= target : ratio >= target;
+	struct spread r = ratio_spread(b, pool, plain);
+	bool ok = le ? r.med <= target : r.med >= target;
+	char spread[64];
 
-	printf("%-24s %10.3f %10.3f %10.3f   %s %.2f  %s\n", name, pool, plain, ratio,
-	       le ? "<=" : ">=", target, ok ? "ok" : "MISSED");
+	printf("%-24s %10.3f %10.3f   %-22s %s %.2f  %s\n", name, b->med[pool], b->med[plain],
+	       spread_str(spread, sizeof(spread), r, "%.3f"), le ? "<=" : ">=", target,
+	       ok ? "ok" : "MISSED");
 }
 
 static void print_table(const struct bench *b)
 {
 	const double *m = b->med;
 
-	printf("samepage region bench: fault_mode %ld (%s), medians of %u rounds\n", b->fault_mode,
-	       mode_name(b->fault_mode), b->o.rounds);
+	printf("samepage region bench: fault_mode %ld (%s), medians of %u rounds; ratios per round\n",
+	       b->fault_mode, mode_name(b->fault_mode), b->o.rounds);
 	printf("first touch on %zu MiB regions, bandwidth on %zu MiB buffers x %d passes\n\n",
 	       b->ft_len / MIB, b->bw_len / MIB, BW_PASSES);
-	printf("%-24s %10s %10s %10s   %s\n", "", "pool", "plain", "pool/plain", "target");
-	print_row("first touch (us/page)", m[FT_POOL], m[FT_PLAIN], true, FT_TARGET);
-	print_row("read (GB/s)", m[RD_POOL], m[RD_PLAIN], false, BW_TARGET);
-	print_row("write (GB/s)", m[WR_POOL], m[WR_PLAIN], false, BW_TARGET);
+	printf("%-24s %10s %10s   %-22s %s\n", "", "pool", "plain", "pool/plain [min - max]",
+	       "target");
+	print_row(b, "first touch (us/page)", FT_POOL, FT_PLAIN, true, FT_TARGET);
+	print_row(b, "read (GB/s)", RD_POOL, RD_PLAIN, false, BW_TARGET);
+	print_row(b, "write (GB/s)", WR_POOL, WR_PLAIN, false, BW_TARGET);
 	printf("\nSP_POPULATE (us/page): sp_alloc+populate %.3f, touch afterwards %.3f"
 	       " (eager %.3f vs first touch %.3f)\n",
 	       m[POPULATE], m[POP_TOUCH], m[POPULATE] + m[POP_TOUCH], m[FT_POOL]);
@@ -371,7 +361,7 @@ int main(int argc, char **argv)
 	for (unsigned r = 0; r < b.o.rounds; r++)
 		run_round(&b, r);
 	for (int k = 0; k < NR_METRICS; k++)
-		b.med[k] = median(b.s[k], b.o.rounds);
+		b.med[k] = median_of(b.s[k], b.o.rounds);
 	teardown(&b);
 	if (b.o.json)
 		print_json(&b);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../bench/bench.h" /* count_lines */
 #include "common.h"
 
 unsigned mode_uffd = 0, mode_sigsegv = SP_POOL_SIGSEGV;
@@ -90,16 +91,7 @@ long proc_count(const char *dir)
 
 long proc_maps_lines(const char *with)
 {
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[4096];
-	long n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n += !with || strstr(line, with);
-	fclose(f);
-	return n;
+	return count_lines("/proc/self/maps", with);
 }
 
 long meminfo_kb(const char *field)
