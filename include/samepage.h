@@ -17,6 +17,14 @@
 extern "C" {
 #endif
 
+/*
+ * What this header declares is what libsamepage.so exports: the library is
+ * built with hidden visibility, and this makes its declarations visible.
+ */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---- contract (API.md) ------------------------------------------------ */
 
 typedef struct sp_pool sp_pool;
@@ -166,6 +174,10 @@ int sp_tune_get(sp_pool *pool, const char *name, long *value);
  * -1 with ENOSPC without a swap area, ENOTSUP in SIGSEGV mode.
  */
 long sp_reclaim(sp_pool *pool, unsigned long nr_pages);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

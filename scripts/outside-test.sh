@@ -2,8 +2,9 @@
 # Build the outside-user test programs as a user of samepage would: api_outside
 # once with the command line of API.md against the build tree, once against a
 # staged `meson install` through pkg-config; ksm_outside with the command line
-# of API.md. Run api_outside, then ksm_outside, and end with one line summing
-# their "P passed, F failed" lines. Fails if either program fails.
+# of API.md; numa_outside with libnuma before samepage on the link line, as a
+# NUMA-aware host has it. Run each, and end with one line summing their
+# "P passed, F failed" lines. Fails if any program fails.
 set -eu
 build=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +24,10 @@ PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$dest" \
 	-Wl,-rpath,"$top/$build" -pthread -o "$build/api_outside_pc"
 cc -Wall -Wextra -Werror -Iinclude tests/outside/ksm_outside.c -L"$build" -lsamepage \
 	-Wl,-rpath,"$top/$build" -pthread -o "$build/ksm_outside"
+# --no-as-needed: libnuma stays first in the search order even if a linker
+# drops libraries it sees no call to.
+cc -Wall -Wextra -Werror -Iinclude tests/outside/numa_outside.c -Wl,--no-as-needed -lnuma \
+	-L"$build" -lsamepage -Wl,-rpath,"$top/$build" -pthread -o "$build/numa_outside"
 "$build/api_outside_pc" >/dev/null
 
 # Runs one program, shows its output, and adds its summary line to the totals.
@@ -50,6 +55,7 @@ run_outside() {
 
 run_outside api_outside
 run_outside ksm_outside
+run_outside numa_outside
 [ "$failed" -eq 0 ] || status=1
 echo "$passed passed, $failed failed"
 exit "$status"
