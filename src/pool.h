@@ -75,8 +75,10 @@ struct sp_run {
 /* The swap area (swap.c). */
 struct sp_swap {
 	pthread_mutex_t lock; /* the slot map; a leaf */
-	int fd; /* -1: no swap */
-	char *path;
+	int fd; /* -1: no swap; holds the file's lock (OFD) while the pool lives */
+	int dirfd; /* the directory the file is in (O_PATH): a chdir cannot fool us */
+	char *path; /* as given, for messages */
+	const char *name; /* in path: the file's name in dirfd */
 	unsigned long nr_slots, used, hint;
 	uint64_t *map; /* bit set: slot in use */
 	uint64_t *sum; /* XXH3 of each slot's page */

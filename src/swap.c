@@ -33,10 +33,13 @@
  * worker's alone. The fault thread takes none of these.
  */
 #include <errno.h>
-#include <sched.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -51,12 +54,187 @@
 #define READAHEAD_MIN 1
 #define FAULT_AROUND 16 /* pages a first touch gives frames to, aligned */
 
+/*
+ * The swap file's last page is its label: what it is and which process made
+ * it. Only a file with a label is ever taken over, so a swap_path naming
+ * someone's own file by mistake is refused (EEXIST), never truncated.
+ */
+#define SWAP_LABEL "samepage swap file\n"
+
+/* The file at the pool's path is still the one its fd has open. */
+static bool swap_file_is_ours(struct sp_swap *sw)
+{
+	struct stat a, b;
+
+	return !fstat(sw->fd, &a) && !fstatat(sw->dirfd, sw->name, &b, AT_SYMLINK_NOFOLLOW) &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Removes the file at the path only if it is still ours (see trunc.c in the tests). */
+static void swap_file_remove(struct sp_swap *sw)
+{
+	if (swap_file_is_ours(sw))
+		unlinkat(sw->dirfd, sw->name, 0);
+}
+
+/*
+ * The pid in fd's label, 0 when it has none (not a swap file of ours). A
+ * label is written by the pool that holds the file's lock, once it has it.
+ */
+static long label_pid(int fd)
+{
+	char buf[64] = { 0 };
+	struct stat st;
+	long pid;
+
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < (off_t)PAGE_SIZE ||
+	    st.st_size % PAGE_SIZE ||
+	    os_file_read(fd, buf, sizeof(buf) - 1, st.st_size - PAGE_SIZE) ||
+	    strncmp(buf, SWAP_LABEL, strlen(SWAP_LABEL)) ||
+	    sscanf(buf + strlen(SWAP_LABEL), "pid %ld", &pid) != 1 || pid <= 0)
+		return 0;
+	return pid;
+}
+
+/* The lock a pool holds on its swap file while it lives: 0, or -1 (held: EAGAIN). */
+static int swap_file_lock(int fd)
+{
+	/*
+	 * An open file description lock: it conflicts with another pool's in
+	 * this process too (a classic fcntl lock would not), no close of another
+	 * fd of the file drops it, and the kernel drops it when the process
+	 * dies however it dies. It cannot say who holds it (F_OFD_GETLK gives
+	 * l_pid -1): the label does.
+	 */
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	if (!fcntl(fd, F_OFD_SETLK, &fl))
+		return 0;
+	if (errno == EACCES)
+		errno = EAGAIN;
+	return -1;
+}
+
+static void log_busy(struct sp_swap *sw, int fd)
+{
+	long pid = label_pid(fd);
+
+	if (pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH)
+		sp_log(SP_LOG_ERR,
+		       "swap file %s is held by a process that pid %ld (gone) forked: not "
+		       "using it",
+		       sw->path, pid);
+	else if (pid > 0)
+		sp_log(SP_LOG_ERR, "swap file %s is in use by a pool of pid %ld: not using it",
+		       sw->path, pid);
+	else
+		sp_log(SP_LOG_ERR, "swap file %s is in use by another pool: not using it",
+		       sw->path);
+}
+
+/*
+ * The file as a fresh swap area of size bytes plus its label, allocated
+ * now, as swapon(8) wants a swap file without holes: a full disk says so
+ * here, not at a swap-out, and writes to it do not allocate blocks. Where
+ * fallocate is not supported, a sparse file.
+ */
+static int swap_file_fill(int fd, size_t size)
+{
+	char label[64];
+	int len = snprintf(label, sizeof(label), SWAP_LABEL "pid %ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) || os_file_allocate(fd, size + PAGE_SIZE))
+		return -1;
+	return os_file_write(fd, label, (size_t)len, (off_t)size);
+}
+
+/*
+ * Opens and locks the file at the pool's path: a new one, or one a pool
+ * that is gone left (a label, and no lock), which it takes over with one
+ * line in the log. fd, or -1: EBUSY when a live pool holds it, EEXIST when
+ * it is not a swap file.
+ */
+static int swap_file_open(struct sp_swap *sw)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		bool created = true;
+		long pid;
+		int fd = openat(sw->dirfd, sw->name,
+				O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+		if (fd < 0 && errno == EEXIST) {
+			created = false;
+			fd = openat(sw->dirfd, sw->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+			if (fd < 0 && errno == ENOENT)
+				continue; /* removed meanwhile: create it */
+			if (fd < 0 && errno == ELOOP)
+				errno = EEXIST; /* a symbolic link: not ours */
+		}
+		if (fd < 0)
+			return -1;
+		if (swap_file_lock(fd)) {
+			/*
+			 * A live pool's. (Or, rarely, one that came between our
+			 * creating the file and locking it: the same to us.)
+			 */
+			log_busy(sw, fd);
+			close(fd);
+			errno = EBUSY;
+			return -1;
+		}
+		sw->fd = fd;
+		if (!swap_file_is_ours(sw)) { /* unlinked or replaced before we had it locked */
+			close(fd);
+			sw->fd = -1;
+			continue;
+		}
+		sw->fd = -1;
+		if (created)
+			return fd;
+		pid = label_pid(fd);
+		if (!pid) {
+			sp_log(SP_LOG_ERR,
+			       "%s exists and is not a samepage swap file: not using it", sw->path);
+			close(fd);
+			errno = EEXIST;
+			return -1;
+		}
+		sp_log(SP_LOG_WARN,
+		       "swap file %s was left by a pool that is gone (pid %ld): taking it over",
+		       sw->path, pid);
+		return fd;
+	}
+	errno = EBUSY; /* it keeps changing under us */
+	return -1;
+}
+
+/* The directory of path, opened, and where the file's name starts in it. */
+static int swap_dir_open(struct sp_swap *sw)
+{
+	char *slash = strrchr(sw->path, '/');
+
+	if (!slash) {
+		sw->name = sw->path;
+		sw->dirfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	} else {
+		char *dir = strndup(sw->path, slash == sw->path ? 1 : (size_t)(slash - sw->path));
+
+		if (!dir)
+			return -1;
+		sw->name = slash + 1;
+		sw->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		free(dir);
+	}
+	return sw->dirfd < 0 ? -1 : 0;
+}
+
 int swap_init(struct sp_pool *pool, const char *path, size_t size)
 {
 	struct sp_swap *sw = &pool->swap;
+	int err;
 
 	memset(sw, 0, sizeof(*sw));
-	sw->fd = -1;
+	sw->fd = sw->dirfd = -1;
 	pthread_mutex_init(&sw->lock, NULL);
 	if (!path)
 		return 0;
@@ -67,20 +245,15 @@ int swap_init(struct sp_pool *pool, const char *path, size_t size)
 	sw->readahead = malloc(READAHEAD * PAGE_SIZE);
 	if (!sw->map || !sw->sum || !sw->path || !sw->readahead)
 		goto out_nomem;
-	/* Never someone else's file: a swap file is ours from creation to removal. */
-	sw->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (swap_dir_open(sw))
+		goto out_free;
+	sw->fd = swap_file_open(sw);
 	if (sw->fd < 0)
 		goto out_free;
-	/*
-	 * Allocated now, as swapon(8) wants a swap file without holes: a full
-	 * disk says so here, not at a swap-out, and writes to it do not
-	 * allocate blocks. Where fallocate is not supported, a sparse file.
-	 */
-	if (os_file_allocate(sw->fd, size)) {
-		int err = errno;
-
+	if (swap_file_fill(sw->fd, size)) {
+		err = errno;
+		swap_file_remove(sw);
 		close(sw->fd);
-		unlink(path);
 		sw->fd = -1;
 		errno = err;
 		goto out_free;
@@ -90,6 +263,10 @@ int swap_init(struct sp_pool *pool, const char *path, size_t size)
 out_nomem:
 	errno = ENOMEM;
 out_free:
+	err = errno;
+	if (sw->dirfd >= 0)
+		close(sw->dirfd);
+	sw->dirfd = -1;
 	free(sw->readahead);
 	sw->readahead = NULL;
 	free(sw->map);
@@ -98,6 +275,7 @@ out_free:
 	sw->map = NULL;
 	sw->sum = NULL;
 	sw->path = NULL;
+	errno = err;
 	return -1;
 }
 
@@ -106,9 +284,12 @@ void swap_exit(struct sp_pool *pool)
 	struct sp_swap *sw = &pool->swap;
 
 	if (sw->fd >= 0) {
+		/* Removed while we still hold the lock: nobody can take it over in between. */
+		swap_file_remove(sw);
 		close(sw->fd);
-		unlink(sw->path);
 	}
+	if (sw->dirfd >= 0)
+		close(sw->dirfd);
 	free(sw->map);
 	free(sw->sum);
 	free(sw->path);

@@ -3,14 +3,18 @@
  * Swap: private and KSM frames out to the swap file and back on access, from
  * user code and from read(2); a KSM frame takes one slot for all its sharers;
  * a full swap area says ENOSPC with nothing lost; a damaged slot ends in
- * SIGBUS, never in wrong bytes; offlining a section with swapped frames.
+ * SIGBUS, never in wrong bytes; offlining a section with swapped frames;
+ * the swap file's lock: a crashed pool's file taken over, a live pool's
+ * refused, and only a pool's own file removed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -378,6 +382,201 @@ static void offline_with_swapped(void **state)
 	sp_pool_destroy(pool);
 }
 
+/* ---- the swap file's lock ---------------------------------------------- */
+
+struct log_lines {
+	int n;
+	char msg[4][512];
+};
+
+static void log_capture(enum sp_log_level level, const char *msg, void *priv)
+{
+	struct log_lines *l = priv;
+
+	(void)level;
+	if (l->n < 4)
+		snprintf(l->msg[l->n], sizeof(l->msg[0]), "%s", msg);
+	l->n++;
+}
+
+/* A small pool with 16 pages of swap at path. */
+static sp_pool *lock_pool(unsigned flags)
+{
+	struct sp_pool_config cfg = { .section_size = 4 << 20,
+				      .nr_sections = 1,
+				      .swap_path = path,
+				      .swap_size = 16 * SP_PAGE_SIZE,
+				      .flags = flags | SP_POOL_NO_KSMD };
+
+	return sp_pool_create(&cfg);
+}
+
+static sp_pool *create_logged(unsigned flags, struct log_lines *l)
+{
+	sp_pool *pool;
+	int err;
+
+	memset(l, 0, sizeof(*l));
+	sp_set_log(log_capture, l);
+	pool = lock_pool(flags);
+	err = errno;
+	sp_set_log(NULL, NULL);
+	for (int i = 0; i < l->n && i < 4; i++)
+		print_message("log: %s\n", l->msg[i]);
+	errno = err;
+	return pool;
+}
+
+/* A child that makes a pool with swap at a fresh path and waits to be killed: its pid. */
+static pid_t child_with_pool(unsigned flags)
+{
+	int fds[2];
+	pid_t pid;
+	char c;
+
+	unlink(path); /* what a failed test before may have left */
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		sp_pool *pool;
+
+		/* Never outlive the test, whatever it does. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(60);
+		pool = lock_pool(flags);
+		if (write(fds[1], pool ? "y" : "n", 1) != 1)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	assert_int_equal(c, 'y');
+	return pid;
+}
+
+/* Pages of pool go out to its swap file and come back (userfaultfd mode). */
+static void swap_works(sp_pool *pool, unsigned flags, uint64_t seed)
+{
+	char *a;
+
+	if (flags & SP_POOL_SIGSEGV)
+		return; /* no swap-in there */
+	a = sp_alloc(pool, 4 * SP_PAGE_SIZE, 0);
+	for (int i = 0; i < 4; i++)
+		fill_page(a + i * SP_PAGE_SIZE, seed + (uint64_t)i);
+	assert_int_equal(sp_swap_out(pool, a, 4 * SP_PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, seed + (uint64_t)i), 0);
+	assert_int_equal(sp_free(pool, a), 0);
+}
+
+static void kill_child(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+}
+
+/*
+ * A pool killed with SIGKILL leaves its swap file; the next pool at that
+ * path takes it over, and says so in one line.
+ */
+static void stale_taken_over(void **state)
+{
+	unsigned flags = *(unsigned *)*state;
+	pid_t pid = child_with_pool(flags);
+	struct log_lines l;
+	sp_pool *pool;
+
+	kill_child(pid);
+	assert_int_equal(access(path, F_OK), 0); /* left behind */
+	pool = create_logged(flags, &l);
+	assert_non_null(pool);
+	assert_int_equal(l.n, 1);
+	assert_non_null(strstr(l.msg[0], path));
+	assert_non_null(strstr(l.msg[0], "taking it over"));
+	swap_works(pool, flags, 70); /* a swap file of ours, */
+	sp_pool_destroy(pool); /* that goes with the pool */
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+/* The pid a busy message names: "... pid N ...", or -1. */
+static long pid_in(const char *msg)
+{
+	const char *p = strstr(msg, "pid ");
+
+	return p ? strtol(p + 4, NULL, 10) : -1;
+}
+
+/*
+ * A live pool's swap file is refused with EBUSY, and the log names the
+ * process holding it: another process's pool, or one of this process.
+ */
+static void live_file_busy(void **state)
+{
+	unsigned flags = *(unsigned *)*state;
+	pid_t pid = child_with_pool(flags);
+	struct log_lines l;
+	sp_pool *pool;
+
+	errno = 0;
+	assert_null(create_logged(flags, &l));
+	assert_int_equal(errno, EBUSY);
+	assert_int_equal(l.n, 1);
+	assert_non_null(strstr(l.msg[0], path));
+	assert_int_equal(pid_in(l.msg[0]), pid);
+	kill_child(pid);
+
+	pool = create_logged(flags, &l); /* stale now: taken over */
+	assert_non_null(pool);
+	errno = 0;
+	assert_null(create_logged(flags, &l));
+	assert_int_equal(errno, EBUSY);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(pid_in(l.msg[0]), getpid());
+	/* The refused pool left the file alone: still the live pool's. */
+	assert_int_equal(access(path, F_OK), 0);
+	sp_pool_destroy(pool);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+/*
+ * The swap file unlinked while the pool lives (it goes on through its fd),
+ * and someone else's file made at the path: destroy leaves that file alone
+ * (../shared/repro/trunc.c). Swapping goes on meanwhile.
+ */
+static void other_file_kept(void **state)
+{
+	unsigned flags = *(unsigned *)*state;
+	struct log_lines l;
+	char buf[16] = { 0 };
+	sp_pool *pool;
+	int fd;
+
+	unlink(path);
+	pool = create_logged(flags, &l);
+	assert_non_null(pool);
+	assert_int_equal(unlink(path), 0);
+	swap_works(pool, flags, 90);
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious\n", 9), 9);
+	close(fd);
+	sp_pool_destroy(pool);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 9);
+	close(fd);
+	assert_string_equal(buf, "precious\n");
+	unlink(path);
+}
+
 int main(void)
 {
 	/* The test process's pid: a forked child's pool uses it too, and the parent removes it. */
@@ -393,6 +592,9 @@ int main(void)
 		cmocka_unit_test(ksm_swapped_unmerge_free),
 		cmocka_unit_test(damaged_ksm_slot),
 		cmocka_unit_test(ksm_swapped_free_domain),
+		BOTH(stale_taken_over),
+		BOTH(live_file_busy),
+		BOTH(other_file_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
