@@ -273,17 +273,98 @@ static void *fault_thread(void *arg)
 
 /* ---- SIGSEGV fallback ------------------------------------------------- */
 
+/*
+ * The handler is process-wide: installed by the first SIGSEGV-mode pool (or
+ * the first after the program replaced it), and the disposition found then
+ * kept in sigsegv_old, the program's, to which every SIGSEGV that is not
+ * samepage's goes. samepage interposes nothing: a handler the program
+ * installs while a pool lives replaces samepage's (windows are then unguarded,
+ * as samepage(3) says), and is left in place when the last pool goes.
+ */
 static pthread_mutex_t sigsegv_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned sigsegv_users;
 static struct sigaction sigsegv_old;
 static __thread uintptr_t unknown_addr;
 static __thread unsigned long unknown_gen, unknown_count;
 
+static void sigsegv_handler(int sig, siginfo_t *info, void *ctx);
+
+static bool sigsegv_is_ours(const struct sigaction *sa)
+{
+	return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == sigsegv_handler;
+}
+
+/* The program's disposition is a handler (not the default, not ignored). */
+static bool program_has_handler(void)
+{
+	if (sigsegv_old.sa_flags & SA_SIGINFO)
+		return sigsegv_old.sa_sigaction != NULL;
+	return sigsegv_old.sa_handler != SIG_DFL && sigsegv_old.sa_handler != SIG_IGN;
+}
+
+/* The program's handler, called as the kernel would have: its mask, its flags. */
+static void sigsegv_call_program(int sig, siginfo_t *info, void *ctx)
+{
+	struct sigaction old = sigsegv_old;
+	sigset_t mask, prev;
+
+	if (old.sa_flags & SA_RESETHAND) { /* one-shot: the default from now on */
+		sigsegv_old.sa_flags &= ~SA_SIGINFO;
+		sigsegv_old.sa_handler = SIG_DFL;
+	}
+	/* The handler's mask is blocked too; sig itself unless SA_NODEFER (and not in the mask). */
+	mask = old.sa_mask;
+	if (!(old.sa_flags & SA_NODEFER))
+		sigaddset(&mask, sig);
+	pthread_sigmask(SIG_BLOCK, &mask, &prev);
+	if ((old.sa_flags & SA_NODEFER) && !sigismember(&old.sa_mask, sig)) {
+		sigemptyset(&mask);
+		sigaddset(&mask, sig);
+		pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
+	}
+	if (old.sa_flags & SA_SIGINFO)
+		old.sa_sigaction(sig, info, ctx);
+	else
+		old.sa_handler(sig);
+	pthread_sigmask(SIG_SETMASK, &prev, NULL);
+}
+
 /*
- * Not in an open window: either a window closed between the fault and our
- * look (retry: the page is writable again), or the fault is not ours (hand
- * it to whoever would have had it). A repeat at the same address with no
- * window closed in between is not ours; nor is one that keeps repeating.
+ * A SIGSEGV sent to us (raise, kill, sigqueue) under the default action: die
+ * of it as the program would have. The default goes in only for the moment
+ * of the re-raise, so that if we live on (a debugger ate it), samepage's
+ * handler is back.
+ */
+static void sigsegv_die(int sig)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL }, mine;
+	sigset_t set;
+
+	sigemptyset(&dfl.sa_mask);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	if (sigaction(sig, &dfl, &mine))
+		return;
+	os_tgkill(gettid(), sig);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL); /* delivered here: the end */
+	sigaction(sig, &mine, NULL);
+}
+
+/* A SIGSEGV sent by a process (si_code <= 0), not a fault: the program's at once. */
+static void sigsegv_sent(int sig, siginfo_t *info, void *ctx)
+{
+	if (program_has_handler())
+		sigsegv_call_program(sig, info, ctx);
+	else if (!(sigsegv_old.sa_flags & SA_SIGINFO) && sigsegv_old.sa_handler == SIG_DFL)
+		sigsegv_die(sig);
+	/* SIG_IGN: ignored, as it would have been. */
+}
+
+/*
+ * A fault not in an open window: either a window closed between the fault
+ * and our look (retry: the page is writable again), or the fault is not ours
+ * (hand it to whoever would have had it). A repeat at the same address with
+ * no window closed in between is not ours; nor is one that keeps repeating.
  */
 static void sigsegv_chain(int sig, siginfo_t *info, void *ctx)
 {
@@ -301,22 +382,24 @@ static void sigsegv_chain(int sig, siginfo_t *info, void *ctx)
 		return;
 	}
 	unknown_addr = 0;
-	if ((sigsegv_old.sa_flags & SA_SIGINFO) && sigsegv_old.sa_sigaction) {
-		sigsegv_old.sa_sigaction(sig, info, ctx);
-	} else if (sigsegv_old.sa_handler != SIG_DFL && sigsegv_old.sa_handler != SIG_IGN) {
-		sigsegv_old.sa_handler(sig);
-	} else {
-		/* Return into the same fault with the default action: the program dies of it. */
-		signal(SIGSEGV, SIG_DFL);
-	}
+	if (program_has_handler())
+		sigsegv_call_program(sig, info, ctx);
+	else /* Return into the same fault with the default action: the program dies of it. */
+		signal(SIGSEGV, SIG_DFL); /* (a fault is fatal even when ignored) */
 }
 
+/* Never logs, locks or allocates: a signal handler. */
 static void sigsegv_handler(int sig, siginfo_t *info, void *ctx)
 {
 	int err = errno;
 	uint32_t seq;
 	int i;
 
+	if (info->si_code <= 0) {
+		sigsegv_sent(sig, info, ctx);
+		errno = err;
+		return;
+	}
 	i = info->si_code == SEGV_ACCERR ? window_find((uintptr_t)info->si_addr, &seq) : -1;
 	if (i >= 0) {
 		unknown_addr = 0;
@@ -332,15 +415,22 @@ static void sigsegv_handler(int sig, siginfo_t *info, void *ctx)
 	errno = err;
 }
 
+/*
+ * Installs samepage's handler unless it is installed already, keeping what
+ * was there as the program's: a handler the program put in after an earlier
+ * pool is chained to from now on.
+ */
 static int sigsegv_get(void)
 {
 	struct sigaction sa = { .sa_sigaction = sigsegv_handler,
-				.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART };
+				.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART },
+			 cur;
 	int ret = 0;
 
 	sigemptyset(&sa.sa_mask);
 	pthread_mutex_lock(&sigsegv_lock);
-	if (!sigsegv_users && sigaction(SIGSEGV, &sa, &sigsegv_old))
+	if (sigaction(SIGSEGV, NULL, &cur) ||
+	    (!sigsegv_is_ours(&cur) && sigaction(SIGSEGV, &sa, &sigsegv_old)))
 		ret = -1;
 	if (!ret)
 		sigsegv_users++;
@@ -348,10 +438,13 @@ static int sigsegv_get(void)
 	return ret;
 }
 
+/* The last pool puts the program's disposition back, unless the program has changed it since. */
 static void sigsegv_put(void)
 {
+	struct sigaction cur;
+
 	pthread_mutex_lock(&sigsegv_lock);
-	if (!--sigsegv_users)
+	if (!--sigsegv_users && !sigaction(SIGSEGV, NULL, &cur) && sigsegv_is_ours(&cur))
 		sigaction(SIGSEGV, &sigsegv_old, NULL);
 	pthread_mutex_unlock(&sigsegv_lock);
 }

@@ -299,7 +299,7 @@ static inline bool pm_written(uint64_t pm)
 void os_futex_wait(_Atomic uint32_t *word, uint32_t val);
 /* Wake up to n sleepers on word (INT_MAX: all). Signal-safe. */
 void os_futex_wake(_Atomic uint32_t *word, int n);
-/* Send sig to thread tid of this process. -1: ESRCH (gone), EINVAL. */
+/* Send sig to thread tid of this process. -1: ESRCH (gone), EINVAL. Signal-safe. */
 int os_tgkill(pid_t tid, int sig);
 /* A pidfd of this process (for os_dontneed_batch), or -1 (ENOSYS). */
 int os_pidfd_open(void);
