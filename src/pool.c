@@ -10,7 +10,8 @@
  *   (region.c) -> reclaim lock (vmscan.c) -> frame lock -> pool lock
  *
  * and the leaves: swap.lock (swap.c), the fault queue and window locks
- * (fault.c), the reclaim thread's wait lock (vmscan.c).
+ * (fault.c), the reclaim thread's wait lock (vmscan.c), the log queue's lock
+ * (log.c: sp_log may be called under any of them; the hook runs under none).
  *
  * - pool->lock (this file) guards the free maps, section states and the frame
  *   totals. It is a leaf: nothing else is taken under it, and no system call
@@ -559,7 +560,7 @@ static void pool_release(struct sp_pool *pool)
 	errno = err;
 }
 
-sp_pool *sp_pool_create(const struct sp_pool_config *in)
+static sp_pool *pool_create(const struct sp_pool_config *in)
 {
 	struct sp_pool_config cfg;
 	struct sp_pool *pool;
@@ -627,10 +628,22 @@ out_release:
 	return NULL;
 }
 
+/* The lines it logged arrive before it returns, whether it made a pool or not. */
+sp_pool *sp_pool_create(const struct sp_pool_config *in)
+{
+	sp_pool *pool = pool_create(in);
+	int err = errno;
+
+	log_flush();
+	errno = err;
+	return pool;
+}
+
 void sp_pool_destroy(sp_pool *pool)
 {
 	if (!pool)
 		return;
+	log_flush(); /* the pool's lines reach the hook while it is whole */
 	export_exit(pool); /* no client sees a pool half gone */
 	reclaim_exit(pool); /* it swaps out: it uses the fault machinery too */
 	ksm_stop(pool); /* ksmd first: it uses the fault machinery */
@@ -640,4 +653,5 @@ void sp_pool_destroy(sp_pool *pool)
 	region_table_exit(pool);
 	swap_exit(pool);
 	pool_release(pool);
+	log_flush();
 }
