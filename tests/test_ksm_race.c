@@ -153,12 +153,22 @@ struct churn {
 	_Atomic long *bad;
 };
 
+static bool scanned(sp_pool *pool)
+{
+	return ksm_of(pool, "pages_scanned") > 0;
+}
+
 /* Regions with the same content come and go while ksmd merges them. */
 static void *churner(void *p)
 {
 	struct churn *c = p;
 
-	for (int round = 0; round < 40; round++) {
+	/*
+	 * At least 40 rounds, and on until ksmd has scanned some of them: on a
+	 * loaded machine (sanitizers, other jobs) 40 rounds can end before the
+	 * scanner first runs, and then nothing raced.
+	 */
+	for (int round = 0; round < 40 || (round < 40000 && !scanned(c->pool)); round++) {
 		char *r = sp_alloc(c->pool, 32 * SP_PAGE_SIZE, SP_MERGEABLE);
 
 		if (!r)
