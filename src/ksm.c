@@ -359,9 +359,9 @@ static int swapped_sharer_unshare(struct sp_pool *pool, struct sp_region *r, uns
 
 /*
  * Give page idx of r a private frame holding what the program sees there
- * (the KSM frame, the zero page, or the kernel's copy). 0 if it is private
- * now; -1 with ENOMEM if no frame is free, EAGAIN if the page changed under
- * us; the page is then as it was.
+ * (the KSM frame, the zero page, or the kernel's copy), read inside the
+ * window. 0 if it is private now; -1 with ENOMEM if no frame is free, EAGAIN
+ * if the page changed under us; the page is then as it was.
  */
 static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
 {
@@ -390,8 +390,13 @@ static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long
 		err = errno;
 		goto out_unlock;
 	}
-	/* The program's view is the content, whatever backs it; reads are allowed. */
-	if (type != PTE_ZERO)
+	/*
+	 * The program's view is the content, whatever backs it; reads are
+	 * allowed. A zero-page mapping too: the program may have written it
+	 * since the scanner last looked, and then it holds a page of its own.
+	 * One that still reads zeros leaves the new frame a hole.
+	 */
+	if (type != PTE_ZERO || !zero_page(addr))
 		memcpy(pfn_to_virt(pool, (unsigned long)f), addr, PAGE_SIZE);
 	if (fault_map(pool, addr, PAGE_SIZE, (unsigned long)f, true)) {
 		err = errno;

@@ -617,6 +617,38 @@ static void ksmd_merges(void **state)
 	sp_pool_destroy(pool);
 }
 
+/*
+ * use_zero_pages=1, a zero-merged page that the program has written since
+ * the scanner last looked: unmerging (three ways) keeps what it wrote.
+ */
+static void written_zero_page_survives_unmerge(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+
+	for (int way = 0; way < 3; way++) {
+		sp_pool *pool = pool_small(mode, 2);
+		unsigned char *z = sp_alloc(pool, 8 * SP_PAGE_SIZE, SP_MERGEABLE);
+
+		assert_int_equal(sp_ksm_set(pool, "use_zero_pages", 1), 0);
+		memset(z, 0, 8 * SP_PAGE_SIZE);
+		full_scan(pool);
+		assert_int_equal(ksm_of(pool, "ksm_zero_pages"), 8);
+		memset(z, 0xab, SP_PAGE_SIZE);
+		if (way == 0)
+			assert_int_equal(sp_madvise(pool, z, 8 * SP_PAGE_SIZE, SP_MADV_UNMERGEABLE),
+					 0);
+		else if (way == 1)
+			assert_int_equal(sp_ksm_set(pool, "run", 2), 0);
+		else
+			assert_int_equal(sp_set_merge_domain(pool, z, 8 * SP_PAGE_SIZE, 1), 0);
+		for (int i = 0; i < SP_PAGE_SIZE; i++)
+			assert_int_equal(z[i], 0xab);
+		assert_true(page_is_zero(z + SP_PAGE_SIZE));
+		assert_int_equal(ksm_of(pool, "ksm_zero_pages"), 0);
+		sp_pool_destroy(pool);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -638,6 +670,7 @@ int main(void)
 		cmocka_unit_test(metadata_per_page),
 		cmocka_unit_test(ksmd_merges),
 		cmocka_unit_test(unmapped_behind_back),
+		BOTH(written_zero_page_survives_unmerge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
