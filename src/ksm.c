@@ -154,9 +154,36 @@ static void page_make_private_owner(struct sp_pool *pool, unsigned long pfn,
 enum revert { REVERT_FAILED, REVERT_KEPT, REVERT_COPIED };
 
 /*
+ * The last sharer of KSM frame k (page idx of w) would keep k, but k is on
+ * a node its memory policy does not want: a frame of its own where the
+ * policy says, with k's content (the kernel gives every unmerged page a new
+ * page by its policy). -1: keep k, there is nowhere better to go.
+ */
+static long policy_copy(struct sp_pool *pool, const struct sp_region *w, unsigned long idx,
+			unsigned long k)
+{
+	long f;
+
+	if (!policy_misplaced(w, idx, frame_node(pool, k)))
+		return -1;
+	f = policy_frame_alloc(pool, w, idx);
+	if (f < 0)
+		return -1;
+	/* PREFERRED falls back to any node: no better than k then. */
+	if (policy_misplaced(w, idx, frame_node(pool, (unsigned long)f))) {
+		frames_free_run(pool, (unsigned long)f, 1);
+		return -1;
+	}
+	memcpy(pfn_to_virt(pool, (unsigned long)f), pfn_to_virt(pool, k), PAGE_SIZE);
+	return f;
+}
+
+/*
  * The last sharer of KSM frame k gets k back as its private frame, without a
  * copy: remapped MAP_SHARED, unless the kernel has copied it meanwhile (then
- * k is left with no sharer). k is locked by the caller.
+ * k is left with no sharer), or its memory policy wants it on another node
+ * (then it gets a copy there, and k is left with no sharer). k is locked by
+ * the caller.
  */
 static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
 {
@@ -189,13 +216,21 @@ static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
 		atomic_fetch_add(&pool->faults_cow, 1);
 		wp_window_close(pool, &win);
 		ret = REVERT_COPIED;
-	} else if (!fault_map(pool, page_addr(w, idx), PAGE_SIZE, s->kpfn, true)) {
-		page_make_private_owner(pool, s->kpfn, w, idx);
-		atomic_store(&w->pte[idx], mk_pte(PTE_PRIVATE, s->kpfn, pte & PTE_MERGEABLE));
-		wp_window_close(pool, &win);
 	} else {
+		long f = policy_copy(pool, w, idx, s->kpfn);
+		unsigned long to = f >= 0 ? (unsigned long)f : s->kpfn;
+
+		if (fault_map(pool, page_addr(w, idx), PAGE_SIZE, to, true)) {
+			wp_window_close(pool, &win);
+			if (f >= 0)
+				frames_free_run(pool, to, 1);
+			return REVERT_FAILED; /* a KSM frame of one sharer, tried again later */
+		}
+		page_make_private_owner(pool, to, w, idx);
+		atomic_store(&w->pte[idx], mk_pte(PTE_PRIVATE, to, pte & PTE_MERGEABLE));
 		wp_window_close(pool, &win);
-		return REVERT_FAILED; /* a KSM frame of one sharer, tried again later */
+		if (f >= 0)
+			ret = REVERT_COPIED; /* k goes */
 	}
 	stable_remove_rmap(&pool->ksm.stable, sid, s->rmap[0].rid, s->rmap[0].idx);
 	pool->ksm.sharers--;
@@ -446,8 +481,11 @@ static long unmerge_need(struct sp_pool *pool, struct sp_region *r, unsigned lon
 					       pfn_to_page(pool, pte_val(pte))->owner :
 					       (uint32_t)pte_val(pte);
 
-			/* The last of a frame's sharers to leave takes the frame itself. */
-			need += ++seen[sid] < pool->ksm.stable.nodes[sid].nr;
+			const struct stable_node *s = &pool->ksm.stable.nodes[sid];
+
+			/* The last of a frame's sharers to leave takes the frame, if its policy lets it. */
+			need += ++seen[sid] < s->nr ||
+				policy_misplaced(r, i, frame_node(pool, s->kpfn));
 		}
 	}
 	return need;

@@ -69,6 +69,18 @@ long policy_frame_alloc(struct sp_pool *pool, const struct sp_region *r, unsigne
 	return frame_alloc(pool, policy_node(pool, r, idx));
 }
 
+bool policy_misplaced(const struct sp_region *r, unsigned long idx, int node)
+{
+	unsigned long mask;
+	int mode = page_policy(r, idx, &mask);
+
+	if (mode == SP_MPOL_DEFAULT || !mask)
+		return false;
+	if (mode == SP_MPOL_PREFERRED)
+		return node != __builtin_ctzl(mask);
+	return !(mask >> node & 1); /* BIND, INTERLEAVE: any node of the mask will do */
+}
+
 static int check_args(struct sp_pool *pool, int mode, unsigned long nodemask, unsigned flags)
 {
 	unsigned long all = pool->nr_nodes >= 64 ? ~0ul : (1ul << pool->nr_nodes) - 1;

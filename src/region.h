@@ -110,6 +110,8 @@ static inline unsigned long region_index(const struct sp_region *r, const void *
 /* mempolicy.c: the node a new frame for page idx should come from (-1: any), and one. */
 int policy_node(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
 long policy_frame_alloc(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
+/* Would page idx's policy place a new frame elsewhere than on node? */
+bool policy_misplaced(const struct sp_region *r, unsigned long idx, int node);
 
 /*
  * Pages idx..idx+n of r that the program has unmapped behind our back get

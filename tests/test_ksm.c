@@ -617,6 +617,63 @@ static void ksmd_merges(void **state)
 	sp_pool_destroy(pool);
 }
 
+static long count_ksm(sp_pool *pool, const char *p, long n)
+{
+	long k = 0;
+
+	for (long i = 0; i < n; i++)
+		k += sp_page_is_ksm(pool, p + i * SP_PAGE_SIZE) == 1;
+	return k;
+}
+
+/*
+ * The last sharer of a KSM frame does not keep it on a node its policy
+ * forbids (run=2 here; any unmerge takes the same path); with
+ * merge_across_nodes=0 every KSM frame is then on its sharers' node.
+ */
+static void unmerge_honours_policy(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	struct sp_pool_config cfg = { .section_size = 4 << 20,
+				      .nr_sections = 4,
+				      .nr_nodes = 4,
+				      .flags = mode | SP_POOL_NO_KSMD };
+	sp_pool *pool = sp_pool_create(&cfg);
+	char *a, *b, *c;
+
+	assert_non_null(pool);
+	a = alloc_alike(pool, N);
+	b = alloc_alike(pool, N);
+	assert_int_equal(sp_mbind(pool, a, N * SP_PAGE_SIZE, SP_MPOL_BIND, 1ul << 0,
+				  SP_MPOL_MF_MOVE | SP_MPOL_MF_STRICT),
+			 0);
+	assert_int_equal(sp_mbind(pool, b, N * SP_PAGE_SIZE, SP_MPOL_BIND, 1ul << 3,
+				  SP_MPOL_MF_MOVE | SP_MPOL_MF_STRICT),
+			 0);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	assert_int_equal(sp_ksm_set(pool, "run", 2), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(sp_page_node(pool, a + i * SP_PAGE_SIZE), 0);
+		assert_int_equal(sp_page_node(pool, b + i * SP_PAGE_SIZE), 3);
+	}
+	check_pair(a, b, 0);
+	assert_int_equal(sp_ksm_set(pool, "merge_across_nodes", 0), 0);
+	assert_int_equal(sp_ksm_set(pool, "run", 1), 0);
+	c = alloc_alike(pool, N); /* node 0, the pool's first */
+	full_scan(pool);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	assert_int_equal(count_ksm(pool, b, N), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(sp_page_is_ksm(pool, a + i * SP_PAGE_SIZE), 1);
+		assert_int_equal(sp_page_node(pool, a + i * SP_PAGE_SIZE), 0);
+		assert_int_equal(sp_page_node(pool, c + i * SP_PAGE_SIZE), 0);
+	}
+	check_pair(a, c, 0);
+	sp_pool_destroy(pool);
+}
+
 /*
  * use_zero_pages=1, a zero-merged page that the program has written since
  * the scanner last looked: unmerging (three ways) keeps what it wrote.
@@ -671,6 +728,7 @@ int main(void)
 		cmocka_unit_test(ksmd_merges),
 		cmocka_unit_test(unmapped_behind_back),
 		BOTH(written_zero_page_survives_unmerge),
+		BOTH(unmerge_honours_policy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
