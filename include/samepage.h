@@ -95,7 +95,8 @@ int sp_register_memory_notifier(sp_pool *pool, sp_memory_notifier_fn fn, void *p
 /* KSM knobs and counters, by their sysfs names (see samepage(3)). */
 int sp_ksm_set(sp_pool *pool, const char *knob, long value);
 int sp_ksm_get(sp_pool *pool, const char *name, long *value);
-long sp_ksm_scan(sp_pool *pool, unsigned long nr_pages); /* pages scanned */
+/* Scan now, in the calling thread, whether ksmd runs or not (run=0); pages scanned, 0 with run=2. */
+long sp_ksm_scan(sp_pool *pool, unsigned long nr_pages);
 
 /* Merge domains: pages merge only with pages of the same domain (default 0). */
 int sp_set_merge_domain(sp_pool *pool, void *addr, size_t len, unsigned domain);

@@ -42,7 +42,6 @@
 #define CHUNK_PAGES 256 /* pages per hold of the KSM mutex */
 #define RUN_MAX 32 /* pages merged under one window */
 #define RUN_SPAN 128 /* pages one window may cover */
-#define HOLD_SCANS 2 /* full scans a churning page is held back */
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -92,6 +91,48 @@ static struct ksm_item *region_items(struct sp_pool *pool, struct sp_region *r)
 	return r->items;
 }
 
+/*
+ * The kernel's rmap_item life, per page: a page is tracked from the
+ * scanner's visit (counted in pages_volatile unless it is in a tree), and
+ * in the unstable tree from its insertion until its next visit, its merge,
+ * or its untracking (counted in pages_unshared). KSM mutex held.
+ */
+static void item_track(struct sp_ksm *ksm, struct ksm_item *it)
+{
+	if (!(it->flags & ITEM_TRACKED)) {
+		it->flags |= ITEM_TRACKED;
+		ksm->tracked++;
+	}
+}
+
+static void item_unstable_leave(struct sp_ksm *ksm, struct ksm_item *it)
+{
+	if (it->flags & ITEM_UNSTABLE) {
+		it->flags &= ~ITEM_UNSTABLE;
+		ksm->unshared--;
+	}
+}
+
+/* Not tracked any more (not present, unmergeable, freed); its history stays. */
+static void item_untrack(struct sp_ksm *ksm, struct ksm_item *it)
+{
+	item_unstable_leave(ksm, it);
+	if (it->flags & ITEM_TRACKED) {
+		it->flags &= ~ITEM_TRACKED;
+		ksm->tracked--;
+	}
+}
+
+/* Pages [first, first+nr) of r forget KSM entirely: run=2, unmergeable, freed. */
+static void items_drop(struct sp_ksm *ksm, struct sp_region *r, unsigned long first,
+		       unsigned long nr)
+{
+	for (unsigned long i = first; r->items && i < first + nr; i++) {
+		item_untrack(ksm, &r->items[i]);
+		r->items[i] = (struct ksm_item){ 0 };
+	}
+}
+
 /* Freed frames wait for the end of the chunk: one punch per run of them. */
 static void defer_free(struct sp_pool *pool, unsigned long pfn)
 {
@@ -126,11 +167,13 @@ static void update_counters(struct sp_pool *pool)
 	long shared = ksm->stable.nr_live, sharing = ksm->sharers - shared;
 	long meta = (long)(ksm->items_bytes + ksm->unstable.size * sizeof(uint64_t) +
 			   stable_bytes(&ksm->stable));
+	/* As the kernel computes it: tracked pages in neither tree. */
+	long volatile_pages = ksm->tracked - ksm->unshared - ksm->sharers;
 
 	atomic_store(&ksm->counter[KSM_PAGES_SHARED], shared);
 	atomic_store(&ksm->counter[KSM_PAGES_SHARING], sharing);
-	atomic_store(&ksm->counter[KSM_PAGES_UNSHARED], (long)ksm->unstable.count);
-	atomic_store(&ksm->counter[KSM_PAGES_VOLATILE], ksm->volatile_pages);
+	atomic_store(&ksm->counter[KSM_PAGES_UNSHARED], ksm->unshared);
+	atomic_store(&ksm->counter[KSM_PAGES_VOLATILE], volatile_pages > 0 ? volatile_pages : 0);
 	atomic_store(&ksm->counter[KSM_STABLE_NODE_CHAINS], ksm->stable.chains);
 	atomic_store(&ksm->counter[KSM_STABLE_NODE_DUPS], ksm->stable.dups);
 	atomic_store(&ksm->counter[KSM_KSM_ZERO_PAGES], ksm->zero_pages);
@@ -319,7 +362,6 @@ static void page_copied(struct sp_pool *pool, struct sp_region *r, unsigned long
 {
 	uint64_t pte = atomic_load(&r->pte[idx]);
 	unsigned long k = pte_val(pte);
-	struct ksm_item *it = &r->items[idx];
 	uint32_t sid;
 
 	if (!frame_trylock(pool, k))
@@ -330,12 +372,6 @@ static void page_copied(struct sp_pool *pool, struct sp_region *r, unsigned long
 	atomic_store(&r->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
 	atomic_fetch_add(&pool->faults_cow, 1);
 	drop_sharer(pool, sid, r->id, (uint32_t)idx);
-	/* Copied within a scan of its merge: it churns; hold it back. */
-	if ((uint16_t)(atomic_load(&pool->ksm.counter[KSM_FULL_SCANS]) - it->merged_scan) <= 1 &&
-	    !it->hold) {
-		it->hold = HOLD_SCANS;
-		pool->ksm.volatile_pages++;
-	}
 out_unlock:
 	frame_unlock(pool, k);
 }
@@ -527,9 +563,37 @@ int ksm_unmerge_range(struct sp_pool *pool, struct sp_region *r, unsigned long f
 		return -1;
 	}
 	ret = unmerge_pages(pool, r, first, nr);
+	/* As after MADV_UNMERGEABLE: the pages are KSM's no more (a domain change re-tracks them). */
+	if (!ret)
+		items_drop(&pool->ksm, r, first, nr);
 	flush_freed(pool);
 	update_counters(pool);
 	return ret;
+}
+
+/*
+ * run=2 done: the kernel's unmerge_and_remove_all_rmap_items frees every
+ * rmap_item and resets the scan, full_scans included. The next scan starts
+ * a pass with nothing known.
+ */
+static void ksm_forget_all(struct sp_pool *pool)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+
+	for (unsigned i = 0; i < pool->rt.nr; i++) {
+		struct sp_region *r = pool->rt.sorted[i];
+
+		if (!r->items)
+			continue;
+		items_drop(ksm, r, 0, r->npages);
+		free(r->items);
+		r->items = NULL;
+		ksm->items_bytes -= r->npages * sizeof(*r->items);
+	}
+	unstable_reset(&ksm->unstable, 0);
+	ksm->cursor = 0;
+	ksm->pass_pages = 0;
+	atomic_store(&ksm->counter[KSM_FULL_SCANS], 0);
 }
 
 int ksm_unmerge_all(struct sp_pool *pool)
@@ -560,8 +624,11 @@ int ksm_unmerge_all(struct sp_pool *pool)
 	}
 	for (unsigned i = 0; i < pool->rt.nr && !ret; i++)
 		ret = unmerge_pages(pool, pool->rt.sorted[i], 0, pool->rt.sorted[i]->npages);
-	if (!ret)
+	/* Under the KSM mutex: every scan step checks run under it, so none merges after this. */
+	if (!ret) {
+		ksm_forget_all(pool);
 		atomic_store(&ksm->knob[KSM_RUN], 2);
+	}
 out_unlock:
 	flush_freed(pool);
 	update_counters(pool);
@@ -592,8 +659,10 @@ void ksm_region_release(struct sp_pool *pool, struct sp_region *r)
 		frame_unlock(pool, k);
 		atomic_store(&r->pte[i], mk_pte(PTE_NONE, 0, 0));
 	}
-	if (r->items)
+	if (r->items) {
+		items_drop(&pool->ksm, r, 0, r->npages); /* its tracking goes with it */
 		pool->ksm.items_bytes -= r->npages * sizeof(*r->items);
+	}
 	flush_freed(pool);
 	update_counters(pool);
 }
@@ -1003,7 +1072,9 @@ static bool plan_unstable(struct sp_pool *pool, struct run *run, struct plan *p)
 		unsigned long j = (uint32_t)ref, b;
 		uint64_t upte;
 
-		if (!ur || j >= ur->npages || !ur->items || ur->items[j].hash != p->hash)
+		/* Left over from before its page's latest visit, merge or untracking: stale. */
+		if (!ur || j >= ur->npages || !ur->items || ur->items[j].hash != p->hash ||
+		    !(ur->items[j].flags & ITEM_UNSTABLE))
 			continue;
 		upte = atomic_load(&ur->pte[j]);
 		b = pte_val(upte);
@@ -1244,11 +1315,16 @@ static void run_remap(struct sp_pool *pool, struct run *run)
 static void add_sharer(struct sp_pool *pool, uint32_t sid, struct sp_region *r, unsigned long idx,
 		       unsigned long k)
 {
+	struct ksm_item *it = &r->items[idx];
+
 	stable_add_rmap(&pool->ksm.stable, sid, r->id, (uint32_t)idx); /* reserved */
 	pool->ksm.sharers++;
 	pfn_to_page(pool, k)->mapcount++;
 	atomic_store(&r->pte[idx], mk_pte(PTE_KSM, k, PTE_MERGEABLE));
-	r->items[idx].merged_scan = (uint16_t)atomic_load(&pool->ksm.counter[KSM_FULL_SCANS]);
+	/* Out of the unstable tree (a candidate), into the stable one. */
+	item_unstable_leave(&pool->ksm, it);
+	item_track(&pool->ksm, it);
+	it->age = 0; /* not unique any more: smart_scan starts over */
 }
 
 static void run_commit(struct sp_pool *pool, struct run *run)
@@ -1277,9 +1353,11 @@ static void run_commit(struct sp_pool *pool, struct run *run)
 		if (!e->mapped)
 			continue;
 		if (e->kind == PLAN_ZERO) {
+			struct ksm_item *it = &run->r->items[e->idx];
+
 			atomic_store(&run->r->pte[e->idx], mk_pte(PTE_ZERO, 0, PTE_MERGEABLE));
-			run->r->items[e->idx].merged_scan =
-				(uint16_t)atomic_load(&pool->ksm.counter[KSM_FULL_SCANS]);
+			/* As in the kernel: the zero page is no anonymous page; ksm_zero_pages counts it. */
+			item_untrack(&pool->ksm, it);
 			pool->ksm.zero_pages++;
 		} else {
 			uint32_t sid = e->kind == PLAN_JOIN ? run->e[e->lead].sid : e->sid;
@@ -1380,42 +1458,6 @@ static void chunk_resident(struct sp_pool *pool, struct sp_region *r, unsigned l
 	}
 }
 
-static void hold_release(struct sp_pool *pool, struct ksm_item *it)
-{
-	if (it->hold && !--it->hold)
-		pool->ksm.volatile_pages--;
-}
-
-/* A page that is not private: notice copies, bring copied pages back in. */
-static void scan_other(struct sp_pool *pool, struct sp_region *r, unsigned long idx, uint64_t pte,
-		       uint64_t pm)
-{
-	struct ksm_item *it = &r->items[idx];
-
-	switch (pte_type(pte)) {
-	case PTE_KSM:
-		if (pm_copied(pm))
-			page_copied(pool, r, idx);
-		break;
-	case PTE_ZERO:
-		if (pm_written(pm)) {
-			atomic_store(&r->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
-			atomic_fetch_add(&pool->faults_cow, 1);
-			pool->ksm.zero_pages--;
-		}
-		break;
-	case PTE_COPIED:
-		/* A churning page stays the kernel's for a while; others come back now. */
-		if (it->hold)
-			hold_release(pool, it);
-		else
-			unshare_page(pool, r, idx);
-		break;
-	default:
-		break;
-	}
-}
-
 /* The checksum of an unstable entry's page, kept in its ksm_item. */
 static uint32_t ref_hash(void *ctx, uint64_t ref)
 {
@@ -1425,40 +1467,135 @@ static uint32_t ref_hash(void *ctx, uint64_t ref)
 	return r && r->items && idx < r->npages ? r->items[idx].hash : 0;
 }
 
-static void scan_private(struct sp_pool *pool, struct run *run, unsigned long idx, unsigned long a)
+/* Page idx of r into the unstable tree under checksum h (no room: not a candidate now). */
+static void unstable_add(struct sp_pool *pool, struct sp_region *r, unsigned long idx, uint32_t h)
 {
-	struct ksm_item *it = &run->r->items[idx];
-	unsigned long fs = (unsigned long)atomic_load(&pool->ksm.counter[KSM_FULL_SCANS]);
-	bool skip = knob(pool, KSM_SMART_SCAN) && it->age >= 3 && ((fs + idx) & 1);
-	uint32_t h = skip ? it->hash : page_hash(pfn_to_virt(pool, a));
-	struct plan p = plan_page(pool, run, idx, a, h);
+	struct sp_ksm *ksm = &pool->ksm;
 
+	if (unstable_insert(&ksm->unstable, h, r->id, (uint32_t)idx) &&
+	    (unstable_grow(&ksm->unstable, ref_hash, pool) ||
+	     unstable_insert(&ksm->unstable, h, r->id, (uint32_t)idx)))
+		return;
+	r->items[idx].flags |= ITEM_UNSTABLE;
+	ksm->unshared++;
+}
+
+/*
+ * A private page whose frame is resident: 1 scanned, 0 skipped (smart_scan).
+ *
+ * Every visit may merge it: with a KSM frame (as the kernel), with a page
+ * of the unstable tree, or put it there. The kernel first waits for its
+ * checksum to stay unchanged from one visit to the next, which protects
+ * its unstable tree from pages that churn and costs a full scan before
+ * anything merges; here every merge is compared in full under the window,
+ * so a page that changed since its insertion costs one failed compare.
+ * Holding churning pages back, as this code once did, would let a merge
+ * slip past the second full scan after a write (API.md's promise) whenever
+ * the write lands just after the page's visit.
+ */
+static int scan_private(struct sp_pool *pool, struct run *run, unsigned long idx, unsigned long a)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+	struct ksm_item *it = &run->r->items[idx];
+	unsigned long fs = (unsigned long)atomic_load(&ksm->counter[KSM_FULL_SCANS]);
+	bool fresh = !(it->flags & ITEM_TRACKED);
+	struct plan p;
+	uint32_t h;
+
+	item_track(ksm, it);
+	/*
+	 * smart_scan: a page unique with the same checksum for three visits
+	 * is not hashed on every other pass. It stays a candidate in the
+	 * unstable tree under its last checksum (any match is compared in
+	 * full), so pages that become its twins still find it.
+	 */
+	if (!fresh && knob(pool, KSM_SMART_SCAN) && it->age >= 3 && ((fs + idx) & 1)) {
+		atomic_fetch_add(&ksm->counter[KSM_PAGES_SKIPPED], 1);
+		unstable_add(pool, run->r, idx, it->hash);
+		return 0;
+	}
+	h = page_hash(pfn_to_virt(pool, a));
+	it->age = fresh || h != it->hash ? 0 : (uint8_t)(it->age < 255 ? it->age + 1 : 255);
+	it->hash = h;
+	p = plan_page(pool, run, idx, a, h);
 	if (run->n && p.kind != PLAN_NONE &&
 	    (p.idx - run->e[0].idx >= RUN_SPAN || run->n == RUN_MAX)) {
 		run_flush(pool, run);
 		p = plan_page(pool, run, idx, a, h);
 	}
-	if (p.kind != PLAN_NONE) {
+	if (p.kind != PLAN_NONE)
 		run->e[run->n++] = p;
-		return;
-	}
-	/*
-	 * Unique for now: a candidate from the first visit on. A page that has
-	 * kept its checksum for a few visits is only hashed every other scan
-	 * (smart_scan); its last checksum stands in meanwhile, and any match is
-	 * compared in full anyway.
-	 */
-	if (!skip)
-		it->age = h == it->hash ? (uint8_t)(it->age < 255 ? it->age + 1 : 255) : 0;
-	it->hash = h;
-	if (unstable_insert(&pool->ksm.unstable, h, run->r->id, (uint32_t)idx) &&
-	    !unstable_grow(&pool->ksm.unstable, ref_hash, pool))
-		unstable_insert(&pool->ksm.unstable, h, run->r->id, (uint32_t)idx);
+	else
+		unstable_add(pool, run->r, idx, h);
+	return 1;
 }
 
-/* Scan up to budget mergeable pages of r from first; where it stopped in *next. */
+/*
+ * A page the kernel gave a page of its own (copied on write, or a written
+ * zero page) comes back into a frame of the pool and is scanned as any
+ * private page, in the same visit. 1 scanned, 0 skipped.
+ */
+static int bring_back(struct sp_pool *pool, struct run *run, unsigned long idx)
+{
+	struct sp_region *r = run->r;
+	uint64_t pte;
+
+	item_track(&pool->ksm, &r->items[idx]);
+	if (unshare_page(pool, r, idx))
+		return 1; /* no frame now: it stays the kernel's until the next visit */
+	pte = atomic_load(&r->pte[idx]);
+	/* A page of zeros stays a hole, and reading a hole would fill it: nothing to hash. */
+	if (pte_type(pte) != PTE_PRIVATE || frame_is_hole(pool, pte_val(pte)))
+		return 1;
+	return scan_private(pool, run, idx, pte_val(pte));
+}
+
+/* A page that is not private: notice copies, bring copied pages back in. 1 scanned, 0 skipped. */
+static int scan_other(struct sp_pool *pool, struct run *run, unsigned long idx, uint64_t pte,
+		      uint64_t pm)
+{
+	struct sp_region *r = run->r;
+
+	switch (pte_type(pte)) {
+	case PTE_KSM:
+		if (!pm_copied(pm))
+			return 1; /* a sharer, in the stable tree */
+		page_copied(pool, r, idx);
+		if (pte_type(atomic_load(&r->pte[idx])) != PTE_COPIED)
+			return 1; /* its frame was busy: noticed again next visit */
+		return bring_back(pool, run, idx);
+	case PTE_ZERO:
+		if (!pm_written(pm))
+			return 1; /* counted in ksm_zero_pages, tracked by no tree */
+		atomic_store(&r->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
+		atomic_fetch_add(&pool->faults_cow, 1);
+		pool->ksm.zero_pages--;
+		return bring_back(pool, run, idx);
+	case PTE_COPIED:
+		return bring_back(pool, run, idx);
+	case PTE_SWAP:
+		if (pte & PTE_KSMSWAP)
+			return 1; /* a sharer, in swap */
+		/* fall through */
+	default:
+		/* No page there (swapped out, no frame yet): the kernel frees its rmap_item. */
+		item_untrack(&pool->ksm, &r->items[idx]);
+		return 1;
+	}
+}
+
+static bool pte_sharer(uint64_t pte)
+{
+	return pte_type(pte) == PTE_KSM || (pte_type(pte) == PTE_SWAP && (pte & PTE_KSMSWAP));
+}
+
+/*
+ * Scan up to budget mergeable pages of r from first (pages smart_scan skips
+ * do not count); where it stopped in *next, mergeable pages visited in
+ * *visited.
+ */
 static unsigned long scan_chunk(struct sp_pool *pool, struct sp_region *r, unsigned long first,
-				unsigned long budget, unsigned long *next)
+				unsigned long budget, unsigned long *next, unsigned long *visited)
 {
 	unsigned long n = r->npages - first < CHUNK_PAGES ? r->npages - first : CHUNK_PAGES;
 	unsigned char res[CHUNK_PAGES];
@@ -1476,13 +1613,26 @@ static unsigned long scan_chunk(struct sp_pool *pool, struct sp_region *r, unsig
 	chunk_resident(pool, r, first, n, res);
 	for (i = first; i < first + n && scanned < budget; i++) {
 		uint64_t pte = atomic_load(&r->pte[i]);
+		struct ksm_item *it = &r->items[i];
 
-		if (!(pte & PTE_MERGEABLE) || (pte & PTE_LOST))
+		if (!(pte & PTE_MERGEABLE))
 			continue;
-		scanned++;
+		/* Revisited: out of the previous pass's unstable tree, as in the kernel. */
+		item_unstable_leave(&pool->ksm, it);
+		if (pte & PTE_LOST) {
+			/* Unmapped by the program: left alone (a sharer leaves when unmerged). */
+			if (!pte_sharer(pte))
+				item_untrack(&pool->ksm, it);
+			continue;
+		}
+		(*visited)++;
 		if (pte_type(pte) == PTE_PRIVATE) {
-			if (res[i - first])
-				scan_private(pool, run, i, pte_val(pte));
+			if (res[i - first]) {
+				scanned += (unsigned long)scan_private(pool, run, i, pte_val(pte));
+			} else {
+				item_untrack(&pool->ksm, it); /* never touched: nothing there yet */
+				scanned++;
+			}
 			continue;
 		}
 		run_flush(pool, run);
@@ -1490,7 +1640,8 @@ static unsigned long scan_chunk(struct sp_pool *pool, struct sp_region *r, unsig
 			os_pagemap_read(pool->pagemap, page_addr(r, first), n, pm);
 			have_pm = true;
 		}
-		scan_other(pool, r, i, pte, have_pm ? pm[i - first] : 0);
+		scanned +=
+			(unsigned long)scan_other(pool, run, i, pte, have_pm ? pm[i - first] : 0);
 	}
 	run_flush(pool, run);
 	free(run);
@@ -1511,18 +1662,29 @@ static void pass_begin(struct sp_pool *pool)
 	pool->ksm.pass_pages = 0;
 }
 
+#define SCAN_EMPTY (-1) /* a whole pass found nothing mergeable */
+#define SCAN_STOPPED (-2) /* run says no: see scan_step */
+
 /*
- * One chunk under the KSM mutex. Returns mergeable pages scanned, or -1 when
- * a whole pass found none (nothing to do).
+ * One chunk under the KSM mutex: mergeable pages scanned, or SCAN_EMPTY,
+ * or SCAN_STOPPED when run forbids it: run=2 for everyone (nothing merges
+ * between run=2 and run=1, not even through sp_ksm_scan), run=0 for ksmd.
+ * run is read under the mutex, which run=2 holds while it unmerges: no
+ * chunk that began before the unmerge can merge after it.
  */
-static long scan_step(struct sp_pool *pool, unsigned long budget)
+static long scan_step(struct sp_pool *pool, unsigned long budget, bool ksmd)
 {
 	struct sp_ksm *ksm = &pool->ksm;
-	unsigned long first = 0, next, got = 0;
+	unsigned long first = 0, next, got = 0, visited = 0;
 	struct sp_region *r;
-	long ret;
+	long ret, run;
 
 	pthread_mutex_lock(&ksm->mutex);
+	run = knob(pool, KSM_RUN);
+	if (run == 2 || (ksmd && run != 1)) {
+		pthread_mutex_unlock(&ksm->mutex);
+		return SCAN_STOPPED;
+	}
 	pthread_rwlock_rdlock(&pool->rt.lock);
 	if (!ksm->cursor)
 		pass_begin(pool);
@@ -1530,13 +1692,14 @@ static long scan_step(struct sp_pool *pool, unsigned long budget)
 	if (r) {
 		if (ksm->cursor > (uintptr_t)r->start)
 			first = (ksm->cursor - (uintptr_t)r->start) >> PAGE_SHIFT;
-		got = scan_chunk(pool, r, first, budget, &next);
+		got = scan_chunk(pool, r, first, budget, &next, &visited);
 		ksm->cursor = (uintptr_t)page_addr(r, next);
-		ksm->pass_pages += got;
+		/* Skipped pages count here: a pass of them is not an empty one. */
+		ksm->pass_pages += visited;
 		ret = (long)got;
 	} else {
 		/* The end of a pass. */
-		ret = ksm->pass_pages ? 0 : -1;
+		ret = ksm->pass_pages ? 0 : SCAN_EMPTY;
 		if (ksm->pass_pages)
 			atomic_fetch_add(&ksm->counter[KSM_FULL_SCANS], 1);
 		ksm->cursor = 0;
@@ -1550,12 +1713,12 @@ static long scan_step(struct sp_pool *pool, unsigned long budget)
 	return ret;
 }
 
-static long ksm_scan(struct sp_pool *pool, unsigned long nr)
+static long ksm_scan(struct sp_pool *pool, unsigned long nr, bool ksmd)
 {
 	unsigned long scanned = 0;
 
 	while (scanned < nr) {
-		long got = scan_step(pool, nr - scanned);
+		long got = scan_step(pool, nr - scanned, ksmd);
 
 		if (got < 0)
 			break;
@@ -1566,14 +1729,11 @@ static long ksm_scan(struct sp_pool *pool, unsigned long nr)
 
 long sp_ksm_scan(sp_pool *pool, unsigned long nr_pages)
 {
-	long ret;
-
 	if (!pool) {
 		errno = EINVAL;
 		return -1;
 	}
-	ret = ksm_scan(pool, nr_pages);
-	return ret;
+	return ksm_scan(pool, nr_pages, false);
 }
 
 /* ---- ksmd ------------------------------------------------------------- */
@@ -1606,7 +1766,7 @@ static void *ksmd(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&ksm->wait_lock);
-		scanned = ksm_scan(pool, (unsigned long)knob(pool, KSM_PAGES_TO_SCAN));
+		scanned = ksm_scan(pool, (unsigned long)knob(pool, KSM_PAGES_TO_SCAN), true);
 		ms = knob(pool, KSM_SLEEP_MILLISECS);
 		pthread_mutex_lock(&ksm->wait_lock);
 		if (ksm->stop)

@@ -33,20 +33,23 @@ enum sp_ksm_counter {
 	KSM_STABLE_NODE_DUPS,
 	KSM_KSM_ZERO_PAGES,
 	KSM_GENERAL_PROFIT,
+	KSM_PAGES_SKIPPED,
 	KSM_NR_COUNTERS
 };
 
 /*
  * Per scanned page, 8 bytes (the kernel's rmap_item is 64): the last
- * checksum, when the page was merged (to tell churn), and how long it has
- * stayed unique (smart_scan).
+ * checksum, how long it has stayed unique (smart_scan), and where it
+ * stands: tracked (the kernel has an rmap_item for it) and in the unstable
+ * tree or not.
  */
 struct ksm_item {
 	uint32_t hash; /* low 32 bits of the page's last XXH3 */
-	uint16_t merged_scan; /* full_scans (low 16 bits) when last merged */
 	uint8_t age; /* visits in a row unique with the same checksum */
-	uint8_t hold; /* full scans to hold back a churning page */
+	uint8_t flags; /* ITEM_* */
 };
+#define ITEM_TRACKED 0x1 /* visited with a page there: counted in pages_volatile unless in a tree */
+#define ITEM_UNSTABLE 0x2 /* in the unstable tree: counted in pages_unshared */
 
 /* A sharer of a KSM frame: the rmap item of the stable node. */
 struct ksm_rmap {
@@ -102,8 +105,10 @@ struct sp_ksm {
 	unsigned long nr_freed, cap_freed;
 	uint32_t zero_hash;
 	size_t items_bytes; /* ksm_items of all regions */
-	long sharers; /* pages mapping KSM frames */
-	long zero_pages, volatile_pages;
+	long sharers; /* pages mapping KSM frames (the stable tree's rmap_items) */
+	long tracked; /* pages with ITEM_TRACKED (the kernel's ksm_rmap_items) */
+	long unshared; /* pages with ITEM_UNSTABLE */
+	long zero_pages;
 
 	pthread_t thread; /* ksmd */
 	bool thread_started, stop;
@@ -123,7 +128,11 @@ long ksm_knob_default(int knob);
 int ksm_knob_range(const char *name, long *min, long *max, long *def);
 /* Wake ksmd: a knob changed. */
 void ksm_kick(struct sp_pool *pool);
-/* run=2: every merged page private again; -1 ENOMEM with nothing changed. */
+/*
+ * run=2: every merged page private again and all tracking dropped, under
+ * the KSM mutex, so that no scan merges afterwards; -1 ENOMEM with nothing
+ * changed.
+ */
 int ksm_unmerge_all(struct sp_pool *pool);
 /* SP_MADV_UNMERGEABLE on a range; KSM mutex and rt.lock (read) held. */
 int ksm_unmerge_range(struct sp_pool *pool, struct sp_region *r, unsigned long first,

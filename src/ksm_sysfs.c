@@ -39,6 +39,7 @@ static const char *const counters[KSM_NR_COUNTERS] = {
 	[KSM_STABLE_NODE_DUPS] = "stable_node_dups",
 	[KSM_KSM_ZERO_PAGES] = "ksm_zero_pages",
 	[KSM_GENERAL_PROFIT] = "general_profit",
+	[KSM_PAGES_SKIPPED] = "pages_skipped",
 };
 
 long ksm_knob_default(int i)

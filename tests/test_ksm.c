@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* KSM knobs and counters: the kernel's names, ranges and errors. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,7 +20,7 @@ static const char *const knob_names[] = { "run",
 static const char *const counter_names[] = {
 	"pages_shared",	  "pages_sharing",  "pages_unshared",	  "pages_volatile",
 	"pages_scanned",  "full_scans",	    "stable_node_chains", "stable_node_dups",
-	"ksm_zero_pages", "general_profit",
+	"ksm_zero_pages", "general_profit", "pages_skipped",
 };
 
 static long get(sp_pool *pool, const char *name)
@@ -38,11 +39,11 @@ static void names_and_defaults(void **state)
 	(void)state;
 	for (i = 0; i < 7; i++)
 		assert_string_equal(sp_ksm_name(i), knob_names[i]);
-	for (i = 0; i < 10; i++) {
+	for (i = 0; i < 11; i++) {
 		assert_string_equal(sp_ksm_name(7 + i), counter_names[i]);
 		assert_int_equal(get(pool, counter_names[i]), 0);
 	}
-	assert_null(sp_ksm_name(17));
+	assert_null(sp_ksm_name(18));
 	/* The kernel's defaults, but run: a pool exists to merge. */
 	assert_int_equal(get(pool, "run"), 1);
 	assert_int_equal(get(pool, "pages_to_scan"), 100);
@@ -104,7 +105,7 @@ static void set_errors(void **state)
 		assert_int_equal(errno, EINVAL);
 		assert_int_equal(get(pool, bad[i].name), before);
 	}
-	for (unsigned i = 0; i < 10; i++) {
+	for (unsigned i = 0; i < 11; i++) {
 		errno = 0;
 		assert_int_equal(sp_ksm_set(pool, counter_names[i], 0), -1);
 		assert_int_equal(errno, EPERM);
@@ -435,6 +436,7 @@ static void zero_pages(void **state)
 	assert_int_equal(ksm_of(pool, "ksm_zero_pages"), 0);
 	assert_int_equal(sp_ksm_set(pool, "run", 2), 0);
 	assert_int_equal(sp_ksm_set(pool, "use_zero_pages", 1), 0);
+	assert_int_equal(sp_ksm_set(pool, "run", 1), 0); /* with run=2 nothing merges */
 	full_scan(pool);
 	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
 	assert_int_equal(ksm_of(pool, "ksm_zero_pages"), N);
@@ -617,6 +619,8 @@ static void ksmd_merges(void **state)
 	sp_pool_destroy(pool);
 }
 
+/* ---- issue 10: kernel-true run, counters, rewrites and policy ---------- */
+
 static long count_ksm(sp_pool *pool, const char *p, long n)
 {
 	long k = 0;
@@ -624,6 +628,288 @@ static long count_ksm(sp_pool *pool, const char *p, long n)
 	for (long i = 0; i < n; i++)
 		k += sp_page_is_ksm(pool, p + i * SP_PAGE_SIZE) == 1;
 	return k;
+}
+
+/* Full scans until pages_sharing reads want: how many it took (max + 1: never). */
+static int scans_until(sp_pool *pool, long want, int max)
+{
+	int n = 0;
+
+	while (ksm_of(pool, "pages_sharing") != want && n <= max) {
+		full_scan(pool);
+		n++;
+	}
+	return n;
+}
+
+/* A ksmd that scans flat out in big batches: at any moment a batch is in flight. */
+static sp_pool *pool_ksmd(unsigned mode, unsigned nr_sections)
+{
+	struct sp_pool_config cfg = { .section_size = 4 << 20,
+				      .nr_sections = nr_sections,
+				      .flags = mode };
+	sp_pool *pool = sp_pool_create(&cfg);
+
+	assert_non_null(pool);
+	assert_int_equal(sp_ksm_set(pool, "sleep_millisecs", 0), 0);
+	assert_int_equal(sp_ksm_set(pool, "pages_to_scan", 1000000), 0);
+	return pool;
+}
+
+#define FLIP_PAGES 2048
+
+/* As in the issue: 2,048 mergeable pages of 16 contents. */
+static char *alloc_sixteen(sp_pool *pool)
+{
+	char *p = sp_alloc(pool, FLIP_PAGES * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	assert_non_null(p);
+	for (int i = 0; i < FLIP_PAGES; i++)
+		fill_page(p + (size_t)i * SP_PAGE_SIZE, (uint64_t)(i % 16));
+	return p;
+}
+
+static void wait_merging(sp_pool *pool)
+{
+	for (int i = 0; i < 25000 && ksm_of(pool, "pages_sharing") == 0; i++)
+		usleep(200);
+	assert_true(ksm_of(pool, "pages_sharing") > 0);
+}
+
+/* run=2 has returned: nothing is merged, and nothing merges while it holds. */
+static void assert_stays_unmerged(sp_pool *pool, const char *p)
+{
+	for (int t = 0; t < 5; t++) {
+		assert_int_equal(ksm_of(pool, "pages_shared"), 0);
+		assert_int_equal(ksm_of(pool, "pages_sharing"), 0);
+		assert_int_equal(ksm_of(pool, "pages_unshared"), 0);
+		assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+		assert_int_equal(count_ksm(pool, p, FLIP_PAGES), 0);
+		usleep(20000);
+	}
+	for (int i = 0; i < FLIP_PAGES; i++)
+		assert_int_equal(check_page(p + (size_t)i * SP_PAGE_SIZE, (uint64_t)(i % 16)), 0);
+}
+
+/* run=2 while ksmd has a batch in flight: it stays unmerged; run=0 keeps what is merged. */
+static void run2_stops_ksmd(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_ksmd(mode, 4);
+	char *p = alloc_sixteen(pool);
+	long scanned;
+
+	for (int round = 0; round < 5; round++) {
+		assert_int_equal(sp_ksm_set(pool, "run", 1), 0);
+		wait_merging(pool);
+		assert_int_equal(sp_ksm_set(pool, "run", 2), 0);
+		assert_stays_unmerged(pool, p);
+	}
+	assert_int_equal(sp_ksm_set(pool, "run", 1), 0);
+	for (int i = 0; i < 25000 && ksm_of(pool, "pages_sharing") < FLIP_PAGES - 16; i++)
+		usleep(200);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), FLIP_PAGES - 16);
+	/* run=0: ksmd stops at the next chunk boundary, before sp_ksm_set returns. */
+	assert_int_equal(sp_ksm_set(pool, "run", 0), 0);
+	scanned = ksm_of(pool, "pages_scanned");
+	usleep(100000);
+	assert_int_equal(ksm_of(pool, "pages_scanned"), scanned);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 16);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), FLIP_PAGES - 16);
+	assert_int_equal(count_ksm(pool, p, FLIP_PAGES), FLIP_PAGES);
+	sp_pool_destroy(pool);
+}
+
+/* With run=2 nothing merges, not even through sp_ksm_scan; with run=0 sp_ksm_scan still does. */
+static void scan_obeys_run(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_small(mode, 2);
+	char *a = alloc_alike(pool, N), *b = alloc_alike(pool, N);
+
+	assert_int_equal(sp_ksm_set(pool, "run", 2), 0);
+	assert_int_equal(sp_ksm_scan(pool, 4 * N), 0);
+	assert_int_equal(ksm_of(pool, "pages_scanned"), 0);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 0);
+	assert_int_equal(count_ksm(pool, a, N) + count_ksm(pool, b, N), 0);
+	assert_int_equal(sp_ksm_set(pool, "run", 0), 0);
+	assert_int_equal(sp_ksm_scan(pool, 2 * N), 2 * N);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	check_pair(a, b, 0);
+	sp_pool_destroy(pool);
+}
+
+/* The same through the control socket: `samepage set run 2`. */
+static void run2_via_socket(void **state)
+{
+	sp_pool *pool = pool_ksmd(0, 4);
+	char *p = alloc_sixteen(pool);
+	char path[64], cmd[512];
+
+	(void)state;
+	assert_non_null(getenv("SAMEPAGE_BIN"));
+	snprintf(path, sizeof(path), "/tmp/sp-ksm-%d.sock", (int)getpid());
+	assert_int_equal(sp_pool_export(pool, path), 0);
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(sp_ksm_set(pool, "run", 1), 0);
+		wait_merging(pool);
+		snprintf(cmd, sizeof(cmd), "%s set --socket %s run 2", getenv("SAMEPAGE_BIN"),
+			 path);
+		assert_int_equal(system(cmd), 0);
+		assert_int_equal(ksm_of(pool, "run"), 2);
+		assert_stays_unmerged(pool, p);
+	}
+	/* pages_skipped is served with the rest: the CLI shows it. */
+	snprintf(cmd, sizeof(cmd), "%s stats --socket %s | grep -q '^pages_skipped [0-9]*$'",
+		 getenv("SAMEPAGE_BIN"), path);
+	assert_int_equal(system(cmd), 0);
+	sp_pool_destroy(pool);
+}
+
+/* Page i of a and b rewritten with seed + i. */
+static void rewrite_pair(char *a, char *b, uint64_t seed)
+{
+	for (int i = 0; i < N; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, seed + (uint64_t)i);
+		fill_page(b + i * SP_PAGE_SIZE, seed + (uint64_t)i);
+	}
+}
+
+static void check_pair_seed(const char *a, const char *b, uint64_t seed)
+{
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, seed + (uint64_t)i), 0);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, seed + (uint64_t)i), 0);
+	}
+}
+
+/*
+ * Merged pages rewritten (the kernel copies them) merge again within two
+ * full scans (API.md), whatever they went through: rewritten right after
+ * merging (churn), long after, with the same content again. The scans are
+ * counted as full_scans grows, so a write may land after some pages' visit
+ * in the first of them.
+ */
+static void rewritten_merge_within_two_scans(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_small(mode, 2);
+	char *a = alloc_alike(pool, N), *b = alloc_alike(pool, N);
+
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N);
+	rewrite_pair(a, b, 5000); /* within a scan of the merge */
+	assert_true(scans_until(pool, N, 2) <= 2);
+	check_pair_seed(a, b, 5000);
+	full_scan(pool);
+	full_scan(pool);
+	rewrite_pair(a, b, 6000);
+	assert_true(scans_until(pool, N, 2) <= 2);
+	check_pair_seed(a, b, 6000);
+	full_scan(pool);
+	full_scan(pool);
+	rewrite_pair(a, b, 6000); /* the same content: its checksum is unchanged */
+	assert_true(scans_until(pool, N, 2) <= 2);
+	check_pair_seed(a, b, 6000);
+	assert_int_equal(count_ksm(pool, a, N) + count_ksm(pool, b, N), 2 * N);
+	sp_pool_destroy(pool);
+}
+
+/*
+ * pages_unshared: pages in the unstable tree, each until its next visit,
+ * its merge or its untracking, so the figure holds across a pass boundary.
+ * pages_volatile: tracked pages in neither tree. run=2 drops all tracking;
+ * a region freed or made unmergeable drops its own.
+ */
+static void unshared_and_volatile(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_small(mode, 2);
+	char *u = sp_alloc(pool, 16 * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *a = alloc_alike(pool, N), *b = alloc_alike(pool, N);
+
+	for (int i = 0; i < 16; i++)
+		fill_page(u + i * SP_PAGE_SIZE, 3000 + (uint64_t)i);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), N);
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 16);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+	/* A few pages into the next pass: nothing has left the tree unvisited. */
+	assert_int_equal(sp_ksm_scan(pool, 4), 4);
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 16);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+	full_scan(pool);
+	/* A candidate that merges leaves the count. */
+	fill_page(u + SP_PAGE_SIZE, 3000);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), N + 1);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N + 1);
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 14);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+	/* run=2 drops every page's tracking. */
+	assert_int_equal(sp_ksm_set(pool, "run", 2), 0);
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 0);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+	assert_int_equal(ksm_of(pool, "full_scans"), 0); /* as the kernel's run=2 */
+	assert_int_equal(sp_ksm_set(pool, "run", 1), 0);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), N + 1);
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 14);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+	check_pair(a, b, 0);
+	sp_pool_destroy(pool);
+}
+
+/*
+ * Tracked pages in neither tree (pages_volatile) go with their region's
+ * tracking when it is freed or made unmergeable (../shared/repro/volatile_leak.c).
+ */
+static void volatile_goes_with_region(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_small(mode, 2);
+	char *u = sp_alloc(pool, 16 * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *a = alloc_alike(pool, N), *b = alloc_alike(pool, N), *c, *d;
+
+	for (int i = 0; i < 16; i++)
+		fill_page(u + i * SP_PAGE_SIZE, 3000 + (uint64_t)i);
+	fill_page(u + SP_PAGE_SIZE, 3000);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), N + 1);
+	/*
+	 * c[0] and d[0] get their KSM frames back (the last sharer) when c[1]
+	 * and d[1] are found copied, after their own visit: tracked, in
+	 * neither tree, until their next visit.
+	 */
+	c = sp_alloc(pool, 2 * SP_PAGE_SIZE, SP_MERGEABLE);
+	d = sp_alloc(pool, 2 * SP_PAGE_SIZE, SP_MERGEABLE);
+	for (int i = 0; i < 2; i++) {
+		fill_page(c + i * SP_PAGE_SIZE, 4000);
+		fill_page(d + i * SP_PAGE_SIZE, 4001);
+	}
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), N + 3);
+	fill_page(c + SP_PAGE_SIZE, 4002);
+	fill_page(d + SP_PAGE_SIZE, 4003);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), N + 1);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 2);
+	assert_int_equal(sp_free(pool, c), 0);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 1);
+	assert_int_equal(sp_madvise(pool, d, 2 * SP_PAGE_SIZE, SP_MADV_UNMERGEABLE), 0);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+	/* c[1] and d[1] were candidates: they left the unstable tree's count too. */
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 14);
+	for (int i = 0; i < 4; i++)
+		full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 14);
+	assert_int_equal(sp_free(pool, u), 0);
+	assert_int_equal(sp_free(pool, a), 0);
+	assert_int_equal(sp_free(pool, b), 0);
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 0);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+	sp_pool_destroy(pool);
 }
 
 /*
@@ -671,6 +957,41 @@ static void unmerge_honours_policy(void **state)
 		assert_int_equal(sp_page_node(pool, c + i * SP_PAGE_SIZE), 0);
 	}
 	check_pair(a, c, 0);
+	sp_pool_destroy(pool);
+}
+
+/*
+ * smart_scan: pages_skipped counts the visits it skipped, which
+ * pages_scanned does not; a skipped page stays a candidate (pages_unshared)
+ * and a new twin of it merges within two scans.
+ */
+static void smart_scan_skips(void **state)
+{
+	sp_pool *pool = pool_small(0, 2);
+	char *u = sp_alloc(pool, 16 * SP_PAGE_SIZE, SP_MERGEABLE), *t;
+	long skipped;
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		fill_page(u + i * SP_PAGE_SIZE, 100 + (uint64_t)i);
+	for (int i = 0; i < 10; i++)
+		full_scan(pool);
+	skipped = ksm_of(pool, "pages_skipped");
+	assert_true(skipped >= 16);
+	/* Ten passes of 16 visits (full_scan may start the eleventh). */
+	assert_true(ksm_of(pool, "pages_scanned") + skipped >= 16 * 10);
+	assert_true(ksm_of(pool, "pages_scanned") + skipped < 16 * 11);
+	assert_int_equal(ksm_of(pool, "pages_unshared"), 16);
+	assert_int_equal(ksm_of(pool, "pages_volatile"), 0);
+	t = sp_alloc(pool, 2 * SP_PAGE_SIZE, SP_MERGEABLE);
+	fill_page(t, 100);
+	fill_page(t + SP_PAGE_SIZE, 101);
+	assert_true(scans_until(pool, 2, 2) <= 2);
+	assert_int_equal(sp_ksm_set(pool, "smart_scan", 0), 0);
+	skipped = ksm_of(pool, "pages_skipped");
+	for (int i = 0; i < 4; i++)
+		full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_skipped"), skipped);
 	sp_pool_destroy(pool);
 }
 
@@ -727,8 +1048,15 @@ int main(void)
 		cmocka_unit_test(metadata_per_page),
 		cmocka_unit_test(ksmd_merges),
 		cmocka_unit_test(unmapped_behind_back),
-		BOTH(written_zero_page_survives_unmerge),
+		BOTH(run2_stops_ksmd),
+		BOTH(scan_obeys_run),
+		cmocka_unit_test(run2_via_socket),
+		BOTH(rewritten_merge_within_two_scans),
+		BOTH(unshared_and_volatile),
+		BOTH(volatile_goes_with_region),
 		BOTH(unmerge_honours_policy),
+		cmocka_unit_test(smart_scan_skips),
+		BOTH(written_zero_page_survives_unmerge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
 /*
  * KSM against real threads: writers racing merges and copy-on-write, regions
  * freed and unmerged while the scanner thread works, migration racing the
- * scanner. An oracle checks every page at the end.
+ * scanner, run flipping under all of them. An oracle checks every page at
+ * the end.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -112,7 +113,7 @@ static void writers_vs_merges(void **state)
 	stop_and_check(&rc, t);
 	/* It did merge while racing, and settles once the writers stop. */
 	assert_true(merged_max > 0);
-	/* Copied pages that churned are held back two scans, then come back and merge. */
+	/* Copied pages come back into frames and merge again. */
 	for (int i = 0; i < 8; i++)
 		full_scan(rc.pool);
 	assert_int_equal(ksm_of(rc.pool, "pages_shared") + ksm_of(rc.pool, "pages_sharing"),
@@ -265,13 +266,94 @@ static void migrate_vs_merges(void **state)
 	sp_pool_destroy(rc.pool);
 }
 
+struct scanner {
+	sp_pool *pool;
+	_Atomic int *stop;
+	_Atomic long calls;
+};
+
+static void *scanner_main(void *p)
+{
+	struct scanner *s = p;
+
+	while (!atomic_load(s->stop)) {
+		assert_true(sp_ksm_scan(s->pool, 64) >= 0);
+		atomic_fetch_add(&s->calls, 1);
+	}
+	return NULL;
+}
+
+/* run=2 has returned: nothing merged, and nothing merges for a while (it holds). */
+static void assert_unmerged(struct race *rc, int times)
+{
+	for (int t = 0; t < times; t++) {
+		assert_int_equal(ksm_of(rc->pool, "pages_shared"), 0);
+		assert_int_equal(ksm_of(rc->pool, "pages_sharing"), 0);
+		assert_int_equal(ksm_of(rc->pool, "pages_unshared"), 0);
+		assert_int_equal(ksm_of(rc->pool, "pages_volatile"), 0);
+		for (int i = 0; i < PAGES; i++)
+			assert_int_equal(
+				sp_page_is_ksm(rc->pool, rc->mem + (size_t)i * SP_PAGE_SIZE), 0);
+		usleep(1000);
+	}
+}
+
+/*
+ * run=2, 1 and 0 in random turns while ksmd scans flat out, writers write
+ * and another thread calls sp_ksm_scan: after every run=2 nothing is merged
+ * until run=1, every byte is its writer's last, and a final run=2 leaves
+ * no page merged and no page tracked.
+ */
+static void run_flips(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	struct sp_pool_config cfg = { .section_size = 4 << 20, .nr_sections = 2, .flags = mode };
+	struct race rc = { .pool = sp_pool_create(&cfg) };
+	struct scanner sc = { .pool = rc.pool, .stop = &rc.stop };
+	struct warg args[WRITERS];
+	pthread_t t[WRITERS], st;
+	time_t start = time(NULL);
+	unsigned seed = 42;
+	long merged = 0, flips = 0;
+
+	assert_non_null(rc.pool);
+	assert_int_equal(sp_ksm_set(rc.pool, "sleep_millisecs", 0), 0);
+	assert_int_equal(sp_ksm_set(rc.pool, "pages_to_scan", 64), 0);
+	rc.mem = sp_alloc(rc.pool, PAGES * SP_PAGE_SIZE, SP_MERGEABLE);
+	assert_non_null(rc.mem);
+	start_writers(&rc, t, args);
+	assert_int_equal(pthread_create(&st, NULL, scanner_main, &sc), 0);
+	while (time(NULL) - start < 3 || flips < 50) {
+		int run = (int)(rand_r(&seed) % 3);
+
+		assert_int_equal(sp_ksm_set(rc.pool, "run", run), 0);
+		flips++;
+		if (run == 2)
+			assert_unmerged(&rc, 3);
+		else
+			usleep(rand_r(&seed) % 4000);
+		if (ksm_of(rc.pool, "pages_sharing") > merged)
+			merged = ksm_of(rc.pool, "pages_sharing");
+		if (time(NULL) - start > 20)
+			break;
+	}
+	assert_int_equal(sp_ksm_set(rc.pool, "run", 2), 0);
+	assert_unmerged(&rc, 50);
+	atomic_store(&rc.stop, 1);
+	pthread_join(st, NULL);
+	stop_and_check(&rc, t);
+	assert_unmerged(&rc, 1);
+	/* It did merge in between, and the other thread did scan. */
+	assert_true(merged > 0);
+	assert_true(atomic_load(&sc.calls) > 0);
+	sp_pool_destroy(rc.pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		BOTH(writers_vs_merges),
-		BOTH(unmerge_vs_ksmd),
-		BOTH(free_vs_ksmd),
-		BOTH(migrate_vs_merges),
+		BOTH(run_flips),    BOTH(writers_vs_merges), BOTH(unmerge_vs_ksmd),
+		BOTH(free_vs_ksmd), BOTH(migrate_vs_merges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
