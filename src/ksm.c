@@ -1499,24 +1499,25 @@ static int scan_private(struct sp_pool *pool, struct run *run, unsigned long idx
 	struct ksm_item *it = &run->r->items[idx];
 	unsigned long fs = (unsigned long)atomic_load(&ksm->counter[KSM_FULL_SCANS]);
 	bool fresh = !(it->flags & ITEM_TRACKED);
-	struct plan p;
-	uint32_t h;
-
-	item_track(ksm, it);
 	/*
 	 * smart_scan: a page unique with the same checksum for three visits
-	 * is not hashed on every other pass. It stays a candidate in the
-	 * unstable tree under its last checksum (any match is compared in
-	 * full), so pages that become its twins still find it.
+	 * is not read on every other pass; its last checksum stands in. It is
+	 * still looked up and stays in the unstable tree under that checksum
+	 * (any match is compared in full): a twin that appeared before it in
+	 * this pass, or comes after it, still finds it, so skipping never
+	 * delays a merge past two scans.
 	 */
-	if (!fresh && knob(pool, KSM_SMART_SCAN) && it->age >= 3 && ((fs + idx) & 1)) {
+	bool skip = !fresh && knob(pool, KSM_SMART_SCAN) && it->age >= 3 && ((fs + idx) & 1);
+	uint32_t h = skip ? it->hash : page_hash(pfn_to_virt(pool, a));
+	struct plan p;
+
+	item_track(ksm, it);
+	if (skip) {
 		atomic_fetch_add(&ksm->counter[KSM_PAGES_SKIPPED], 1);
-		unstable_add(pool, run->r, idx, it->hash);
-		return 0;
+	} else {
+		it->age = fresh || h != it->hash ? 0 : (uint8_t)(it->age < 255 ? it->age + 1 : 255);
+		it->hash = h;
 	}
-	h = page_hash(pfn_to_virt(pool, a));
-	it->age = fresh || h != it->hash ? 0 : (uint8_t)(it->age < 255 ? it->age + 1 : 255);
-	it->hash = h;
 	p = plan_page(pool, run, idx, a, h);
 	if (run->n && p.kind != PLAN_NONE &&
 	    (p.idx - run->e[0].idx >= RUN_SPAN || run->n == RUN_MAX)) {
@@ -1527,7 +1528,7 @@ static int scan_private(struct sp_pool *pool, struct run *run, unsigned long idx
 		run->e[run->n++] = p;
 	else
 		unstable_add(pool, run->r, idx, h);
-	return 1;
+	return !skip;
 }
 
 /*
