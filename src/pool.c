@@ -645,8 +645,9 @@ void sp_pool_destroy(sp_pool *pool)
 		return;
 	log_flush(); /* the pool's lines reach the hook while it is whole */
 	export_exit(pool); /* no client sees a pool half gone */
+	/* ksmd first: it uses the fault machinery, and kicks reclaim when it takes frames. */
+	ksm_stop(pool);
 	reclaim_exit(pool); /* it swaps out: it uses the fault machinery too */
-	ksm_stop(pool); /* ksmd first: it uses the fault machinery */
 	fault_exit(pool);
 	hotplug_exit(pool);
 	ksm_exit(pool);
