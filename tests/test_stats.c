@@ -107,9 +107,10 @@ static void knob_ranges(void **state)
 	(void)state;
 	for (i = 0; sp_knob_name(i); i++, n++) {
 		const char *name = sp_knob_name(i);
-		int (*set)(sp_pool *, const char *, long) = strchr(name, '.') ? sp_tune : sp_ksm_set;
-		int (*get)(sp_pool *, const char *, long *) = strchr(name, '.') ? sp_tune_get :
-										  sp_ksm_get;
+		int (*set)(sp_pool *, const char *, long) =
+			strchr(name, '.') ? sp_tune : sp_ksm_set;
+		int (*get)(sp_pool *, const char *, long *) =
+			strchr(name, '.') ? sp_tune_get : sp_ksm_get;
 
 		assert_int_equal(sp_knob_range(name, &min, &max, &def), 0);
 		assert_true(min <= def && def <= max);
