@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 SUITE ?= unit
 
-.PHONY: all deps build check syscalls test outside demo bench format clean
+.PHONY: all deps build check syscalls format-check test outside demo bench format clean
 
 all: build
 
@@ -30,7 +30,11 @@ outside: build
 syscalls:
 	@scripts/check-syscalls.sh
 
-check: syscalls test outside
+# Every C file as clang-format writes it (`make format` fixes it).
+format-check:
+	@scripts/check-format.sh
+
+check: syscalls format-check test outside
 
 demo: build
 	./$(BUILD)/tools/samepage demo
@@ -43,7 +47,7 @@ bench: build
 	./$(BUILD)/bench/bench_swap
 
 format:
-	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.c tests/*.[ch] tests/outside/*.[ch]
+	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.[ch] tests/*.[ch] tests/outside/*.[ch]
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan

@@ -3,11 +3,12 @@
 # Run as root (make demo / make check call it).
 #   scripts/install-deps.sh         what the build needs
 #   scripts/install-deps.sh check   and what the tests use when present:
-#                                   promtool (prometheus), tmux, jq, man
+#                                   promtool (prometheus), tmux, jq, man,
+#                                   clang-format
 set -eu
 
 PKGS="gcc pkg-config meson ninja-build libxxhash-dev libnuma-dev libcmocka-dev"
-CHECK_PKGS="prometheus tmux jq man-db"
+CHECK_PKGS="prometheus tmux jq man-db clang-format"
 [ "${1:-}" = check ] && PKGS="$PKGS $CHECK_PKGS"
 
 missing=""
