@@ -176,6 +176,26 @@ int sp_tune_get(sp_pool *pool, const char *name, long *value);
  */
 long sp_reclaim(sp_pool *pool, unsigned long nr_pages);
 
+/*
+ * The scan-time advisor (kernel 6.8): sp_ksm_set(pool, "advisor_mode", v)
+ * with one of these (the socket and `samepage set` also take the kernel's
+ * words "none" and "scan-time"). samepage(3) says more.
+ */
+#define SP_KSM_ADVISOR_NONE 0
+#define SP_KSM_ADVISOR_SCAN_TIME 1
+
+/*
+ * Per merge domain, as the kernel's /proc/PID/ksm_stat per process:
+ * ksm_rmap_items, ksm_zero_pages, ksm_merging_pages, ksm_process_profit
+ * (sp_domain_stat_name enumerates them). A domain no page is in reads 0.
+ * Unknown name: EINVAL. sp_domain_list: the domains that have a page KSM
+ * tracks or has merged, ascending, the first max of them in domains; their
+ * number, which may be more than max; -1 with ENOMEM.
+ */
+int sp_domain_stat(sp_pool *pool, unsigned domain, const char *name, long *value);
+const char *sp_domain_stat_name(unsigned i);
+long sp_domain_list(sp_pool *pool, unsigned *domains, size_t max);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

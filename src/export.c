@@ -9,7 +9,12 @@
  *                       every pool figure and both reclaim watermarks, then
  *                       a line "."
  *   get NAME         -> "NAME value", one of the lines of stats
- *   set KNOB VALUE   -> "ok"; a dotted knob (swap.low_watermark) is sp_tune's
+ *   domain N         -> "NAME value" per line, merge domain N's figures
+ *                       (sp_domain_stat), then a line "."
+ *   domains          -> "N NAME value" per line, the figures of every domain
+ *                       sp_domain_list gives, then a line "."
+ *   set KNOB VALUE   -> "ok"; a dotted knob (swap.low_watermark) is sp_tune's;
+ *                       advisor_mode takes "none" and "scan-time" too
  * A request that fails gets one line "error ERRNO-NAME message" instead
  * (EINVAL for an unknown request or name, a line with a NUL byte). A line of
  * 256 bytes or more gets "error E2BIG ..." and the connection is closed. A
@@ -33,8 +38,9 @@
  * waits at most for the request being served (`set run 2` unmerges the whole
  * pool).
  *
- * The thread calls only sp_stat, sp_ksm_get/sp_ksm_set and sp_tune_get/
- * sp_tune, and takes no lock of the pool's itself: a slow or hostile client
+ * The thread calls only sp_stat, sp_ksm_get/sp_ksm_set, sp_tune_get/sp_tune
+ * and the per-domain walk (ksm_domain_all, sp_domain_stat's), and takes no
+ * lock of the pool's itself: a slow or hostile client
  * cannot stall the pool, nor the other clients.
  *
  * The socket file: mode 0600 from its creation without touching the umask,
@@ -49,6 +55,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -203,12 +210,57 @@ static void handle_get(struct sp_pool *pool, struct client *c, char *args)
 	out_fmt(c, "%s %ld\n", name, v);
 }
 
+/* advisor_mode also takes the kernel's words, as its sysfs file does. */
+static bool knob_word(const char *knob, const char *word, long *value)
+{
+	if (strcmp(knob, "advisor_mode") && strcmp(knob, "ksm.advisor_mode"))
+		return false;
+	if (!strcmp(word, "none"))
+		*value = SP_KSM_ADVISOR_NONE;
+	else if (!strcmp(word, "scan-time"))
+		*value = SP_KSM_ADVISOR_SCAN_TIME;
+	else
+		return false;
+	return true;
+}
+
+static void handle_domain(struct sp_pool *pool, struct client *c, char *args)
+{
+	char extra;
+	unsigned long d;
+	long v[DOM_NR];
+
+	if (sscanf(args, "%lu %c", &d, &extra) != 1 || d > UINT_MAX || *args == '-')
+		return reply_error(c, EINVAL, "usage: domain N (0..4294967295)");
+	ksm_domain_figures(pool, (unsigned)d, v);
+	for (unsigned i = 0; i < DOM_NR; i++)
+		out_fmt(c, "%s %ld\n", sp_domain_stat_name(i), v[i]);
+	out_add(c, ".\n", 2);
+}
+
+static void reply_domains(struct sp_pool *pool, struct client *c)
+{
+	size_t nr;
+	struct ksm_domain_fig *all = ksm_domain_all(pool, &nr);
+
+	if (!all)
+		return reply_error(c, errno, strerror(errno));
+	for (size_t k = 0; k < nr; k++)
+		for (unsigned i = 0; i < DOM_NR; i++)
+			out_fmt(c, "%u %s %ld\n", all[k].domain, sp_domain_stat_name(i),
+				all[k].v[i]);
+	free(all);
+	out_add(c, ".\n", 2);
+}
+
 static void handle_set(struct sp_pool *pool, struct client *c, char *args)
 {
-	char knob[64], extra;
+	char knob[64], word[64], extra;
 	long value;
 
-	if (sscanf(args, "%63s %ld %c", knob, &value, &extra) != 2)
+	if (sscanf(args, "%63s %63s %c", knob, word, &extra) == 2 && knob_word(knob, word, &value))
+		;
+	else if (sscanf(args, "%63s %ld %c", knob, &value, &extra) != 2)
 		return reply_error(c, EINVAL, "usage: set KNOB VALUE");
 	if (strchr(knob, '.') ? sp_tune(pool, knob, value) : sp_ksm_set(pool, knob, value))
 		return reply_error(c, errno, strerror(errno));
@@ -227,8 +279,13 @@ static void handle_line(struct sp_pool *pool, struct client *c, char *line)
 		handle_get(pool, c, line + 4);
 	else if (!strncmp(line, "set ", 4))
 		handle_set(pool, c, line + 4);
+	else if (!strncmp(line, "domain ", 7))
+		handle_domain(pool, c, line + 7);
+	else if (!strcmp(line, "domains"))
+		reply_domains(pool, c);
 	else
-		reply_error(c, EINVAL, "unknown request (stats, get NAME, set KNOB VALUE)");
+		reply_error(c, EINVAL,
+			    "unknown request (stats, get NAME, set KNOB VALUE, domain N, domains)");
 }
 
 /* Serve the complete lines the client sent, while its replies fit. */

@@ -1663,6 +1663,100 @@ static void pass_begin(struct sp_pool *pool)
 	pool->ksm.pass_pages = 0;
 }
 
+/* ---- the scan-time advisor (the kernel's, 6.8) --------------------------- */
+
+#define ADVISOR_MIN_CPU 10 /* percent: the kernel's KSM_ADVISOR_MIN_CPU */
+#define EWMA_WEIGHT 30 /* percent of the newest change in the smoothed one */
+
+static long long clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* KSM mutex held; by ksmd only: it is ksmd's CPU time that is measured. */
+static void advisor_start_scan(struct sp_pool *pool, bool ksmd)
+{
+	struct ksm_advisor *a = &pool->ksm.advisor;
+
+	a->start_ns = 0;
+	if (!ksmd || knob(pool, KSM_ADVISOR_MODE) != KSM_ADVISOR_SCAN_TIME)
+		return;
+	a->start_ns = clock_ns(CLOCK_MONOTONIC);
+	a->start_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+/*
+ * The kernel's scan_time_advisor, after a full scan: the next pages_to_scan
+ * is the current one scaled by how far the scan's time was from the target,
+ * times a smoothed factor of how the scan time changed from the last scan
+ * (EWMA, starting from 0 as the kernel's does), then held between the
+ * batches that would have cost ADVISOR_MIN_CPU and advisor_max_cpu percent
+ * of a CPU in the scan just done, and at most advisor_max_pages_to_scan.
+ * The kernel measures the scan time in whole seconds; here milliseconds,
+ * so that scans shorter than a few seconds are judged too.
+ */
+static void scan_time_advisor(struct sp_pool *pool)
+{
+	struct ksm_advisor *a = &pool->ksm.advisor;
+	unsigned long scan_ms, cpu_ms, cpu_percent, last, factor, change, per_page_cost, pages;
+	unsigned long ptc = (unsigned long)knob(pool, KSM_PAGES_TO_SCAN);
+	unsigned long target_ms = (unsigned long)knob(pool, KSM_ADVISOR_TARGET_SCAN_TIME) * 1000;
+
+	scan_ms = (unsigned long)((clock_ns(CLOCK_MONOTONIC) - a->start_ns) / 1000000);
+	scan_ms = scan_ms ? scan_ms : 1;
+	cpu_ms = (unsigned long)((clock_ns(CLOCK_THREAD_CPUTIME_ID) - a->start_cpu_ns) / 1000000);
+	cpu_percent = cpu_ms * 100 / scan_ms;
+	cpu_percent = cpu_percent ? cpu_percent : 1;
+	last = a->last_scan_ms ? (unsigned long)a->last_scan_ms : scan_ms;
+
+	factor = target_ms * 100 / scan_ms;
+	factor = factor ? factor : 1;
+	change = scan_ms * 100 / last;
+	change = change ? change : 1;
+	change = ((100 - EWMA_WEIGHT) * (unsigned long)a->change + EWMA_WEIGHT * change) / 100;
+
+	pages = ptc * 100 / factor;
+	pages = pages * change / 100;
+	per_page_cost = ptc / cpu_percent; /* pages per batch per percent of CPU */
+	per_page_cost = per_page_cost ? per_page_cost : 1;
+	if (pages > per_page_cost * (unsigned long)knob(pool, KSM_ADVISOR_MAX_CPU))
+		pages = per_page_cost * (unsigned long)knob(pool, KSM_ADVISOR_MAX_CPU);
+	if (pages < per_page_cost * ADVISOR_MIN_CPU)
+		pages = per_page_cost * ADVISOR_MIN_CPU;
+	if (pages > (unsigned long)knob(pool, KSM_ADVISOR_MAX_PAGES_TO_SCAN))
+		pages = (unsigned long)knob(pool, KSM_ADVISOR_MAX_PAGES_TO_SCAN);
+
+	a->change = (long)change;
+	a->last_scan_ms = (long)scan_ms;
+	atomic_store(&pool->ksm.knob[KSM_PAGES_TO_SCAN], (long)pages);
+}
+
+static void advisor_stop_scan(struct sp_pool *pool, bool ksmd)
+{
+	if (ksmd && pool->ksm.advisor.start_ns &&
+	    knob(pool, KSM_ADVISOR_MODE) == KSM_ADVISOR_SCAN_TIME)
+		scan_time_advisor(pool);
+	pool->ksm.advisor.start_ns = 0;
+}
+
+/*
+ * The kernel's set_advisor_defaults: back to the default pages_to_scan, or
+ * a fresh advisor from advisor_min_pages_to_scan. The scan under way is not
+ * judged (it began before).
+ */
+void ksm_advisor_reset(struct sp_pool *pool, long mode)
+{
+	struct sp_ksm *ksm = &pool->ksm;
+
+	ksm->advisor = (struct ksm_advisor){ 0 };
+	atomic_store(&ksm->knob[KSM_PAGES_TO_SCAN],
+		     mode == KSM_ADVISOR_NONE ? ksm_knob_default(KSM_PAGES_TO_SCAN) :
+						knob(pool, KSM_ADVISOR_MIN_PAGES_TO_SCAN));
+}
+
 #define SCAN_EMPTY (-1) /* a whole pass found nothing mergeable */
 #define SCAN_STOPPED (-2) /* run says no: see scan_step */
 
@@ -1687,8 +1781,10 @@ static long scan_step(struct sp_pool *pool, unsigned long budget, bool ksmd)
 		return SCAN_STOPPED;
 	}
 	pthread_rwlock_rdlock(&pool->rt.lock);
-	if (!ksm->cursor)
+	if (!ksm->cursor) {
 		pass_begin(pool);
+		advisor_start_scan(pool, ksmd);
+	}
 	r = region_next(pool, ksm->cursor);
 	if (r) {
 		if (ksm->cursor > (uintptr_t)r->start)
@@ -1701,8 +1797,10 @@ static long scan_step(struct sp_pool *pool, unsigned long budget, bool ksmd)
 	} else {
 		/* The end of a pass. */
 		ret = ksm->pass_pages ? 0 : SCAN_EMPTY;
-		if (ksm->pass_pages)
+		if (ksm->pass_pages) {
 			atomic_fetch_add(&ksm->counter[KSM_FULL_SCANS], 1);
+			advisor_stop_scan(pool, ksmd);
+		}
 		ksm->cursor = 0;
 		ksm->pass_pages = 0;
 	}
@@ -1936,4 +2034,179 @@ out_unlock:
 	pthread_rwlock_unlock(&pool->rt.lock);
 	pthread_mutex_unlock(&pool->ksm.mutex);
 	return ret;
+}
+
+/* ---- per-domain figures (the kernel's /proc/PID/ksm_stat) -------------- */
+
+static const char *const domain_names[DOM_NR] = {
+	[DOM_RMAP_ITEMS] = "ksm_rmap_items",
+	[DOM_ZERO_PAGES] = "ksm_zero_pages",
+	[DOM_MERGING_PAGES] = "ksm_merging_pages",
+	[DOM_PROFIT] = "ksm_process_profit",
+};
+
+const char *sp_domain_stat_name(unsigned i)
+{
+	return i < DOM_NR ? domain_names[i] : NULL;
+}
+
+/* One page's part in its domain's figures. KSM mutex and rt.lock held. */
+static void domain_count(const struct sp_region *r, unsigned long i, long v[DOM_NR])
+{
+	uint64_t pte = atomic_load(&r->pte[i]);
+
+	if (r->items && (r->items[i].flags & ITEM_TRACKED))
+		v[DOM_RMAP_ITEMS]++;
+	if (pte_type(pte) == PTE_ZERO)
+		v[DOM_ZERO_PAGES]++;
+	else if (pte_sharer(pte))
+		v[DOM_MERGING_PAGES]++;
+}
+
+/*
+ * The kernel's ksm_process_profit, with samepage's metadata in place of its
+ * 64-byte ksm_rmap_item: a tracked page's ksm_item, and a merged page's
+ * entry in its stable node's rmap (8 bytes each).
+ */
+static void domain_profit(long v[DOM_NR])
+{
+	v[DOM_PROFIT] = (v[DOM_MERGING_PAGES] + v[DOM_ZERO_PAGES]) * (long)PAGE_SIZE -
+			v[DOM_RMAP_ITEMS] * (long)sizeof(struct ksm_item) -
+			v[DOM_MERGING_PAGES] * (long)sizeof(struct ksm_rmap);
+}
+
+void ksm_domain_figures(struct sp_pool *pool, unsigned domain, long v[DOM_NR])
+{
+	memset(v, 0, sizeof(long) * DOM_NR);
+	pthread_mutex_lock(&pool->ksm.mutex);
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	for (unsigned k = 0; k < pool->rt.nr; k++) {
+		const struct sp_region *r = pool->rt.sorted[k];
+
+		for (unsigned long i = 0; i < r->npages; i++)
+			if (region_domain(r, i) == domain)
+				domain_count(r, i, v);
+	}
+	pthread_rwlock_unlock(&pool->rt.lock);
+	pthread_mutex_unlock(&pool->ksm.mutex);
+	domain_profit(v);
+}
+
+/* The entry of domain d in the ascending array, added if new; NULL: ENOMEM. */
+static struct ksm_domain_fig *domain_slot(struct ksm_domain_fig **all, size_t *nr, size_t *cap,
+					  unsigned d)
+{
+	size_t lo = 0, hi = *nr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if ((*all)[mid].domain < d)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < *nr && (*all)[lo].domain == d)
+		return &(*all)[lo];
+	if (*nr == *cap) {
+		size_t cap2 = *cap ? *cap * 2 : 8;
+		struct ksm_domain_fig *p = realloc(*all, cap2 * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		*all = p;
+		*cap = cap2;
+	}
+	memmove(&(*all)[lo + 1], &(*all)[lo], (*nr - lo) * sizeof(**all));
+	(*nr)++;
+	(*all)[lo] = (struct ksm_domain_fig){ .domain = d };
+	return &(*all)[lo];
+}
+
+/* Every domain's figures in one walk; pages KSM has nothing of cost a compare. */
+static int domain_walk(struct sp_pool *pool, struct ksm_domain_fig **all, size_t *nr)
+{
+	struct ksm_domain_fig *f = NULL;
+	size_t cap = 0;
+
+	for (unsigned k = 0; k < pool->rt.nr; k++) {
+		const struct sp_region *r = pool->rt.sorted[k];
+
+		for (unsigned long i = 0; i < r->npages; i++) {
+			long v[DOM_NR] = { 0 };
+			unsigned d = region_domain(r, i);
+
+			domain_count(r, i, v);
+			if (!v[DOM_RMAP_ITEMS] && !v[DOM_ZERO_PAGES] && !v[DOM_MERGING_PAGES])
+				continue;
+			if (!f || f->domain != d) {
+				f = domain_slot(all, nr, &cap, d);
+				if (!f)
+					return -1;
+			}
+			for (int j = 0; j < DOM_PROFIT; j++)
+				f->v[j] += v[j];
+		}
+	}
+	return 0;
+}
+
+struct ksm_domain_fig *ksm_domain_all(struct sp_pool *pool, size_t *nr)
+{
+	struct ksm_domain_fig *all = NULL;
+	int ret;
+
+	*nr = 0;
+	pthread_mutex_lock(&pool->ksm.mutex);
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	ret = domain_walk(pool, &all, nr);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	pthread_mutex_unlock(&pool->ksm.mutex);
+	if (ret) {
+		free(all);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (size_t i = 0; i < *nr; i++)
+		domain_profit(all[i].v);
+	if (!all) /* none: still a valid, empty answer */
+		all = malloc(sizeof(*all));
+	return all;
+}
+
+int sp_domain_stat(sp_pool *pool, unsigned domain, const char *name, long *value)
+{
+	long v[DOM_NR];
+
+	if (!pool || !name || !value) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (int i = 0; i < DOM_NR; i++) {
+		if (strcmp(name, domain_names[i]))
+			continue;
+		ksm_domain_figures(pool, domain, v);
+		*value = v[i];
+		return 0;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+long sp_domain_list(sp_pool *pool, unsigned *domains, size_t max)
+{
+	struct ksm_domain_fig *all;
+	size_t nr;
+
+	if (!pool || (max && !domains)) {
+		errno = EINVAL;
+		return -1;
+	}
+	all = ksm_domain_all(pool, &nr);
+	if (!all)
+		return -1;
+	for (size_t i = 0; i < nr && i < max; i++)
+		domains[i] = all[i].domain;
+	free(all);
+	return (long)nr;
 }

@@ -19,6 +19,12 @@ enum sp_ksm_knob {
 	KSM_MERGE_ACROSS_NODES,
 	KSM_USE_ZERO_PAGES,
 	KSM_SMART_SCAN,
+	/* The scan-time advisor (kernel 6.8): listed after the counters by sp_ksm_name. */
+	KSM_ADVISOR_MODE,
+	KSM_ADVISOR_TARGET_SCAN_TIME,
+	KSM_ADVISOR_MAX_CPU,
+	KSM_ADVISOR_MIN_PAGES_TO_SCAN,
+	KSM_ADVISOR_MAX_PAGES_TO_SCAN,
 	KSM_NR_KNOBS
 };
 
@@ -92,6 +98,22 @@ struct unstable_tree {
 	size_t count;
 };
 
+/* advisor_mode values; the socket and the CLI also take the kernel's words. */
+#define KSM_ADVISOR_NONE 0
+#define KSM_ADVISOR_SCAN_TIME 1
+
+/*
+ * The scan-time advisor's state (the kernel's advisor_ctx), under the KSM
+ * mutex: when the full scan under way began (wall and ksmd's CPU clock, in
+ * ns; start 0: not timed, this scan is not judged), the last scan's length
+ * and the smoothed change factor, in percent.
+ */
+struct ksm_advisor {
+	long long start_ns, start_cpu_ns;
+	long last_scan_ms;
+	long change;
+};
+
 struct sp_ksm {
 	pthread_mutex_t mutex; /* the KSM mutex (ksm_thread_mutex) */
 	_Atomic long knob[KSM_NR_KNOBS];
@@ -110,6 +132,8 @@ struct sp_ksm {
 	long unshared; /* pages with ITEM_UNSTABLE */
 	long zero_pages;
 
+	struct ksm_advisor advisor;
+
 	pthread_t thread; /* ksmd */
 	bool thread_started, stop;
 	pthread_mutex_t wait_lock;
@@ -126,6 +150,22 @@ void ksm_stop(struct sp_pool *pool);
 long ksm_knob_default(int knob);
 /* A KSM knob's range and default; -1 with EPERM for a counter, EINVAL unknown. */
 int ksm_knob_range(const char *name, long *min, long *max, long *def);
+/* advisor_mode changed: the kernel's set_advisor_defaults; KSM mutex held. */
+void ksm_advisor_reset(struct sp_pool *pool, long mode);
+/* Name of knob i in enum sp_ksm_knob order, NULL past the last. */
+const char *ksm_knob_name(unsigned i);
+/*
+ * Per merge domain, as /proc/PID/ksm_stat per process. ksm_domain_figures
+ * fills one domain's; ksm_domain_all every domain that has a page KSM
+ * tracks or merged, ascending (malloc'd, *nr of them; NULL with ENOMEM).
+ */
+enum sp_domain_figure { DOM_RMAP_ITEMS, DOM_ZERO_PAGES, DOM_MERGING_PAGES, DOM_PROFIT, DOM_NR };
+struct ksm_domain_fig {
+	unsigned domain;
+	long v[DOM_NR];
+};
+void ksm_domain_figures(struct sp_pool *pool, unsigned domain, long v[DOM_NR]);
+struct ksm_domain_fig *ksm_domain_all(struct sp_pool *pool, size_t *nr);
 /* Wake ksmd: a knob changed. */
 void ksm_kick(struct sp_pool *pool);
 /*

@@ -134,7 +134,7 @@ out_inval:
  */
 const char *sp_knob_name(unsigned i)
 {
-	return i < KSM_NR_KNOBS ? sp_ksm_name(i) : reclaim_knob_name(i - KSM_NR_KNOBS);
+	return i < KSM_NR_KNOBS ? ksm_knob_name(i) : reclaim_knob_name(i - KSM_NR_KNOBS);
 }
 
 int sp_knob_range(const char *name, long *min, long *max, long *def)
