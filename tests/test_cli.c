@@ -301,12 +301,13 @@ static void stats_formats(void **state)
 /*
  * The text format's rules, as promtool checks them: HELP and TYPE before
  * each metric, counters end in _total and only they do, no _count, _sum or
- * _bucket outside histograms, the pool label on every sample.
+ * _bucket outside histograms, the pool label on every sample (and a domain
+ * label on the per-domain ones).
  */
 static void lint_prometheus(const char *text, const char *label)
 {
 	char help[128][96] = { { 0 } }, type[128][96] = { { 0 } }, kind[128][16] = { { 0 } };
-	int nh = 0, nt = 0, samples = 0;
+	int nh = 0, nt = 0, samples = 0, dom_samples = 0, dom_families = 0;
 	const char *line = text;
 
 	while (*line) {
@@ -344,16 +345,24 @@ static void lint_prometheus(const char *text, const char *label)
 			    (n > 4 && !strcmp(name + n - 4, "_sum")) ||
 			    (n > 7 && !strcmp(name + n - 7, "_bucket")))
 				fail_msg("%s: a histogram's suffix on a %s", name, t);
-			if (strncmp(line + n, label, strlen(label)))
+			/* label, or label with a domain (the per-domain figures). */
+			if (strncmp(line + n, label, strlen(label)) &&
+			    (strncmp(line + n, label, strlen(label) - 1) ||
+			     strncmp(line + n + strlen(label) - 1, ",domain=\"", 9)))
 				fail_msg("%.*s: not labelled %s", (int)len, line, label);
 			samples++;
+			dom_samples += !strncmp(name, "samepage_domain_", 16);
 		} else if (len) {
 			fail_msg("not Prometheus text: %.*s", (int)len, line);
 		}
 		line += len + (line[len] == '\n');
 	}
 	assert_true(samples >= 30);
-	assert_int_equal(samples, nh);
+	/* One sample per metric, but per merge domain: one per domain. */
+	for (int i = 0; i < nh; i++)
+		dom_families += !strncmp(help[i], "samepage_domain_", 16);
+	assert_int_equal(samples - dom_samples, nh - dom_families);
+	assert_true(dom_samples >= dom_families);
 }
 
 static void prometheus(void **state)
@@ -404,8 +413,9 @@ static void top_text(void **state)
 			assert_true(strstr(line, "userfaultfd") || strstr(line, "SIGSEGV"));
 		}
 		if (!strncmp(line, "knobs ", 6))
-			assert_non_null(
-				strstr(line, "knobs run=1 scan=100 sleep=20ms max_sharing=256"));
+			assert_non_null(strstr(line,
+					       "knobs run=1 scan=100 sleep=20ms share=256 across=1 "
+					       "zero=0 smart=1 adv=none"));
 		if (!strncmp(line, "per sec.", 8)) {
 			assert_non_null(strstr(line, "scanned"));
 			assert_non_null(strstr(line, "merged"));
@@ -525,15 +535,17 @@ static void completion(void **state)
 			    "echo \"${COMPREPLY[*]}\"; }; "
 			    "comp samepage se; comp samepage stats --pro; comp samepage top --i; "
 			    "comp %s set --socket %s pages_to; comp %s set --socket %s swap.h; "
-			    "comp samepage stats --socket %s/ap; complete -p samepage'",
-			    script, bin(), sock, bin(), sock, dir),
+			    "comp samepage stats --socket %s/ap; comp samepage stats --dom; "
+			    "comp %s set --socket %s advisor_mode s; comp %s set advisor_mo; "
+			    "complete -p samepage'",
+			    script, bin(), sock, bin(), sock, dir, bin(), sock, bin()),
 			 0);
 	{
 		char want[512];
 
 		snprintf(want, sizeof(want),
 			 "set\n--prometheus\n--interval\npages_to_scan\nswap.high_watermark\n"
-			 "%s\ncomplete -F _samepage samepage\n",
+			 "%s\n--domain\nscan-time\nadvisor_mode\ncomplete -F _samepage samepage\n",
 			 sock);
 		assert_string_equal(out, want);
 	}
@@ -630,6 +642,108 @@ static void demo_words(void **state)
 	assert_non_null(strstr(table, "verification: passed"));
 }
 
+/* The advisor through `set`: the kernel's words in and out, and why pages_to_scan is busy. */
+static void set_advisor(void **state)
+{
+	char args[256];
+
+	(void)state;
+	snprintf(args, sizeof(args), "set --socket %s advisor_mode scan-time", sock);
+	expect(0, NULL, args);
+	assert_string_equal(out, "advisor_mode scan-time\n");
+	assert_int_equal(ksm_of(pool, "advisor_mode"), SP_KSM_ADVISOR_SCAN_TIME);
+	assert_int_equal(ksm_of(pool, "pages_to_scan"), 500);
+	snprintf(args, sizeof(args), "set --socket %s pages_to_scan 100", sock);
+	expect(1,
+	       "pages_to_scan is the advisor's while advisor_mode is scan-time: set "
+	       "advisor_mode none first\n",
+	       args);
+	snprintf(args, sizeof(args), "set --socket %s advisor_mode often", sock);
+	expect(2, "advisor_mode: 'often' is not none or scan-time\n", args);
+	snprintf(args, sizeof(args), "set --socket %s advisor_max_cpu 101", sock);
+	expect(2, "advisor_max_cpu: 101 is out of range (1..100)\n", args);
+	snprintf(args, sizeof(args), "set --socket %s advisor_mode 0", sock);
+	expect(0, NULL, args);
+	assert_string_equal(out, "advisor_mode none\n");
+	assert_int_equal(ksm_of(pool, "pages_to_scan"), 100);
+	snprintf(args, sizeof(args), "set --help");
+	expect(0, "  advisor_target_scan_time 1..4294967295, default 200\n", args);
+	assert_non_null(strstr(out, "  advisor_mode         0..1, default 0\n"));
+}
+
+/*
+ * Per-domain figures: 16 pages of domain 7 on 2 KSM frames beside the 64 of
+ * domain 0 on 8, by `stats --domain`, in Prometheus with a domain label, and
+ * on top's screen.
+ */
+static void domains(void **state)
+{
+	char args[256], *r = sp_alloc(pool, 16 * SP_PAGE_SIZE, SP_MERGEABLE);
+	long v = 0;
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(sp_set_merge_domain(pool, r, 16 * SP_PAGE_SIZE, 7), 0);
+	for (int i = 0; i < 16; i++)
+		fill_page(r + i * SP_PAGE_SIZE, 100 + (uint64_t)(i % 2));
+	for (int i = 0; i < 4 && v < 16; i++) {
+		full_scan(pool);
+		assert_int_equal(sp_domain_stat(pool, 7, "ksm_merging_pages", &v), 0);
+	}
+	assert_int_equal(v, 16);
+	snprintf(args, sizeof(args), "stats --socket %s --domain 7", sock);
+	expect(0, NULL, args);
+	/* profit: 16 pages less 8 bytes of ksm_item and 8 of rmap entry each */
+	assert_string_equal(out, "ksm_rmap_items 16\nksm_zero_pages 0\nksm_merging_pages 16\n"
+				 "ksm_process_profit 65280\n");
+	snprintf(args, sizeof(args), "stats --socket %s --domain 7 --json", sock);
+	expect(0, "\"ksm_merging_pages\": 16", args);
+	snprintf(args, sizeof(args), "stats --socket %s --domain 3", sock);
+	expect(0, "ksm_merging_pages 0\n", args);
+	snprintf(args, sizeof(args), "stats --socket %s --domain -1", sock);
+	expect(2, "--domain: '-1' is not a domain (0..4294967295)", args);
+	snprintf(args, sizeof(args), "stats --socket %s --domain 4294967296", sock);
+	expect(2, "is not a domain", args);
+
+	snprintf(args, sizeof(args), "stats --socket %s --prometheus", sock);
+	expect(0,
+	       "\nsamepage_domain_ksm_merging_pages{pool=\"app\",domain=\"0\"} 64\n"
+	       "samepage_domain_ksm_merging_pages{pool=\"app\",domain=\"7\"} 16\n",
+	       args);
+	assert_non_null(strstr(out, "# TYPE samepage_domain_ksm_profit_bytes gauge\n"));
+	lint_prometheus(out, "{pool=\"app\"}");
+	snprintf(args, sizeof(args), "stats --socket %s --prometheus --domain 7", sock);
+	expect(0, "samepage_domain_ksm_profit_bytes{pool=\"app\",domain=\"7\"} 65280\n", args);
+	if (have("promtool")) {
+		snprintf(args, sizeof(args),
+			 "stats --socket %s --prometheus | promtool check metrics", sock);
+		expect(0, NULL, args);
+	}
+
+	snprintf(args, sizeof(args), "top --socket %s --count 1", sock);
+	{
+		char want[256];
+
+		snprintf(want, sizeof(want),
+			 "\n%-10s %12s %12s %12s %14s\n%-10d %12d %12d %12d %14s\n"
+			 "%-10d %12d %12d %12d %14s\n",
+			 "domain", "merging", "zero pages", "rmap items", "saved", 0, 64, 0, 64,
+			 "0.2 MiB", 7, 16, 0, 16, "0.1 MiB");
+		expect(0, want, args);
+	}
+	for (char *line = out; *line;) {
+		size_t len = strcspn(line, "\n");
+
+		if (len > 80)
+			fail_msg("wider than 80 columns: %.*s", (int)len, line);
+		line += len + (line[len] == '\n');
+	}
+	snprintf(args, sizeof(args), "top --socket %s --count 1 --json", sock);
+	expect(0, "\"domains\":[{\"domain\":0,\"ksm_rmap_items\":64,", args);
+	assert_int_equal(sp_free(pool, r), 0);
+	assert_int_equal(sp_domain_list(pool, NULL, 0), 1); /* domain 0 left */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,7 +753,8 @@ int main(void)
 		cmocka_unit_test(prometheus),	    cmocka_unit_test(top_text),
 		cmocka_unit_test(top_json),	    cmocka_unit_test(top_terminal),
 		cmocka_unit_test(completion),	    cmocka_unit_test(installed),
-		cmocka_unit_test(demo_words),
+		cmocka_unit_test(demo_words),	    cmocka_unit_test(set_advisor),
+		cmocka_unit_test(domains),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -30,7 +30,7 @@
 #include "cmds.h"
 #include "ctl.h"
 
-#define REPLY_MAX 16384
+#define REPLY_MAX (256 << 10) /* `domains` of DOM_MAX domains fit with room */
 #define REPLY_TIMEOUT_MS 5000
 
 void ctl_error(struct ctl *c, const char *fmt, ...)
@@ -210,12 +210,13 @@ static void parse_snapshot(const char *reply, struct snapshot *s)
 	s->mono = now();
 }
 
-int ctl_stats(struct ctl *c, struct snapshot *s)
+/* A request answered by "name value" lines and ".", into s->fig; -1 having said why. */
+static int ctl_figures(struct ctl *c, const char *req, struct snapshot *s)
 {
 	static char reply[REPLY_MAX];
 	char *ename, *msg;
 
-	if (ctl_request(c, "stats\n", "\n.\n", reply))
+	if (ctl_request(c, req, "\n.\n", reply))
 		return -1;
 	if (!strncmp(reply, "error ", 6)) {
 		split_error(reply, &ename, &msg);
@@ -223,6 +224,72 @@ int ctl_stats(struct ctl *c, struct snapshot *s)
 		return -1;
 	}
 	parse_snapshot(reply, s);
+	return 0;
+}
+
+int ctl_stats(struct ctl *c, struct snapshot *s)
+{
+	return ctl_figures(c, "stats\n", s);
+}
+
+/* "N NAME value" lines into s->dom (ascending, as the server sends them). */
+static void parse_domains(const char *line, struct snapshot *s)
+{
+	s->nr_dom = 0;
+	s->more_dom = false;
+	while (*line && strncmp(line, ".\n", 2)) {
+		char name[FIG_NAME];
+		unsigned long d;
+		long v;
+
+		if (sscanf(line, "%lu %63s %ld", &d, name, &v) == 3) {
+			struct domain_figs *f = s->nr_dom ? &s->dom[s->nr_dom - 1] : NULL;
+
+			if (!f || f->domain != d) {
+				if (s->nr_dom == DOM_MAX) {
+					s->more_dom = true;
+					return;
+				}
+				f = &s->dom[s->nr_dom++];
+				*f = (struct domain_figs){ .domain = (unsigned)d };
+			}
+			for (unsigned i = 0; i < DOM_FIGS; i++)
+				if (sp_domain_stat_name(i) && !strcmp(name, sp_domain_stat_name(i)))
+					f->v[i] = v;
+		}
+		line = strchr(line, '\n');
+		if (!line)
+			break;
+		line++;
+	}
+}
+
+int ctl_domains(struct ctl *c, struct snapshot *s)
+{
+	static char reply[REPLY_MAX];
+
+	s->nr_dom = 0;
+	s->more_dom = false;
+	if (ctl_request(c, "domains\n", "\n.\n", reply))
+		return -1;
+	if (!strncmp(reply, "error ", 6))
+		return 0; /* an older server: no domain figures */
+	parse_domains(reply, s);
+	return 0;
+}
+
+int ctl_domain(struct ctl *c, unsigned domain, struct snapshot *s)
+{
+	char req[64];
+
+	snprintf(req, sizeof(req), "domain %u\n", domain);
+	if (ctl_figures(c, req, s))
+		return -1;
+	s->nr_dom = 1;
+	s->more_dom = false;
+	s->dom[0] = (struct domain_figs){ .domain = domain };
+	for (unsigned i = 0; i < DOM_FIGS; i++)
+		snap_get(s, sp_domain_stat_name(i), &s->dom[0].v[i]);
 	return 0;
 }
 
@@ -241,7 +308,11 @@ bool snap_get(const struct snapshot *s, const char *name, long *value)
 static void stats_usage(FILE *f)
 {
 	fprintf(f, "usage: samepage stats --socket PATH [--json | --prometheus] [--pool NAME]\n"
+		   "                      [--domain N]\n"
 		   "  print the knobs, counters and figures of the pool served at PATH\n"
+		   "  --domain N      only merge domain N's figures, as /proc/PID/ksm_stat:\n"
+		   "                  ksm_rmap_items, ksm_zero_pages, ksm_merging_pages,\n"
+		   "                  ksm_process_profit\n"
 		   "  --socket PATH   the pool's control socket (sp_pool_export)\n"
 		   "  --json          one JSON object instead of \"name value\" lines\n"
 		   "  --prometheus    the Prometheus text format (for node_exporter's textfile\n"
@@ -258,18 +329,37 @@ static void print_json(const struct snapshot *s)
 	printf("}\n");
 }
 
+/* A merge domain: 0..UINT_MAX; -1 having said why not (a usage error). */
+static long parse_domain(const char *arg)
+{
+	char *end;
+	unsigned long d;
+
+	errno = 0;
+	d = strtoul(arg, &end, 10);
+	if (end == arg || *end || *arg == '-' || errno || d > UINT_MAX) {
+		fprintf(stderr, "samepage stats: --domain: '%s' is not a domain (0..%u)\n", arg,
+			UINT_MAX);
+		stats_usage(stderr);
+		return -1;
+	}
+	return (long)d;
+}
+
 int cmd_stats(int argc, char **argv)
 {
 	static const struct option opts[] = { { "socket", required_argument, NULL, 's' },
 					      { "json", no_argument, NULL, 'j' },
 					      { "prometheus", no_argument, NULL, 'p' },
 					      { "pool", required_argument, NULL, 'n' },
+					      { "domain", required_argument, NULL, 'd' },
 					      { "help", no_argument, NULL, 'h' },
 					      OPT_VERSION,
 					      { 0 } };
 	static struct snapshot snap;
 	struct ctl c = { .cmd = "stats" };
 	int json = 0, prom = 0, opt;
+	long domain = -1;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
@@ -291,6 +381,11 @@ int cmd_stats(int argc, char **argv)
 		case 'n':
 			c.pool = optarg;
 			break;
+		case 'd':
+			domain = parse_domain(optarg);
+			if (domain < 0)
+				return EXIT_USAGE;
+			break;
 		default:
 			option_error("stats", opt, argv);
 			stats_usage(stderr);
@@ -307,12 +402,16 @@ int cmd_stats(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	ctl_name_pool(&c);
-	if (ctl_stats(&c, &snap))
+	if (domain >= 0 ? ctl_domain(&c, (unsigned)domain, &snap) :
+			  ctl_stats(&c, &snap) || (prom && ctl_domains(&c, &snap)))
 		return 1;
 	if (json) {
 		print_json(&snap);
+	} else if (prom && domain >= 0) {
+		print_prometheus_domains(&c, &snap);
 	} else if (prom) {
 		print_prometheus(&c, &snap);
+		print_prometheus_domains(&c, &snap);
 	} else {
 		for (unsigned i = 0; i < snap.n; i++)
 			printf("%s %ld\n", snap.fig[i].name, snap.fig[i].value);
@@ -333,6 +432,11 @@ static const struct {
 	{ "merge_across_nodes", "1: pages of any node merge (only while nothing is merged)" },
 	{ "use_zero_pages", "1: zero pages map the kernel's zero page" },
 	{ "smart_scan", "1: pages that stay unique are hashed every other scan" },
+	{ "advisor_mode", "none (0) or scan-time (1): the advisor sets pages_to_scan" },
+	{ "advisor_target_scan_time", "seconds a full scan should take under the advisor" },
+	{ "advisor_max_cpu", "most CPU ksmd may use under the advisor, % of one CPU" },
+	{ "advisor_min_pages_to_scan", "pages_to_scan the advisor starts from" },
+	{ "advisor_max_pages_to_scan", "most pages_to_scan the advisor sets" },
 	{ "swap.low_watermark", "free frames below which reclaim starts; -1 automatic" },
 	{ "swap.high_watermark", "free frames at which reclaim stops; -1 automatic" },
 };
@@ -362,15 +466,33 @@ static void set_usage(FILE *f)
 	}
 }
 
+/* advisor_mode's words, as the kernel's sysfs file takes and shows them. */
+static const char *const advisor_words[] = { "none", "scan-time" };
+
+static bool is_advisor_mode(const char *knob)
+{
+	return !strcmp(knob, "advisor_mode") || !strcmp(knob, "ksm.advisor_mode");
+}
+
 /* A whole number; one too large for a long reads as LONG_MIN or LONG_MAX. */
 static int parse_value(const char *knob, const char *arg, long *value)
 {
 	char *end;
 
+	for (long i = 0; is_advisor_mode(knob) && i < 2; i++)
+		if (!strcmp(arg, advisor_words[i])) {
+			*value = i;
+			return 0;
+		}
 	errno = 0;
 	*value = strtol(arg, &end, 10);
 	if (end == arg || *end) {
-		fprintf(stderr, "samepage set: %s: '%s' is not a whole number\n", knob, arg);
+		if (is_advisor_mode(knob))
+			fprintf(stderr, "samepage set: %s: '%s' is not none or scan-time\n", knob,
+				arg);
+		else
+			fprintf(stderr, "samepage set: %s: '%s' is not a whole number\n", knob,
+				arg);
 		return -1;
 	}
 	return 0;
@@ -425,6 +547,13 @@ static int set_refused(const char *knob, long value, char *reply)
 	long min, max;
 
 	split_error(reply, &ename, &msg);
+	if (!strcmp(ename, "EBUSY") && strstr(knob, "pages_to_scan")) {
+		fprintf(stderr,
+			"samepage set: %s is the advisor's while advisor_mode is scan-time: "
+			"set advisor_mode none first\n",
+			knob);
+		return 1;
+	}
 	if (!strcmp(ename, "EBUSY")) {
 		fprintf(stderr,
 			"samepage set: %s can change only while nothing is merged: run=2 first\n",
@@ -469,6 +598,8 @@ static int print_new_value(struct ctl *c, const char *knob, long value)
 	}
 	if (value == -1 && strchr(name, '.'))
 		printf("%s %ld (automatic)\n", name, now_v);
+	else if (is_advisor_mode(name) && now_v >= 0 && now_v < 2)
+		printf("%s %s\n", name, advisor_words[now_v]);
 	else
 		printf("%s %ld\n", name, now_v);
 	return fflush(stdout) ? 1 : 0;

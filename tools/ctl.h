@@ -17,10 +17,21 @@ struct figure {
 	long value;
 };
 
-/* What one `stats` request returned, in the server's order. */
+/* One merge domain's figures, in sp_domain_stat_name's order. */
+#define DOM_FIGS 4
+#define DOM_MAX 256
+struct domain_figs {
+	unsigned domain;
+	long v[DOM_FIGS];
+};
+
+/* What one `stats` request returned, in the server's order; `domains` too. */
 struct snapshot {
 	struct figure fig[FIG_MAX];
 	unsigned n;
+	struct domain_figs dom[DOM_MAX]; /* ascending; the first DOM_MAX */
+	unsigned nr_dom;
+	bool more_dom; /* the pool has more domains than DOM_MAX */
 	double wall; /* CLOCK_REALTIME seconds when read */
 	double mono; /* CLOCK_MONOTONIC seconds, for rates */
 };
@@ -43,8 +54,17 @@ void ctl_name_pool(struct ctl *c);
 /* One snapshot; -1 having printed why (exit status 1). */
 int ctl_stats(struct ctl *c, struct snapshot *s);
 bool snap_get(const struct snapshot *s, const char *name, long *value);
+/*
+ * The figures of every merge domain that has any (`domains`), into s->dom;
+ * a server that does not know the request gives none. -1 having said why.
+ */
+int ctl_domains(struct ctl *c, struct snapshot *s);
+/* One domain's figures (`domain N`) into s->fig; -1 having said why. */
+int ctl_domain(struct ctl *c, unsigned domain, struct snapshot *s);
 
 /* prom.c: the snapshot in the Prometheus text format. */
 void print_prometheus(const struct ctl *c, const struct snapshot *s);
+/* Only the per-domain families, from s->dom. */
+void print_prometheus_domains(const struct ctl *c, const struct snapshot *s);
 
 #endif

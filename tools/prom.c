@@ -49,7 +49,7 @@ static const struct metric metrics[] = {
 	{ "advisor_max_cpu", "advisor_max_cpu_ratio", "gauge", 1e-2,
 	  "Knob advisor_max_cpu, as a ratio: most CPU ksmd may use under the advisor." },
 	{ "advisor_min_pages_to_scan", "advisor_min_pages_to_scan", "gauge", 0,
-	  "Knob advisor_min_pages_to_scan: the advisor's lowest pages_to_scan." },
+	  "Knob advisor_min_pages_to_scan: the pages_to_scan the advisor starts from." },
 	{ "advisor_max_pages_to_scan", "advisor_max_pages_to_scan", "gauge", 0,
 	  "Knob advisor_max_pages_to_scan: the advisor's highest pages_to_scan." },
 	/* KSM counters. */
@@ -165,5 +165,34 @@ void print_prometheus(const struct ctl *c, const struct snapshot *s)
 			printf("\"} %.10g\n", (double)f->value * m->scale);
 		else
 			printf("\"} %ld\n", f->value);
+	}
+}
+
+/* Per merge domain, as /proc/PID/ksm_stat per process: labelled domain="N". */
+static const struct metric domain_metrics[DOM_FIGS] = {
+	{ "ksm_rmap_items", "domain_ksm_rmap_items", "gauge", 0,
+	  "Pages of the merge domain that KSM tracks (the kernel's rmap_items)." },
+	{ "ksm_zero_pages", "domain_ksm_zero_pages", "gauge", 0,
+	  "Pages of the merge domain merged with the zero page." },
+	{ "ksm_merging_pages", "domain_ksm_merging_pages", "gauge", 0,
+	  "Pages of the merge domain mapped onto KSM frames." },
+	{ "ksm_process_profit", "domain_ksm_profit_bytes", "gauge", 0,
+	  "Bytes merging saved the merge domain, less its KSM metadata." },
+};
+
+void print_prometheus_domains(const struct ctl *c, const struct snapshot *s)
+{
+	if (!s->nr_dom)
+		return;
+	for (unsigned i = 0; i < DOM_FIGS; i++) {
+		const struct metric *m = &domain_metrics[i];
+
+		printf("# HELP samepage_%s %s\n# TYPE samepage_%s %s\n", m->name, m->help, m->name,
+		       m->type);
+		for (unsigned k = 0; k < s->nr_dom; k++) {
+			printf("samepage_%s{pool=\"", m->name);
+			print_label(c->pool);
+			printf("\",domain=\"%u\"} %ld\n", s->dom[k].domain, s->dom[k].v[i]);
+		}
 	}
 }

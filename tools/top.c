@@ -5,7 +5,8 @@
  * On a terminal it is a screen that fits 80x24: a header (pool, pid,
  * uptime, fault mode, memory saved), the knobs on one line, per-second rates
  * (pages scanned and merged, copy-on-write faults, swap in and out, pages
- * reclaimed), then every other figure in a grid. `q` quits. The terminal is
+ * reclaimed), a line per merge domain that has merged pages (at most
+ * DOM_LINES), then every other figure in a grid. `q` quits. The terminal is
  * put in non-canonical mode without echo for the keys, on the alternate
  * screen, and given back as it was on every way out: q, an error, a signal
  * that ends it, ^Z (and set up again on fg).
@@ -259,8 +260,8 @@ static const struct {
 	{ "run", "run", "" },
 	{ "pages_to_scan", "scan", "" },
 	{ "sleep_millisecs", "sleep", "ms" },
-	{ "max_page_sharing", "max_sharing", "" },
-	{ "merge_across_nodes", "across_nodes", "" },
+	{ "max_page_sharing", "share", "" },
+	{ "merge_across_nodes", "across", "" },
 	{ "use_zero_pages", "zero", "" },
 	{ "smart_scan", "smart", "" },
 	{ "swap.low_watermark", "low_wm", "" },
@@ -270,18 +271,61 @@ static const struct {
 /* Figures shown above the grid: on the knobs line, or in the header. */
 static bool shown[FIG_MAX];
 
+/* The index of a figure in the snapshot, or -1. */
+static int fig_index(const struct snapshot *sn, const char *name)
+{
+	for (unsigned i = 0; i < sn->n; i++)
+		if (!strcmp(sn->fig[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * The advisor as one item: "adv=none", or "adv=TARGETs,CPU%" while it sets
+ * pages_to_scan (its page limits are in the grid); false if not a knob of
+ * this pool (the item is empty).
+ */
+static bool advisor_item(const struct snapshot *sn, char *item, size_t size, bool mark[FIG_MAX])
+{
+	int m = fig_index(sn, "advisor_mode"), tt = fig_index(sn, "advisor_target_scan_time"),
+	    c = fig_index(sn, "advisor_max_cpu");
+
+	*item = 0;
+	if (m < 0)
+		return false;
+	mark[m] = true;
+	if (sn->fig[m].value != SP_KSM_ADVISOR_SCAN_TIME || tt < 0 || c < 0) {
+		snprintf(item, size, " adv=%s", sn->fig[m].value ? "scan-time" : "none");
+		return true;
+	}
+	snprintf(item, size, " adv=%lds,%ld%%", sn->fig[tt].value, sn->fig[c].value);
+	mark[tt] = mark[c] = true;
+	return true;
+}
+
 static void knobs_line(struct top *t, struct screen *s)
 {
 	const struct snapshot *sn = &t->snap[t->cur];
-	char line[COLS * 2] = "knobs";
+	char line[COLS * 2] = "knobs", adv[64];
+	bool adv_marks[FIG_MAX] = { false };
 	size_t len = strlen(line);
 
-	for (unsigned i = 0; i < sn->n; i++) {
+	/* KSM's knobs, the advisor as one item, then sp_tune's (dotted). */
+	for (unsigned k = 0; k < 2 * sn->n; k++) {
+		unsigned i = k % sn->n;
 		const char *label = sn->fig[i].name, *unit = "";
 		char item[96], val[24];
 
-		if (sp_knob_range(label, NULL, NULL, NULL))
-			continue; /* not a knob */
+		if (k == sn->n && advisor_item(sn, adv, sizeof(adv), adv_marks) &&
+		    len + strlen(adv) <= (size_t)s->width) {
+			strcpy(line + len, adv);
+			len += strlen(adv);
+			for (unsigned j = 0; j < sn->n; j++)
+				shown[j] |= adv_marks[j];
+		}
+		if (sp_knob_range(label, NULL, NULL, NULL) || !strncmp(label, "advisor_", 8) ||
+		    (k < sn->n) == (strchr(label, '.') != NULL))
+			continue; /* not a knob, the advisor's, or not in this turn */
 		for (size_t k = 0; k < sizeof(knob_label) / sizeof(knob_label[0]); k++)
 			if (!strcmp(knob_label[k].name, label)) {
 				label = knob_label[k].label;
@@ -296,6 +340,41 @@ static void knobs_line(struct top *t, struct screen *s)
 		shown[i] = true;
 	}
 	put(s, "%s", line);
+}
+
+#define DOM_LINES 4 /* domain lines at most, so that the grid keeps its room */
+
+/* One line per merge domain that has merged pages (/proc/PID/ksm_stat's figures). */
+static void domains(struct top *t, struct screen *s)
+{
+	const struct snapshot *sn = &t->snap[t->cur];
+	unsigned with = 0, shown_dom = 0;
+
+	for (unsigned k = 0; k < sn->nr_dom; k++)
+		with += sn->dom[k].v[2] > 0; /* ksm_merging_pages */
+	if (!with)
+		return;
+	put(s, "%-10s %12s %12s %12s %14s", "domain", "merging", "zero pages", "rmap items",
+	    "saved");
+	for (unsigned k = 0; k < sn->nr_dom; k++) {
+		const struct domain_figs *d = &sn->dom[k];
+		char m[16], z[16], r[16];
+
+		if (d->v[2] <= 0)
+			continue;
+		if (shown_dom == DOM_LINES - 1 && with > DOM_LINES) {
+			put(s, "  (%u more domains with merged pages: samepage stats --domain N)",
+			    with - shown_dom);
+			break;
+		}
+		fit(m, sizeof(m), (double)d->v[2], 12);
+		fit(z, sizeof(z), (double)d->v[1], 12);
+		fit(r, sizeof(r), (double)d->v[0], 12);
+		put(s, "%-10u %12s %12s %12s %10.1f MiB", d->domain, m, z, r,
+		    (double)d->v[3] / 1048576.0);
+		shown_dom++;
+	}
+	put(s, "%s", "");
 }
 
 static const struct {
@@ -349,18 +428,21 @@ static bool in_header(const char *name)
 	return !strcmp(name, "fault_mode") || !strcmp(name, "general_profit");
 }
 
+/* "name value" in CELL columns: the value whole (scaled to fit), the name cut if need be. */
 static void cell(char *out, const struct figure *f)
 {
 	char val[24];
-	size_t nl = strlen(f->name) < CELL - 3 ? strlen(f->name) : CELL - 3;
-	int room = CELL - 1 - (int)nl - 1;
+	size_t nl;
 
 	if (strstr(f->name, "bytes") && f->value < (1l << 40))
 		snprintf(val, sizeof(val), "%.1f MiB", (double)f->value / 1048576.0);
 	else if (strstr(f->name, "bytes"))
 		snprintf(val, sizeof(val), "%.1f GiB", (double)f->value / 1073741824.0);
 	else
-		fit(val, sizeof(val), (double)f->value, room);
+		fit(val, sizeof(val), (double)f->value, 8);
+	nl = CELL - 2 - strlen(val); /* a space between, one after */
+	if (strlen(f->name) < nl)
+		nl = strlen(f->name);
 	snprintf(out, CELL + 1, "%.*s%*s ", (int)nl, f->name, CELL - 1 - (int)nl, val);
 }
 
@@ -404,6 +486,7 @@ static void render(struct top *t, struct screen *s)
 	put(s, "%s", "");
 	rates(t, s);
 	put(s, "%s", "");
+	domains(t, s);
 	grid(t, s, s->height - s->n - 2);
 	put(s, "%s", "");
 	localtime_r(&wall, &tm);
@@ -459,6 +542,14 @@ static void print_json(struct top *t)
 		json_string(sn->fig[i].name);
 		printf(":%ld", sn->fig[i].value);
 	}
+	printf(",\"domains\":[");
+	for (unsigned k = 0; k < sn->nr_dom; k++) {
+		printf("%s{\"domain\":%u", k ? "," : "", sn->dom[k].domain);
+		for (unsigned i = 0; i < DOM_FIGS; i++)
+			printf(",\"%s\":%ld", sp_domain_stat_name(i), sn->dom[k].v[i]);
+		printf("}");
+	}
+	printf("]");
 	printf(",\"rates\":");
 	if (t->taken < 2) {
 		printf("null");
@@ -600,7 +691,8 @@ int cmd_top(int argc, char **argv)
 	term_size(&t);
 	if (!t.screen)
 		t.width = COLS, t.height = ROWS;
-	if (ctl_stats(&t.c, &t.snap[0])) /* before the screen: the error stays visible */
+	/* Before the screen: the error stays visible. */
+	if (ctl_stats(&t.c, &t.snap[0]) || ctl_domains(&t.c, &t.snap[0]))
 		return 1;
 	t.taken = 1;
 	if (t.screen) {
@@ -618,7 +710,7 @@ int cmd_top(int argc, char **argv)
 			return 0;
 		if (wait_keys(&t, t.snap[t.cur].mono + (double)t.interval_ms / 1000.0))
 			return 0;
-		if (ctl_stats(&t.c, &t.snap[!t.cur])) {
+		if (ctl_stats(&t.c, &t.snap[!t.cur]) || ctl_domains(&t.c, &t.snap[!t.cur])) {
 			term_restore(); /* the message must be seen on the normal screen */
 			fputs(t.c.err, stderr);
 			return 1;
