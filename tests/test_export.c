@@ -211,6 +211,46 @@ static void protocol(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/* The advisor's words and the per-domain requests. */
+static void protocol_advisor_domains(void **state)
+{
+	sp_pool *pool = pool_small(0, 1);
+	char *r = alloc_alike(pool, 8), *d = sp_alloc(pool, 4 * SP_PAGE_SIZE, SP_MERGEABLE);
+
+	(void)state;
+	assert_non_null(d);
+	assert_int_equal(sp_set_merge_domain(pool, d, 4 * SP_PAGE_SIZE, 3), 0);
+	memcpy(d, r, SP_PAGE_SIZE);
+	memcpy(d + SP_PAGE_SIZE, r, SP_PAGE_SIZE);
+	memcpy(d + 2 * SP_PAGE_SIZE, r + SP_PAGE_SIZE, SP_PAGE_SIZE);
+	memcpy(d + 3 * SP_PAGE_SIZE, r + 2 * SP_PAGE_SIZE, SP_PAGE_SIZE);
+	full_scan(pool);
+	full_scan(pool);
+	assert_int_equal(sp_pool_export(pool, path), 0);
+	expect("set advisor_mode scan-time\n", "ok\n");
+	expect("get advisor_mode\n", "advisor_mode 1\n");
+	expect("get pages_to_scan\n", "pages_to_scan 500\n");
+	expect("set pages_to_scan 5\n", "error EBUSY");
+	expect("set advisor_mode none\n", "ok\n");
+	expect("set advisor_mode sometimes\n", "error EINVAL");
+	expect("set ksm.advisor_mode 1\n", "ok\n");
+	expect("set advisor_mode 0\n", "ok\n");
+	expect("set run none\n", "error EINVAL");
+	/* Domain 0: 8 pages, none merged (distinct); domain 3: a pair merged, two alone. */
+	expect("domain 3\n", "ksm_rmap_items 4\nksm_zero_pages 0\nksm_merging_pages 2\n"
+			     "ksm_process_profit 8144\n.\n");
+	expect("domain 4294967295\n", "ksm_rmap_items 0\nksm_zero_pages 0\n"
+				      "ksm_merging_pages 0\nksm_process_profit 0\n.\n");
+	expect("domains\n", "0 ksm_rmap_items 8\n0 ksm_zero_pages 0\n0 ksm_merging_pages 0\n"
+			    "0 ksm_process_profit -64\n3 ksm_rmap_items 4\n3 ksm_zero_pages 0\n"
+			    "3 ksm_merging_pages 2\n3 ksm_process_profit 8144\n.\n");
+	expect("domain -1\n", "error EINVAL");
+	expect("domain 4294967296\n", "error EINVAL");
+	expect("domain\n", "error EINVAL");
+	expect("domain 3 4\n", "error EINVAL");
+	sp_pool_destroy(pool);
+}
+
 static void garbage(void **state)
 {
 	sp_pool *pool = pool_small(0, 1);
@@ -778,6 +818,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(protocol, setup, teardown),
+		cmocka_unit_test_setup_teardown(protocol_advisor_domains, setup, teardown),
 		cmocka_unit_test_setup_teardown(garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(other_uid, setup, teardown),
 		cmocka_unit_test_setup_teardown(errors, setup, teardown),

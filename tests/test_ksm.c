@@ -1037,6 +1037,121 @@ static void written_zero_page_survives_unmerge(void **state)
 	}
 }
 
+/* The four figures of one domain, and that sp_domain_stat agrees with itself. */
+static void dom(sp_pool *pool, unsigned d, long *rmap, long *zero, long *merging, long *profit)
+{
+	assert_int_equal(sp_domain_stat(pool, d, "ksm_rmap_items", rmap), 0);
+	assert_int_equal(sp_domain_stat(pool, d, "ksm_zero_pages", zero), 0);
+	assert_int_equal(sp_domain_stat(pool, d, "ksm_merging_pages", merging), 0);
+	assert_int_equal(sp_domain_stat(pool, d, "ksm_process_profit", profit), 0);
+	/* The kernel's formula with samepage's 8-byte ksm_item and 8-byte rmap entry. */
+	assert_int_equal(*profit, (*merging + *zero) * SP_PAGE_SIZE - *rmap * 8 - *merging * 8);
+}
+
+/* Summed over the domains, the figures are the pool's counters. */
+static void domains_sum(sp_pool *pool)
+{
+	unsigned ids[16];
+	long n = sp_domain_list(pool, ids, 16), rmap = 0, zero = 0, merging = 0;
+
+	assert_true(n >= 0 && n <= 16);
+	for (long i = 0; i < n; i++) {
+		long r, z, m, p;
+
+		if (i)
+			assert_true(ids[i] > ids[i - 1]);
+		dom(pool, ids[i], &r, &z, &m, &p);
+		assert_true(r || z || m);
+		rmap += r;
+		zero += z;
+		merging += m;
+	}
+	assert_int_equal(merging, get(pool, "pages_shared") + get(pool, "pages_sharing"));
+	assert_int_equal(zero, get(pool, "ksm_zero_pages"));
+	assert_int_equal(rmap, merging + get(pool, "pages_unshared") + get(pool, "pages_volatile"));
+}
+
+/*
+ * /proc/PID/ksm_stat per merge domain: domain 0 has 16 pages of one content
+ * and 16 unique; domain 5 has 8 of that same content (apart: another
+ * domain), 8 of another, 8 written zero pages (use_zero_pages) and 8 never
+ * touched. Then a merged page rewritten, and the region freed.
+ */
+static void domain_stat(void **state)
+{
+	sp_pool *pool = pool_small(*(unsigned *)*state, 2);
+	char *a = sp_alloc(pool, 32 * SP_PAGE_SIZE, SP_MERGEABLE);
+	char *b = sp_alloc(pool, 32 * SP_PAGE_SIZE, SP_MERGEABLE);
+	long r, z, m, p, v;
+	unsigned ids[2] = { 99, 99 };
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(sp_ksm_set(pool, "use_zero_pages", 1), 0);
+	assert_int_equal(sp_set_merge_domain(pool, b, 32 * SP_PAGE_SIZE, 5), 0);
+	for (int i = 0; i < 16; i++) {
+		fill_page(a + i * SP_PAGE_SIZE, 1);
+		fill_page(a + (16 + i) * SP_PAGE_SIZE, 100 + (uint64_t)i);
+	}
+	for (int i = 0; i < 8; i++) {
+		fill_page(b + i * SP_PAGE_SIZE, 1);
+		fill_page(b + (8 + i) * SP_PAGE_SIZE, 2);
+		b[(16 + i) * SP_PAGE_SIZE] = 1; /* touched, then zero again */
+		b[(16 + i) * SP_PAGE_SIZE] = 0;
+	}
+	for (int i = 0; i < 3; i++)
+		full_scan(pool);
+	assert_int_equal(get(pool, "pages_shared"), 3); /* content 1 twice: a frame per domain */
+	dom(pool, 0, &r, &z, &m, &p);
+	assert_int_equal(m, 16);
+	assert_int_equal(z, 0);
+	assert_int_equal(r, 32);
+	assert_int_equal(p, 16 * 4096 - 32 * 8 - 16 * 8);
+	dom(pool, 5, &r, &z, &m, &p);
+	assert_int_equal(m, 16);
+	assert_int_equal(z, 8);
+	assert_int_equal(r, 16); /* the zero pages are no rmap_items, as in the kernel */
+	assert_int_equal(p, 24 * 4096 - 16 * 8 - 16 * 8);
+	dom(pool, 6, &r, &z, &m, &p);
+	assert_true(!r && !z && !m && !p);
+	domains_sum(pool);
+	assert_int_equal(sp_domain_list(pool, ids, 1), 2);
+	assert_int_equal(ids[0], 0);
+	assert_int_equal(ids[1], 99); /* only max of them */
+	assert_int_equal(sp_domain_list(pool, NULL, 0), 2);
+
+	/* A merged page written: no longer merging, once the scanner has seen it. */
+	fill_page(b + 8 * SP_PAGE_SIZE, 777);
+	full_scan(pool);
+	dom(pool, 5, &r, &z, &m, &p);
+	assert_int_equal(m, 15);
+	assert_int_equal(r, 16);
+	domains_sum(pool);
+
+	assert_int_equal(sp_free(pool, b), 0);
+	dom(pool, 5, &r, &z, &m, &p);
+	assert_true(!r && !z && !m && !p);
+	assert_int_equal(sp_domain_list(pool, ids, 2), 1);
+	domains_sum(pool);
+
+	/* Bad arguments. */
+	for (unsigned i = 0; i < 4; i++)
+		assert_non_null(sp_domain_stat_name(i));
+	assert_string_equal(sp_domain_stat_name(3), "ksm_process_profit");
+	assert_null(sp_domain_stat_name(4));
+	errno = 0;
+	assert_int_equal(sp_domain_stat(pool, 0, "pages_sharing", &v), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_domain_stat(pool, 0, NULL, &v), -1);
+	assert_int_equal(sp_domain_stat(pool, 0, "ksm_rmap_items", NULL), -1);
+	assert_int_equal(sp_domain_stat(NULL, 0, "ksm_rmap_items", &v), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_domain_list(NULL, ids, 2), -1);
+	assert_int_equal(sp_domain_list(pool, NULL, 2), -1);
+	assert_int_equal(errno, EINVAL);
+	sp_pool_destroy(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1067,6 +1182,7 @@ int main(void)
 		BOTH(unmerge_honours_policy),
 		cmocka_unit_test(smart_scan_skips),
 		BOTH(written_zero_page_survives_unmerge),
+		BOTH(domain_stat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
