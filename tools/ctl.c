@@ -30,7 +30,7 @@
 #include "cmds.h"
 #include "ctl.h"
 
-#define REPLY_MAX (256 << 10) /* `domains` of DOM_MAX domains fit with room */
+#define REPLY_MAX (1 << 20) /* `domains` of DOM_MAX domains fit with room */
 #define REPLY_TIMEOUT_MS 5000
 
 void ctl_error(struct ctl *c, const char *fmt, ...)

@@ -19,7 +19,7 @@ struct figure {
 
 /* One merge domain's figures, in sp_domain_stat_name's order. */
 #define DOM_FIGS 4
-#define DOM_MAX 256
+#define DOM_MAX 1024
 struct domain_figs {
 	unsigned domain;
 	long v[DOM_FIGS];
