@@ -2050,12 +2050,12 @@ const char *sp_domain_stat_name(unsigned i)
 	return i < DOM_NR ? domain_names[i] : NULL;
 }
 
-/* One page's part in its domain's figures. KSM mutex and rt.lock held. */
+/* One page's part in its domain's figures; r->items is there. KSM mutex and rt.lock held. */
 static void domain_count(const struct sp_region *r, unsigned long i, long v[DOM_NR])
 {
 	uint64_t pte = atomic_load(&r->pte[i]);
 
-	if (r->items && (r->items[i].flags & ITEM_TRACKED))
+	if (r->items[i].flags & ITEM_TRACKED)
 		v[DOM_RMAP_ITEMS]++;
 	if (pte_type(pte) == PTE_ZERO)
 		v[DOM_ZERO_PAGES]++;
@@ -2083,7 +2083,8 @@ void ksm_domain_figures(struct sp_pool *pool, unsigned domain, long v[DOM_NR])
 	for (unsigned k = 0; k < pool->rt.nr; k++) {
 		const struct sp_region *r = pool->rt.sorted[k];
 
-		for (unsigned long i = 0; i < r->npages; i++)
+		/* Never scanned: none of its pages is tracked or merged. */
+		for (unsigned long i = 0; r->items && i < r->npages; i++)
 			if (region_domain(r, i) == domain)
 				domain_count(r, i, v);
 	}
@@ -2132,7 +2133,7 @@ static int domain_walk(struct sp_pool *pool, struct ksm_domain_fig **all, size_t
 	for (unsigned k = 0; k < pool->rt.nr; k++) {
 		const struct sp_region *r = pool->rt.sorted[k];
 
-		for (unsigned long i = 0; i < r->npages; i++) {
+		for (unsigned long i = 0; r->items && i < r->npages; i++) {
 			long v[DOM_NR] = { 0 };
 			unsigned d = region_domain(r, i);
 
