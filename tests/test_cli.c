@@ -666,6 +666,11 @@ static void set_advisor(void **state)
 	expect(0, NULL, args);
 	assert_string_equal(out, "advisor_mode none\n");
 	assert_int_equal(ksm_of(pool, "pages_to_scan"), 100);
+	snprintf(args, sizeof(args), "stats --socket %s --prometheus", sock);
+	expect(0, "\nsamepage_advisor_max_cpu_ratio{pool=\"app\"} 0.7\n", args);
+	assert_non_null(strstr(out, "\nsamepage_advisor_mode{pool=\"app\"} 0\n"));
+	assert_non_null(
+		strstr(out, "\nsamepage_advisor_target_scan_time_seconds{pool=\"app\"} 200\n"));
 	snprintf(args, sizeof(args), "set --help");
 	expect(0, "  advisor_target_scan_time 1..4294967295, default 200\n", args);
 	assert_non_null(strstr(out, "  advisor_mode         0..1, default 0\n"));
