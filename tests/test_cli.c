@@ -736,12 +736,17 @@ static void domains(void **state)
 			 "0.2 MiB", 7, 16, 0, 16, "0.1 MiB");
 		expect(0, want, args);
 	}
-	for (char *line = out; *line;) {
-		size_t len = strcspn(line, "\n");
+	{
+		int rows = 0;
 
-		if (len > 80)
-			fail_msg("wider than 80 columns: %.*s", (int)len, line);
-		line += len + (line[len] == '\n');
+		for (char *line = out; *line; rows++) {
+			size_t len = strcspn(line, "\n");
+
+			if (len > 80)
+				fail_msg("wider than 80 columns: %.*s", (int)len, line);
+			line += len + (line[len] == '\n');
+		}
+		assert_true(rows <= 24 + 1); /* the screen, then a blank line */
 	}
 	snprintf(args, sizeof(args), "top --socket %s --count 1 --json", sock);
 	expect(0, "\"domains\":[{\"domain\":0,\"ksm_rmap_items\":64,", args);
