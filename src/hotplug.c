@@ -149,7 +149,7 @@ static bool offline_reclaim(struct sp_pool *pool, unsigned long n)
 	if (!can_reclaim(pool))
 		return false;
 	pthread_rwlock_rdlock(&pool->rt.lock);
-	got = reclaim_direct(pool, n);
+	got = reclaim_direct(pool, n, NODES_ALL);
 	pthread_rwlock_unlock(&pool->rt.lock);
 	return got > 0;
 }

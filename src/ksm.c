@@ -829,9 +829,7 @@ static int ksm_swap_in(struct sp_pool *pool, uint32_t sid)
 
 	if (swap_read(pool, s->slot, buf))
 		return -1;
-	k = frame_alloc(pool, s->node);
-	if (k < 0 && reclaim_direct(pool, 1) > 0)
-		k = frame_alloc(pool, s->node);
+	k = frame_alloc_page(pool, NODES_ALL, s->node); /* its node first, reclaiming if need be */
 	if (k < 0)
 		return -2;
 	if (os_memfd_fill(pool->memfd, (off_t)((unsigned long)k << PAGE_SHIFT), buf, PAGE_SIZE)) {

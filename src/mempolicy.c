@@ -7,11 +7,17 @@
  * a KSM frame all of whose sharers are in the range follows them to their
  * node, moved under the KSM mutex and re-keyed in that node's tree.
  *
- * Policies live per region, as a list of ranges, the latest winning (the
- * kernel splits vmas; a region keeps one mapping and says per range).
- * Locks: the list changes under rt.lock (write) and is read under rt.lock
- * (read). A move holds hotplug.lock (read) so that no section goes away
- * under it, then takes what migrate_pages() takes.
+ * Policies live per region, as a sorted list of disjoint ranges, merged
+ * where neighbours say the same (the kernel splits vmas and keeps a shared
+ * policy tree; a region keeps one mapping and says per range).
+ *
+ * Locks: mpol_lock (pool.h) makes sp_mbind calls one at a time, policy and
+ * move together, as the kernel's mmap write lock does; it comes before all
+ * others. The list changes under rt.lock (write) and is read only under
+ * rt.lock (read or write): nothing keeps a pointer into it, or to its region,
+ * past the lock. A move holds hotplug.lock (read) so that no section goes
+ * away under it, then takes what migrate_pages() takes; it allocates by the
+ * policy it applies, not by reading the region (mbind_new_frame).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,43 +36,60 @@ static int nth_node(unsigned long mask, unsigned long n)
 	return __builtin_ctzl(mask);
 }
 
-/* The policy of page idx: its mode, and the nodes it allows (0: any). */
+/* The policy of page idx: its mode, and the nodes it names (0: none). rt.lock held. */
 static int page_policy(const struct sp_region *r, unsigned long idx, unsigned long *mask)
 {
-	for (int i = r->nr_policies - 1; i >= 0; i--) {
-		const struct sp_policy *p = &r->policies[i];
+	int lo = 0, hi = r->nr_policies;
 
-		if (idx >= p->first && idx < p->first + p->nr) {
-			*mask = p->nodemask;
-			return p->mode;
-		}
+	/* Sorted, disjoint ranges: the last one that starts at or below idx. */
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (r->policies[mid].first <= idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo && idx < r->policies[lo - 1].first + r->policies[lo - 1].nr) {
+		*mask = r->policies[lo - 1].nodemask;
+		return r->policies[lo - 1].mode;
 	}
 	*mask = 0;
 	return SP_MPOL_DEFAULT;
 }
 
-int policy_node(struct sp_pool *pool, const struct sp_region *r, unsigned long idx)
+/*
+ * Where a policy puts page idx's new frame: the nodes it may use and the one
+ * it prefers. BIND and INTERLEAVE never leave their nodes (while they have
+ * memory: frames_alloc_page); PREFERRED and DEFAULT may use any.
+ */
+static void mode_nodes(int mode, unsigned long nodemask, unsigned long idx, unsigned long *mask,
+		       int *prefer)
 {
-	unsigned long mask;
-	int mode = page_policy(r, idx, &mask);
+	*mask = NODES_ALL;
+	*prefer = -1;
+	if (mode == SP_MPOL_DEFAULT || !nodemask)
+		return;
+	*prefer = mode == SP_MPOL_INTERLEAVE ? nth_node(nodemask, idx) : __builtin_ctzl(nodemask);
+	if (mode == SP_MPOL_BIND || mode == SP_MPOL_INTERLEAVE)
+		*mask = nodemask;
+}
 
-	(void)pool;
-	if (mode == SP_MPOL_DEFAULT || !mask)
-		return -1;
-	if (mode == SP_MPOL_INTERLEAVE)
-		return nth_node(mask, idx);
-	return __builtin_ctzl(mask);
+void policy_nodes(const struct sp_region *r, unsigned long idx, unsigned long *mask, int *prefer)
+{
+	unsigned long nodemask;
+	int mode = page_policy(r, idx, &nodemask);
+
+	mode_nodes(mode, nodemask, idx, mask, prefer);
 }
 
 long policy_frame_alloc(struct sp_pool *pool, const struct sp_region *r, unsigned long idx)
 {
 	unsigned long mask;
-	int mode = page_policy(r, idx, &mask);
+	int prefer;
 
-	/* BIND and INTERLEAVE never leave their nodes; PREFERRED falls back. */
-	if (mode == SP_MPOL_BIND || mode == SP_MPOL_INTERLEAVE)
-		return frame_alloc_mask(pool, mask, policy_node(pool, r, idx));
-	return frame_alloc(pool, policy_node(pool, r, idx));
+	policy_nodes(r, idx, &mask, &prefer);
+	return frame_alloc_page(pool, mask, prefer);
 }
 
 bool policy_misplaced(const struct sp_region *r, unsigned long idx, int node)
@@ -95,23 +118,69 @@ static int check_args(struct sp_pool *pool, int mode, unsigned long nodemask, un
 	return 0;
 }
 
+static int policy_cmp(const void *a, const void *b)
+{
+	const struct sp_policy *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/*
+ * Policy (mode, nodemask) over pages [first, first+nr) of r: the ranges it
+ * covers are cut away, it goes in their place (DEFAULT is no range at all),
+ * and neighbours that say the same merge, as in the kernel's shared policy
+ * tree. So the list stays sorted and disjoint, a page's policy is a binary
+ * search away, and setting policies in a loop does not grow it. Built anew
+ * and swapped in under rt.lock (write); readers hold it for read.
+ */
 static int policy_add(struct sp_region *r, unsigned long first, unsigned long nr, int mode,
 		      unsigned long nodemask)
 {
-	struct sp_policy *n = realloc(r->policies, (size_t)(r->nr_policies + 1) * sizeof(*n));
+	unsigned long end = first + nr;
+	struct sp_policy *n = malloc((size_t)(r->nr_policies + 2) * sizeof(*n));
+	int m = 0, k = 0;
 
 	if (!n)
 		return -1;
+	for (int i = 0; i < r->nr_policies; i++) {
+		struct sp_policy p = r->policies[i];
+		unsigned long p_end = p.first + p.nr;
+
+		if (p_end <= first || p.first >= end) {
+			n[m++] = p;
+			continue;
+		}
+		if (p.first < first) /* its head stays */
+			n[m++] = (struct sp_policy){ p.first, first - p.first, p.mode, p.nodemask };
+		if (p_end > end) /* its tail stays */
+			n[m++] = (struct sp_policy){ end, p_end - end, p.mode, p.nodemask };
+	}
+	if (mode != SP_MPOL_DEFAULT)
+		n[m++] = (struct sp_policy){ first, nr, mode, nodemask };
+	qsort(n, (size_t)m, sizeof(*n), policy_cmp);
+	for (int i = 0; i < m; i++) {
+		struct sp_policy *last = k ? &n[k - 1] : NULL;
+
+		if (last && last->first + last->nr == n[i].first && last->mode == n[i].mode &&
+		    last->nodemask == n[i].nodemask)
+			last->nr += n[i].nr;
+		else
+			n[k++] = n[i];
+	}
+	free(r->policies);
 	r->policies = n;
-	/* A policy over the whole region replaces every older one. */
-	if (first == 0 && nr == r->npages)
-		r->nr_policies = 0;
-	r->policies[r->nr_policies++] = (struct sp_policy){ first, nr, mode, nodemask };
+	r->nr_policies = k;
 	return 0;
 }
 
+/*
+ * A policy move takes its frames by the policy it applies, not by reading
+ * the region's list: the region may be changed or freed once the table lock
+ * is dropped, and the kernel's mbind migrates by the new policy as well.
+ */
 struct move_target {
-	struct sp_region *r;
+	int mode;
+	unsigned long nodemask;
 	unsigned long *idx; /* page index of each frame to move */
 	unsigned long i;
 };
@@ -119,9 +188,20 @@ struct move_target {
 static long mbind_new_frame(struct sp_pool *pool, unsigned long old, void *priv)
 {
 	struct move_target *t = priv;
+	unsigned long mask;
+	struct sp_run *runs;
+	unsigned nr_runs;
+	int prefer;
+	long pfn;
 
 	(void)old;
-	return policy_frame_alloc(pool, t->r, t->idx[t->i++]);
+	/* From free frames only: a move never makes reclaim swap something out. */
+	mode_nodes(t->mode, t->nodemask, t->idx[t->i++], &mask, &prefer);
+	if (frames_alloc_mask(pool, mask, prefer, 1, &runs, &nr_runs))
+		return -1;
+	pfn = (long)runs[0].pfn;
+	free(runs);
+	return pfn;
 }
 
 static bool node_allowed(int mode, unsigned long mask, int node)
@@ -179,20 +259,21 @@ static bool sharers_inside(struct sp_pool *pool, uint32_t sid, const struct sp_r
  */
 static long ksm_follow(struct sp_pool *pool, void *addr, size_t len, int mode, unsigned long mask)
 {
-	struct move_target t = { 0 };
+	struct move_target t = { .mode = mode, .nodemask = mask };
 	unsigned long first, nr, n = 0, *pfns = NULL;
 	struct migrate_result res;
+	struct sp_region *r;
 	long pages = 0;
 
 	pthread_mutex_lock(&pool->ksm.mutex);
 	pthread_rwlock_rdlock(&pool->rt.lock);
-	t.r = region_range(pool, addr, len, &first, &nr);
-	if (t.r) {
+	r = region_range(pool, addr, len, &first, &nr);
+	if (r) {
 		pfns = malloc(nr * sizeof(*pfns));
 		t.idx = malloc(nr * sizeof(*t.idx));
 	}
 	for (unsigned long i = first; pfns && t.idx && i < first + nr; i++) {
-		uint64_t pte = atomic_load(&t.r->pte[i]);
+		uint64_t pte = atomic_load(&r->pte[i]);
 		unsigned long k = pte_val(pte);
 		uint32_t sid;
 
@@ -200,7 +281,7 @@ static long ksm_follow(struct sp_pool *pool, void *addr, size_t len, int mode, u
 		    node_allowed(mode, mask, pool->sections[pfn_to_section(pool, k)].node))
 			continue;
 		sid = pfn_to_page(pool, k)->owner;
-		if (!sharers_inside(pool, sid, t.r, first, nr))
+		if (!sharers_inside(pool, sid, r, first, nr))
 			continue;
 		for (unsigned long j = 0; j < n; j++)
 			if (pfns[j] == k)
@@ -210,6 +291,7 @@ static long ksm_follow(struct sp_pool *pool, void *addr, size_t len, int mode, u
 		t.idx[n++] = i;
 next:;
 	}
+	/* r is not ours past here: the move needs only the frames and the policy. */
 	pthread_rwlock_unlock(&pool->rt.lock);
 	if (n && migrate_pages(pool, pfns, n, mbind_new_frame, &t, MR_KSM_NUMA, &res))
 		pages = -1; /* not all could: leave the count to the caller's recount */
@@ -222,23 +304,25 @@ next:;
 static int mbind_move(struct sp_pool *pool, void *addr, size_t len, int mode, unsigned long mask,
 		      unsigned flags)
 {
-	struct move_target t = { 0 };
+	struct move_target t = { .mode = mode, .nodemask = mask };
 	struct migrate_result res;
 	unsigned long first, nr, n, *pfns;
+	struct sp_region *r;
 	long skipped = 0, failed = 0;
 	int err = 0;
 
 	pthread_rwlock_rdlock(&pool->hotplug.lock);
 	pthread_rwlock_rdlock(&pool->rt.lock);
-	t.r = region_range(pool, addr, len, &first, &nr);
-	if (!t.r) {
+	r = region_range(pool, addr, len, &first, &nr);
+	if (!r) {
 		err = errno;
 		pthread_rwlock_unlock(&pool->rt.lock);
 		goto out;
 	}
 	pfns = malloc(nr * sizeof(*pfns));
 	t.idx = malloc(nr * sizeof(*t.idx));
-	n = pfns && t.idx ? collect(pool, t.r, first, nr, mode, mask, pfns, t.idx, &skipped) : 0;
+	n = pfns && t.idx ? collect(pool, r, first, nr, mode, mask, pfns, t.idx, &skipped) : 0;
+	/* r is not ours past here: the move needs only the frames and the policy. */
 	pthread_rwlock_unlock(&pool->rt.lock);
 	if (!pfns || !t.idx) {
 		err = ENOMEM;
@@ -273,13 +357,16 @@ int sp_mbind(sp_pool *pool, void *addr, size_t len, int mode, unsigned long node
 		errno = EINVAL;
 		return -1;
 	}
+	/* One at a time, as under the kernel's mmap write lock: the move is by the latest policy. */
+	pthread_mutex_lock(&pool->mpol_lock);
 	pthread_rwlock_wrlock(&pool->rt.lock);
 	r = region_range(pool, addr, len, &first, &nr);
 	ret = r ? policy_add(r, first, nr, mode, nodemask) : -1;
 	if (r && ret)
 		errno = ENOMEM;
 	pthread_rwlock_unlock(&pool->rt.lock);
-	if (ret || !flags)
-		return ret;
-	return mbind_move(pool, addr, len, mode, nodemask, flags);
+	if (!ret && flags)
+		ret = mbind_move(pool, addr, len, mode, nodemask, flags);
+	pthread_mutex_unlock(&pool->mpol_lock);
+	return ret;
 }

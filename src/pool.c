@@ -6,8 +6,9 @@
  *
  * Locking (whole project, outermost first):
  *
- *   hotplug lock (hotplug.c) -> KSM mutex (ksm.c) -> region table lock
- *   (region.c) -> reclaim lock (vmscan.c) -> frame lock -> pool lock
+ *   mpol_lock (mempolicy.c) -> hotplug lock (hotplug.c) -> KSM mutex (ksm.c)
+ *   -> region table lock (region.c) -> reclaim lock (vmscan.c) -> frame lock
+ *   -> pool lock
  *
  * and the leaves: swap.lock (swap.c), the fault queue and window locks
  * (fault.c), the reclaim thread's wait lock (vmscan.c), the log queue's lock
@@ -184,8 +185,9 @@ static int runs_push(struct sp_run **runs, unsigned *nr, unsigned *cap, unsigned
 
 static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, unsigned long nr);
 
-int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run **runs,
-		 unsigned *nr_runs)
+/* Frames of sections on a node of mask: first fit, prefer's sections first. */
+int frames_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer, unsigned long nr,
+		      struct sp_run **runs, unsigned *nr_runs)
 {
 	unsigned cap = 0, k, s;
 	unsigned long got = 0;
@@ -196,7 +198,9 @@ int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run
 	pthread_mutex_lock(&pool->lock);
 	if (pool->frames_free < nr)
 		goto out_nomem;
-	for (k = 0; got < nr && (s = section_order(pool, node, k)) < pool->max_sections; k++) {
+	for (k = 0; got < nr && (s = section_order(pool, prefer, k)) < pool->max_sections; k++) {
+		if (!(mask >> pool->sections[s].node & 1))
+			continue;
 		while (got < nr && section_allocatable(&pool->sections[s])) {
 			unsigned long pfn = 0, len = section_take_run(pool, s, nr - got, &pfn);
 
@@ -224,9 +228,18 @@ out_undo:
 	*runs = NULL;
 	*nr_runs = 0;
 out_nomem:
+	low = pool->frames_free < reclaim_low(pool);
 	pthread_mutex_unlock(&pool->lock);
+	if (low)
+		reclaim_kick(pool);
 	errno = ENOMEM;
 	return -1;
+}
+
+int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run **runs,
+		 unsigned *nr_runs)
+{
+	return frames_alloc_mask(pool, NODES_ALL, node, nr, runs, nr_runs);
 }
 
 long frame_alloc(struct sp_pool *pool, int node)
@@ -242,32 +255,16 @@ long frame_alloc(struct sp_pool *pool, int node)
 	return pfn;
 }
 
-long frame_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer)
+bool nodes_have_memory(struct sp_pool *pool, unsigned long mask)
 {
-	long pfn = -1;
-	bool low;
+	bool any = false;
 
 	pthread_mutex_lock(&pool->lock);
-	for (unsigned k = 0; pfn < 0; k++) {
-		unsigned s = section_order(pool, prefer, k);
-		unsigned long got;
-
-		if (s >= pool->max_sections)
-			break;
-		if (!(mask >> pool->sections[s].node & 1) ||
-		    !section_allocatable(&pool->sections[s]))
-			continue;
-		got = section_take_run(pool, s, 1, (unsigned long *)&pfn);
-		if (!got)
-			pfn = -1;
-	}
-	low = pool->frames_free < reclaim_low(pool);
+	for (unsigned s = 0; s < pool->max_sections && !any; s++)
+		any = (mask >> pool->sections[s].node & 1) &&
+		      pool->sections[s].state == SECTION_ONLINE && !pool->sections[s].isolated;
 	pthread_mutex_unlock(&pool->lock);
-	if (low)
-		reclaim_kick(pool);
-	if (pfn < 0)
-		errno = ENOMEM;
-	return pfn;
+	return any;
 }
 
 /* Back onto the free map, for frames that are holes already; pool->lock held. */
@@ -556,6 +553,7 @@ static void pool_release(struct sp_pool *pool)
 	if (pool->pagemap >= 0)
 		close(pool->pagemap);
 	pthread_mutex_destroy(&pool->lock);
+	pthread_mutex_destroy(&pool->mpol_lock);
 	free(pool);
 	errno = err;
 }
@@ -574,6 +572,7 @@ static sp_pool *pool_create(const struct sp_pool_config *in)
 	pool->memfd = pool->pagemap = -1;
 	pool->swap.fd = -1;
 	pthread_mutex_init(&pool->lock, NULL);
+	pthread_mutex_init(&pool->mpol_lock, NULL);
 	export_init(pool);
 	pool->flags = cfg.flags;
 	pool->section_size = cfg.section_size;

@@ -126,8 +126,24 @@ struct sp_reclaim {
 int reclaim_init(struct sp_pool *pool);
 int reclaim_start(struct sp_pool *pool);
 void reclaim_exit(struct sp_pool *pool);
-/* Free up to want frames now; rt.lock held (read). Frames freed. */
-long reclaim_direct(struct sp_pool *pool, unsigned long want);
+/* Free up to want frames on nodes of mask now; rt.lock held (read). Frames freed. */
+long reclaim_direct(struct sp_pool *pool, unsigned long want, unsigned long mask);
+
+/*
+ * Frames for pages (swap-in, first touch, unmerge, a copied page brought
+ * back, a swapped KSM frame): the one allocation path that may reclaim, the
+ * kernel's __alloc_pages_slowpath. Nodes of mask (NODES_ALL: any), prefer's
+ * first; when no node of mask has memory left (its sections went offline),
+ * any node, as the kernel ignores a BIND mask with no memory. *nr frames
+ * all-or-nothing, else one (*nr says). rt.lock held (read), no frame lock.
+ * -1 with ENOMEM when nothing is free and nothing can be reclaimed where the
+ * page may go: why (if not NULL) then says which, for the log.
+ */
+#define ALLOC_RECLAIM 1u /* may reclaim (a prefetch may not) */
+int frames_alloc_page(struct sp_pool *pool, unsigned long mask, int prefer, unsigned long *nr,
+		      struct sp_run **runs, unsigned *nr_runs, unsigned flags, char *why,
+		      size_t why_len);
+long frame_alloc_page(struct sp_pool *pool, unsigned long mask, int prefer);
 /* The thread's watermarks, in frames; pool->lock held. */
 unsigned long reclaim_low(struct sp_pool *pool);
 unsigned long reclaim_high(struct sp_pool *pool);
@@ -161,6 +177,7 @@ struct sp_pool {
 	bool real_numa; /* sections are mbind()-ed to machine nodes */
 
 	pthread_mutex_t lock; /* pool lock: free maps, section states, totals */
+	pthread_mutex_t mpol_lock; /* sp_mbind, one at a time (mempolicy.c): outermost */
 	struct sp_section *sections;
 	unsigned sections_online;
 	unsigned long frames_total; /* frames of online sections */
@@ -195,12 +212,20 @@ static inline unsigned pfn_to_section(struct sp_pool *pool, unsigned long pfn)
 /* Descriptor of a frame in an online section; NULL for any other pfn. */
 struct sp_page *pfn_to_page(struct sp_pool *pool, unsigned long pfn);
 
-/* Frame allocation, by runs. All-or-nothing: -1 with ENOMEM leaves no frame taken. */
+/*
+ * Frame allocation, by runs, from the free maps only (no reclaim): the
+ * preferred node's sections first (-1: the pool's order). All-or-nothing:
+ * -1 with ENOMEM leaves no frame taken. _mask: only sections on a node of
+ * mask (NODES_ALL: any).
+ */
+#define NODES_ALL (~0ul)
 int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run **runs,
 		 unsigned *nr_runs);
+int frames_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer, unsigned long nr,
+		      struct sp_run **runs, unsigned *nr_runs);
 long frame_alloc(struct sp_pool *pool, int node);
-/* One frame on a node of mask, prefer's sections first. */
-long frame_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer);
+/* Some section on a node of mask is online and not going offline. */
+bool nodes_have_memory(struct sp_pool *pool, unsigned long mask);
 /* Return frames: their memory goes back to the OS first, then to the free maps. */
 void frames_free_run(struct sp_pool *pool, unsigned long pfn, unsigned long nr);
 void frames_free_pfns(struct sp_pool *pool, unsigned long *pfns, unsigned long nr);

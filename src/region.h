@@ -61,7 +61,7 @@ struct sp_region {
 	unsigned long npages;
 	uint32_t id;
 	unsigned flags; /* SP_MERGEABLE as passed to sp_alloc */
-	struct sp_policy *policies; /* the latest that covers a page wins */
+	struct sp_policy *policies; /* sorted, disjoint; under rt.lock (mempolicy.c) */
 	int nr_policies;
 	bool lost_logged; /* said once that the program unmapped pages of it */
 	_Atomic uint64_t *pte; /* npages entries */
@@ -107,8 +107,12 @@ static inline unsigned long region_index(const struct sp_region *r, const void *
 	return (unsigned long)(((const char *)addr - r->start) >> PAGE_SHIFT);
 }
 
-/* mempolicy.c: the node a new frame for page idx should come from (-1: any), and one. */
-int policy_node(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
+/*
+ * mempolicy.c, rt.lock held: the nodes a new frame for page idx may come
+ * from (NODES_ALL: any) and the one it prefers (-1: none); and such a frame,
+ * reclaiming for it if need be (frame_alloc_page: rt.lock read, no frame lock).
+ */
+void policy_nodes(const struct sp_region *r, unsigned long idx, unsigned long *mask, int *prefer);
 long policy_frame_alloc(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
 /* Would page idx's policy place a new frame elsewhere than on node? */
 bool policy_misplaced(const struct sp_region *r, unsigned long idx, int node);

@@ -631,33 +631,23 @@ int sp_swap_out(sp_pool *pool, void *addr, size_t len)
 	return ret;
 }
 
-/* Frames for n pages from idx of r, as its policy wants: fewer if it must (*n). */
+/*
+ * Frames for n pages from idx of r, where its policy allows, reclaiming if
+ * it must (frames_alloc_page): fewer if it must (*n). A region with policies
+ * gets one: the pages around idx may have others.
+ */
 static int fault_frames(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
-			unsigned long *n, struct sp_run **runs, unsigned *nr_runs, bool reclaim)
+			unsigned long *n, struct sp_run **runs, unsigned *nr_runs, bool reclaim,
+			char *why, size_t why_len)
 {
-	for (int tries = 0; tries < 3; tries++) {
-		long pfn;
+	unsigned long mask;
+	int prefer;
 
-		if (!r->nr_policies && !frames_alloc(pool, -1, *n, runs, nr_runs))
-			return 0;
-		pfn = policy_frame_alloc(pool, r, idx);
-		if (pfn >= 0) {
-			*runs = malloc(sizeof(**runs));
-			if (!*runs) {
-				frames_free_run(pool, (unsigned long)pfn, 1);
-				return -1;
-			}
-			**runs = (struct sp_run){ (unsigned long)pfn, 1 };
-			*nr_runs = 1;
-			*n = 1;
-			return 0;
-		}
-		/* None free: reclaim for ourselves, as an allocating task does. */
-		if (!reclaim || (reclaim_direct(pool, *n) <= 0 && tries))
-			break;
-	}
-	errno = ENOMEM;
-	return -1;
+	policy_nodes(r, idx, &mask, &prefer);
+	if (r->nr_policies)
+		*n = 1;
+	return frames_alloc_page(pool, mask, prefer, n, runs, nr_runs, reclaim ? ALLOC_RECLAIM : 0,
+				 why, why_len);
 }
 
 /* Pages of one region a fault brings in, ascending (a swap-in's from the fault's own). */
@@ -839,6 +829,7 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 	struct fault_set set = { 0 };
 	struct sp_run *runs;
 	unsigned nr_runs;
+	char why[160];
 
 	fault_collect(r, idx, win, &set);
 	if (!set.n) /* changed under us (it cannot with rt.lock held): nothing to do */
@@ -846,10 +837,10 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 	pool->swap.ra_next = (uintptr_t)page_addr(r, idx + win);
 	if (swapped && !(set.n = read_slots(pool, r, &set)))
 		return -1;
-	if (fault_frames(pool, r, idx, &set.n, &runs, &nr_runs, !prefetch)) {
+	if (fault_frames(pool, r, idx, &set.n, &runs, &nr_runs, !prefetch, why, sizeof(why))) {
 		if (!prefetch)
-			sp_log(SP_LOG_ERR, "no frame for a page at %p: pool and swap are full",
-			       (void *)page_addr(r, idx));
+			sp_log(SP_LOG_ERR, "no frame for the page at %p: %s",
+			       (void *)page_addr(r, idx), why);
 		return -2;
 	}
 	if (set.n == 1)

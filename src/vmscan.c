@@ -33,6 +33,7 @@
  * thread's sleep, and kicks.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -78,13 +79,22 @@ static unsigned long free_frames(struct sp_pool *pool, unsigned long *low, unsig
 	return n;
 }
 
+/* The frame lies on a node of mask (the reclaim's target). */
+static bool frame_on(struct sp_pool *pool, unsigned long pfn, unsigned long mask)
+{
+	return mask == NODES_ALL || (pfn_to_section(pool, pfn) < pool->max_sections &&
+				     (mask >> pool->sections[pfn_to_section(pool, pfn)].node & 1));
+}
+
 /*
- * From page idx of r, up to max pages that are private, not lost, present or
- * not as present says (pm: their pagemap entries), and, for a cold run, on
- * consecutive frames of one section: try-locked and checked. How many.
+ * From page idx of r, up to max pages that are private, not lost, on a node
+ * of mask, present or not as present says (pm: their pagemap entries), and,
+ * for a cold run, on consecutive frames of one section: try-locked and
+ * checked. How many.
  */
 static unsigned long lock_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
-			      unsigned long max, const uint64_t *pm, bool present, bool cold)
+			      unsigned long max, const uint64_t *pm, bool present, bool cold,
+			      unsigned long mask)
 {
 	unsigned long n = 0, f0 = pte_val(atomic_load(&r->pte[idx]));
 
@@ -93,7 +103,7 @@ static unsigned long lock_run(struct sp_pool *pool, struct sp_region *r, unsigne
 		unsigned long f = pte_val(pte);
 
 		if (pte_type(pte) != PTE_PRIVATE || (pte & PTE_LOST) ||
-		    pm_present(pm[n]) != present)
+		    pm_present(pm[n]) != present || !frame_on(pool, f, mask))
 			break;
 		if (cold && (f != f0 + n || pfn_to_section(pool, f) != pfn_to_section(pool, f0)))
 			break;
@@ -150,11 +160,12 @@ static long cold_run(struct sp_pool *pool, struct sp_region *r, unsigned long j,
 
 /*
  * One step of the hand over up to CLOCK_STEP pages of one region: frames
- * freed. force: present pages go too. *stop: nothing more can go (swap full,
- * no regions).
+ * freed. force: present pages go too. mask: only pages whose frames lie on
+ * those nodes (the others are stepped over as they are). *stop: nothing
+ * more can go (swap full, no regions).
  */
 static unsigned long clock_step(struct sp_pool *pool, bool force, unsigned long want,
-				unsigned long *scanned, bool *stop)
+				unsigned long mask, unsigned long *scanned, bool *stop)
 {
 	struct sp_reclaim *rc = &pool->reclaim;
 	struct sp_region *r = region_next(pool, rc->hand);
@@ -178,12 +189,14 @@ static unsigned long clock_step(struct sp_pool *pool, bool force, unsigned long 
 		long done;
 
 		if (pte_type(pte) == PTE_KSM && !(pte & PTE_LOST)) {
-			freed += (unsigned long)ksm_reclaim(pool, r, idx + i++, force);
+			if (frame_on(pool, pte_val(pte), mask))
+				freed += (unsigned long)ksm_reclaim(pool, r, j, force);
+			i++;
 			continue;
 		}
 		if (cold && max > want - freed)
 			max = want - freed;
-		k = lock_run(pool, r, j, max, rc->pm + i, present, cold);
+		k = lock_run(pool, r, j, max, rc->pm + i, present, cold, mask);
 		if (!k) {
 			i++;
 			continue;
@@ -223,7 +236,7 @@ static unsigned long clock_pages(struct sp_pool *pool)
 	return n;
 }
 
-static long shrink(struct sp_pool *pool, unsigned long want)
+static long shrink(struct sp_pool *pool, unsigned long want, unsigned long mask)
 {
 	struct sp_reclaim *rc = &pool->reclaim;
 	unsigned long freed = 0, scanned = 0, turn;
@@ -234,18 +247,97 @@ static long shrink(struct sp_pool *pool, unsigned long want)
 	pthread_mutex_lock(&rc->lock);
 	turn = clock_pages(pool) + CLOCK_STEP;
 	while (freed < want && !stop && scanned < 3 * turn)
-		freed += clock_step(pool, scanned >= 2 * turn, want - freed, &scanned, &stop);
+		freed += clock_step(pool, scanned >= 2 * turn, want - freed, mask, &scanned, &stop);
 	pthread_mutex_unlock(&rc->lock);
 	atomic_fetch_add(&rc->scanned, (long)scanned);
 	atomic_fetch_add(&rc->reclaimed, (long)freed);
 	return (long)freed;
 }
 
-long reclaim_direct(struct sp_pool *pool, unsigned long want)
+long reclaim_direct(struct sp_pool *pool, unsigned long want, unsigned long mask)
 {
 	atomic_fetch_add(&pool->reclaim.direct, 1);
 	reclaim_kick(pool); /* and the thread goes on to the high watermark */
-	return shrink(pool, want);
+	return shrink(pool, want, mask);
+}
+
+/* "nodes {0,2}", or "the pool" for every node. */
+static void nodes_name(struct sp_pool *pool, unsigned long mask, char *buf, size_t len)
+{
+	size_t at;
+
+	if (mask == NODES_ALL) {
+		snprintf(buf, len, "in the pool");
+		return;
+	}
+	at = (size_t)snprintf(buf, len, "on nodes {");
+	for (unsigned n = 0; n < pool->nr_nodes && at < len; n++)
+		if (mask >> n & 1)
+			at += (size_t)snprintf(buf + at, len - at, "%s%u",
+					       buf[at - 1] == '{' ? "" : ",", n);
+	if (at < len)
+		snprintf(buf + at, len - at, "}");
+}
+
+/* Why a page got no frame: what is missing, said plainly. */
+static void alloc_why(struct sp_pool *pool, unsigned long mask, char *why, size_t len)
+{
+	char nodes[96];
+
+	if (!why)
+		return;
+	nodes_name(pool, mask, nodes, sizeof(nodes));
+	if (pool->swap.fd < 0 || !fault_can_swap(pool))
+		snprintf(why, len, "no free frame %s, and no swap to reclaim to", nodes);
+	else if (swap_slots_used(pool) >= (long)pool->swap.nr_slots)
+		snprintf(why, len, "no free frame %s and swap is full", nodes);
+	else
+		snprintf(why, len,
+			 "no free frame %s, and nothing there could be reclaimed "
+			 "(every page busy or pinned)",
+			 nodes);
+}
+
+int frames_alloc_page(struct sp_pool *pool, unsigned long mask, int prefer, unsigned long *nr,
+		      struct sp_run **runs, unsigned *nr_runs, unsigned flags, char *why,
+		      size_t why_len)
+{
+	bool stuck = false;
+
+	/* A bounded number of rounds: others may take what a reclaim freed. */
+	for (int round = 0; round < 16; round++) {
+		if (!frames_alloc_mask(pool, mask, prefer, *nr, runs, nr_runs))
+			return 0;
+		if (*nr > 1 && !frames_alloc_mask(pool, mask, prefer, 1, runs, nr_runs)) {
+			*nr = 1;
+			return 0;
+		}
+		if (mask != NODES_ALL && !nodes_have_memory(pool, mask)) {
+			mask = NODES_ALL; /* its nodes have no memory left: anywhere */
+			continue;
+		}
+		/* After a reclaim that freed nothing, one more look, then give up. */
+		if (!(flags & ALLOC_RECLAIM) || stuck)
+			break;
+		stuck = reclaim_direct(pool, *nr, mask) <= 0;
+	}
+	alloc_why(pool, mask, why, why_len);
+	errno = ENOMEM;
+	return -1;
+}
+
+long frame_alloc_page(struct sp_pool *pool, unsigned long mask, int prefer)
+{
+	unsigned long nr = 1;
+	struct sp_run *runs;
+	unsigned nr_runs;
+	long pfn;
+
+	if (frames_alloc_page(pool, mask, prefer, &nr, &runs, &nr_runs, ALLOC_RECLAIM, NULL, 0))
+		return -1;
+	pfn = (long)runs[0].pfn;
+	free(runs);
+	return pfn;
 }
 
 long sp_reclaim(sp_pool *pool, unsigned long nr_pages)
@@ -255,7 +347,7 @@ long sp_reclaim(sp_pool *pool, unsigned long nr_pages)
 	if (swap_usable(pool))
 		return -1;
 	pthread_rwlock_rdlock(&pool->rt.lock);
-	n = shrink(pool, nr_pages);
+	n = shrink(pool, nr_pages, NODES_ALL);
 	pthread_rwlock_unlock(&pool->rt.lock);
 	return n;
 }
@@ -313,7 +405,8 @@ static void *kswapd(void *arg)
 			long got;
 
 			pthread_rwlock_rdlock(&pool->rt.lock);
-			got = shrink(pool, high - free < CLOCK_STEP ? high - free : CLOCK_STEP);
+			got = shrink(pool, high - free < CLOCK_STEP ? high - free : CLOCK_STEP,
+				     NODES_ALL);
 			pthread_rwlock_unlock(&pool->rt.lock);
 			if (got <= 0)
 				break;

@@ -577,6 +577,39 @@ static void other_file_kept(void **state)
 	unlink(path);
 }
 
+/*
+ * A page the kernel copied comes back into a pool frame before it goes to
+ * swap; with no frame free, that frame is reclaimed like any page's (it was
+ * ENOMEM while swap had room).
+ */
+static void swap_out_copied_pool_full(void **state)
+{
+	sp_pool *pool = swap_pool(4096, 0);
+	char *a = alloc_alike(pool, 2), *b = alloc_alike(pool, 2), *filler;
+	long room;
+
+	(void)state;
+	assert_int_equal(sp_tune(pool, "swap.low_watermark", 0), 0);
+	assert_int_equal(sp_tune(pool, "swap.high_watermark", 0), 0);
+	full_scan(pool);
+	assert_int_equal(sp_page_is_ksm(pool, a), 1);
+	fill_page(a, 99); /* the kernel copies it */
+	full_scan(pool); /* and the scanner learns of it: held back as volatile */
+	room = stat_of(pool, "frames_free");
+	filler = sp_alloc(pool, (size_t)room * SP_PAGE_SIZE, 0);
+	assert_non_null(filler);
+	for (long i = 0; i < room; i++)
+		fill_page(filler + i * SP_PAGE_SIZE, (uint64_t)(500 + i));
+	assert_int_equal(stat_of(pool, "frames_free"), 0);
+	assert_int_equal(sp_swap_out(pool, a, 2 * SP_PAGE_SIZE), 0);
+	assert_int_equal(check_page(a, 99), 0);
+	assert_int_equal(check_page(a + SP_PAGE_SIZE, 1), 0);
+	assert_int_equal(check_page(b, 0), 0);
+	for (long i = 0; i < room; i++)
+		assert_int_equal(check_page(filler + i * SP_PAGE_SIZE, (uint64_t)(500 + i)), 0);
+	sp_pool_destroy(pool);
+}
+
 int main(void)
 {
 	/* The test process's pid: a forked child's pool uses it too, and the parent removes it. */
@@ -595,6 +628,7 @@ int main(void)
 		BOTH(stale_taken_over),
 		BOTH(live_file_busy),
 		BOTH(other_file_kept),
+		cmocka_unit_test(swap_out_copied_pool_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
