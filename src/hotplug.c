@@ -17,6 +17,7 @@
  * not held while a callback runs; callbacks must not call back into the pool
  * except sp_stat and sp_ksm_get.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,14 +196,68 @@ static int offline_migrate(struct sp_pool *pool, unsigned s)
 	return -1;
 }
 
+#ifndef NDEBUG
+/*
+ * Debug builds, before the section's memory goes: no page table entry and no
+ * stable node may name a frame of it any more. Every frame there is free by
+ * now, so a reference is a page that would read another owner's bytes or
+ * zeros: stop at once rather than report an offline that lost it. The KSM
+ * mutex is held (KSM's GOING_OFFLINE callback).
+ */
+static void check_unreferenced(struct sp_pool *pool, unsigned s)
+{
+	unsigned long lo = (unsigned long)s * pool->section_pages, hi = lo + pool->section_pages;
+	struct stable_tree *t = &pool->ksm.stable;
+	unsigned long bad = 0;
+
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	for (unsigned i = 0; i < pool->rt.nr; i++) {
+		struct sp_region *r = pool->rt.sorted[i];
+
+		for (unsigned long j = 0; j < r->npages; j++) {
+			uint64_t pte = atomic_load(&r->pte[j]);
+
+			if ((pte_type(pte) != PTE_PRIVATE && pte_type(pte) != PTE_KSM) ||
+			    pte_val(pte) < lo || pte_val(pte) >= hi)
+				continue;
+			if (!bad++)
+				sp_log(SP_LOG_ERR,
+				       "offline of section %u: the page at %p still maps "
+				       "frame %lu",
+				       s, (void *)page_addr(r, j), pte_val(pte));
+		}
+	}
+	pthread_rwlock_unlock(&pool->rt.lock);
+	for (uint32_t id = 0; id < t->nr_ids; id++) {
+		if (!t->nodes[id].live || t->nodes[id].swapped || t->nodes[id].kpfn < lo ||
+		    t->nodes[id].kpfn >= hi)
+			continue;
+		if (!bad++)
+			sp_log(SP_LOG_ERR,
+			       "offline of section %u: stable node %u still names frame %u", s, id,
+			       t->nodes[id].kpfn);
+	}
+	assert(!bad);
+}
+#else
+static void check_unreferenced(struct sp_pool *pool, unsigned s)
+{
+	(void)pool;
+	(void)s;
+}
+#endif
+
 /* Isolate, move every frame in use, give the range back; undone on failure. */
 static int take_offline(struct sp_pool *pool, unsigned section)
 {
 	int err;
 
 	section_isolate(pool, section, true);
-	if (!offline_migrate(pool, section) && !section_remove(pool, section))
-		return 0;
+	if (!offline_migrate(pool, section)) {
+		check_unreferenced(pool, section);
+		if (!section_remove(pool, section))
+			return 0;
+	}
 	err = errno;
 	section_isolate(pool, section, false);
 	errno = err;

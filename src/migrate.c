@@ -125,15 +125,36 @@ int migrate_private_page(struct sp_pool *pool, struct sp_region *r, unsigned lon
 	return 0;
 }
 
-/* Put the sharers in moved[0..n) back on frame k after a failed remap. */
-static void ksm_roll_back(struct sp_pool *pool, struct ksm_rmap *moved, int n, unsigned long k)
+/* A sharer the program unmapped maps no frame of ours: it leaves node sid. */
+static void sharer_lost(struct sp_pool *pool, uint32_t sid, struct sp_region *w, unsigned long idx)
+{
+	uint64_t pte = atomic_load(&w->pte[idx]);
+
+	atomic_store(&w->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE) | PTE_LOST);
+	ksm_sharer_copied(pool, sid, w->id, (uint32_t)idx);
+}
+
+/*
+ * Put the sharers in moved[0..n) of node sid back on frame k after a failed
+ * remap. One the program has unmapped meanwhile leaves the node instead. One
+ * that cannot be mapped back (no mapping left) stays on its new frame, said
+ * in the log: the caller must not free a frame a page still maps.
+ */
+static void ksm_roll_back(struct sp_pool *pool, uint32_t sid, struct ksm_rmap *moved, int n,
+			  unsigned long k)
 {
 	for (int i = 0; i < n; i++) {
 		struct sp_region *w = region_by_id(pool, moved[i].rid);
 		struct sp_window win;
 
-		if (wp_window_open(pool, &win, page_addr(w, moved[i].idx), PAGE_SIZE))
+		if (wp_window_open(pool, &win, page_addr(w, moved[i].idx), PAGE_SIZE)) {
+			if (region_mark_lost(pool, w, moved[i].idx, 1))
+				sharer_lost(pool, sid, w, moved[i].idx);
+			else
+				sp_log(SP_LOG_ERR, "restoring a KSM page at %p: %s",
+				       (void *)page_addr(w, moved[i].idx), strerror(errno));
 			continue;
+		}
 		if (fault_map(pool, page_addr(w, moved[i].idx), PAGE_SIZE, k, false))
 			sp_log(SP_LOG_ERR, "restoring a KSM page at %p: %s",
 			       (void *)page_addr(w, moved[i].idx), strerror(errno));
@@ -175,7 +196,20 @@ static int ksm_move_sharer(struct sp_pool *pool, struct sp_region *w, unsigned l
 	return ret;
 }
 
-/* KSM frame k and every sharer move to frame f. KSM mutex and rt.lock held. */
+/* Page (rid, idx) still maps KSM frame f. rt.lock held. */
+static bool maps_frame(struct sp_pool *pool, uint32_t rid, uint32_t idx, unsigned long f)
+{
+	struct sp_region *w = region_by_id(pool, rid);
+
+	return w && idx < w->npages &&
+	       (atomic_load(&w->pte[idx]) & ~(PTE_LOST | PTE_MERGEABLE)) == mk_pte(PTE_KSM, f, 0);
+}
+
+/*
+ * KSM frame k and every sharer move to frame f. KSM mutex and rt.lock held.
+ * 0 moved; -1 not moved (every sharer maps k, or has left); -2 not moved,
+ * and a sharer that could not be put back still maps f: f must not be freed.
+ */
 static int move_ksm(struct sp_pool *pool, unsigned long k, unsigned long f)
 {
 	struct stable_tree *t = &pool->ksm.stable;
@@ -221,12 +255,17 @@ static int move_ksm(struct sp_pool *pool, unsigned long k, unsigned long f)
 		}
 	}
 	if (err) {
-		ksm_roll_back(pool, moved, nr_moved, k);
+		bool stuck = false;
+
+		ksm_roll_back(pool, sid, moved, nr_moved, k);
+		for (int i = 0; i < nr_moved; i++)
+			stuck |= maps_frame(pool, moved[i].rid, moved[i].idx, f);
 		atomic_fetch_and(&fp->flags, ~(uint32_t)PG_ksm);
+		ksm_settle(pool, sid); /* sharers copied meanwhile have left */
 		free(sharers);
 		free(moved);
 		errno = err;
-		return -1;
+		return stuck ? -2 : -1;
 	}
 	t->nodes[sid].kpfn = (uint32_t)f;
 	if (!atomic_load(&pool->ksm.knob[KSM_MERGE_ACROSS_NODES]))
@@ -281,7 +320,10 @@ static int migrate_one(struct sp_pool *pool, unsigned long pfn, migrate_new_fn g
 			ret = move_private(pool, r, page->index, pfn, (unsigned long)new);
 	}
 	pthread_rwlock_unlock(&pool->rt.lock);
-	if (ret) {
+	if (ret == -2) {
+		sp_log(SP_LOG_ERR, "frame %ld kept: a page still maps it after a failed move", new);
+		ret = -1;
+	} else if (ret) {
 		int err = errno;
 
 		frames_free_run(pool, (unsigned long)new, 1);
@@ -410,13 +452,36 @@ static void batch_roll_back(struct sp_pool *pool, struct batch *b, const struct 
 			    size_t nr)
 {
 	for (size_t i = 0; i < nr; i++) {
-		struct sp_region *w = region_by_id(pool, e[i].rid);
 		struct ksm_rmap one = { e[i].rid, e[i].idx };
 
-		if (w && atomic_load(&w->pte[e[i].idx]) ==
-				 mk_pte(PTE_KSM, b->f0 + e[i].i, PTE_MERGEABLE))
-			ksm_roll_back(pool, &one, 1, b->k0 + e[i].i);
+		if (maps_frame(pool, e[i].rid, e[i].idx, b->f0 + e[i].i))
+			ksm_roll_back(pool, pfn_to_page(pool, b->k0 + e[i].i)->owner, &one, 1,
+				      b->k0 + e[i].i);
 	}
+}
+
+/*
+ * The batch failed: sharers are back on the old frames, those the kernel
+ * copied leave their nodes, and the nodes settle (a frame may go to its
+ * last sharer, or be freed). stuck[i]: new frame i is still mapped by a
+ * sharer that could not be put back, and must not be freed.
+ */
+static void batch_fail(struct sp_pool *pool, struct batch *b, const struct batch_ent *e, size_t nr,
+		       bool *stuck)
+{
+	batch_roll_back(pool, b, e, nr);
+	for (size_t j = 0; j < b->nr_copied; j++) {
+		struct sp_region *w = region_by_id(pool, b->copied[j].rid);
+
+		/* Copied is copied: those leave the node whatever happens. */
+		atomic_store(&w->pte[b->copied[j].idx], mk_pte(PTE_COPIED, 0, PTE_MERGEABLE));
+		ksm_sharer_copied(pool, pfn_to_page(pool, b->k0 + b->copied[j].i)->owner,
+				  b->copied[j].rid, b->copied[j].idx);
+	}
+	for (size_t j = 0; j < nr; j++)
+		stuck[e[j].i] |= maps_frame(pool, e[j].rid, e[j].idx, b->f0 + e[j].i);
+	for (unsigned j = 0; j < b->n; j++)
+		ksm_settle(pool, pfn_to_page(pool, b->k0 + j)->owner);
 }
 
 static void batch_commit(struct sp_pool *pool, struct batch *b)
@@ -443,8 +508,15 @@ static void batch_commit(struct sp_pool *pool, struct batch *b)
 		ksm_settle(pool, pfn_to_page(pool, b->f0 + i)->owner);
 }
 
-/* KSM frames k0..k0+n (locked) to f0..f0+n (fresh). KSM mutex and rt.lock held. */
-static int move_ksm_batch(struct sp_pool *pool, unsigned long k0, unsigned long f0, unsigned n)
+/*
+ * KSM frames k0..k0+n (locked) to f0..f0+n (fresh). KSM mutex and rt.lock
+ * held. 0: all moved, the old frames are the caller's to free. -1: none
+ * moved: the old frames are still KSM's (their nodes may have settled them
+ * onto a last sharer, or freed them), and the new ones the caller's to free,
+ * except those stuck[] says a page still maps.
+ */
+static int move_ksm_batch(struct sp_pool *pool, unsigned long k0, unsigned long f0, unsigned n,
+			  bool *stuck)
 {
 	struct batch b = { .k0 = k0, .f0 = f0, .n = n };
 	struct stable_tree *t = &pool->ksm.stable;
@@ -483,22 +555,10 @@ static int move_ksm_batch(struct sp_pool *pool, unsigned long k0, unsigned long 
 			b.failed = true; /* an rmap that does not match its page table */
 		i += len;
 	}
-	if (b.failed) {
-		batch_roll_back(pool, &b, e, nr);
-		for (size_t j = 0; j < b.nr_copied; j++) {
-			struct sp_region *w = region_by_id(pool, b.copied[j].rid);
-
-			/* Copied is copied: those leave the node whatever happens. */
-			atomic_store(&w->pte[b.copied[j].idx],
-				     mk_pte(PTE_COPIED, 0, PTE_MERGEABLE));
-			ksm_sharer_copied(pool, pfn_to_page(pool, k0 + b.copied[j].i)->owner,
-					  b.copied[j].rid, b.copied[j].idx);
-		}
-		for (unsigned j = 0; j < n; j++)
-			ksm_settle(pool, pfn_to_page(pool, k0 + j)->owner);
-	} else {
+	if (b.failed)
+		batch_fail(pool, &b, e, nr, stuck);
+	else
 		batch_commit(pool, &b);
-	}
 	free(e);
 	free(b.copied);
 	errno = EBUSY;
@@ -518,36 +578,55 @@ static unsigned lock_ksm_run(struct sp_pool *pool, const unsigned long *pfns, un
 	return n;
 }
 
-/* Offlining: a run of KSM frames moves as one; 0 if it did, else nothing moved. */
-static int migrate_ksm_run(struct sp_pool *pool, const unsigned long *ks, unsigned n)
+/*
+ * Offlining: a run of KSM frames (locked) moves in batches, one per run of
+ * new frames. How many of ks moved: the batches before the first that
+ * failed. Each batch's outcome is its own (move_ksm_batch), never read back
+ * from the frames, which a failed batch may have settled or freed: what
+ * moved gives its old frames back; what did not gives back the new frames
+ * it allocated, but for any a page still maps.
+ */
+static unsigned migrate_ksm_run(struct sp_pool *pool, const unsigned long *ks, unsigned n)
 {
 	int node = pool->sections[pfn_to_section(pool, ks[0])].node;
+	unsigned nr_runs, r, done = 0, moved;
 	struct sp_run *runs;
-	unsigned nr_runs, done = 0;
-	int ret = 0;
+	bool *stuck;
 
-	if (frames_alloc(pool, node, n, &runs, &nr_runs))
-		return -1;
-	pthread_rwlock_rdlock(&pool->rt.lock);
-	for (unsigned r = 0; r < nr_runs && !ret; r++) {
-		ret = move_ksm_batch(pool, ks[done], runs[r].pfn, (unsigned)runs[r].nr);
-		done += (unsigned)runs[r].nr;
+	stuck = calloc(n, sizeof(*stuck));
+	if (!stuck || frames_alloc(pool, node, n, &runs, &nr_runs)) {
+		free(stuck);
+		for (unsigned i = 0; i < n; i++)
+			frame_unlock(pool, ks[i]);
+		return 0;
 	}
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	for (r = 0; r < nr_runs; done += (unsigned)runs[r++].nr)
+		if (move_ksm_batch(pool, ks[done], runs[r].pfn, (unsigned)runs[r].nr, stuck + done))
+			break;
 	pthread_rwlock_unlock(&pool->rt.lock);
+	moved = done;
 	for (unsigned i = 0; i < n; i++)
 		frame_unlock(pool, ks[i]);
-	/* What moved leaves its old frames; what did not keeps them and frees the new. */
-	done = 0;
-	for (unsigned r = 0; r < nr_runs; r++) {
-		bool moved = !(atomic_load(&pfn_to_page(pool, ks[done])->flags) & PG_ksm);
-
-		frames_free_run(pool, moved ? ks[done] : runs[r].pfn, runs[r].nr);
-		if (moved)
+	for (done = 0, r = 0; r < nr_runs; done += (unsigned)runs[r++].nr) {
+		if (done < moved) {
+			frames_free_run(pool, ks[done], runs[r].nr);
 			atomic_fetch_add(&pool->pages_migrated, (long)runs[r].nr);
-		done += (unsigned)runs[r].nr;
+			continue;
+		}
+		for (unsigned i = 0; i < runs[r].nr; i++) {
+			if (!stuck[done + i]) {
+				frames_free_run(pool, runs[r].pfn + i, 1);
+				continue;
+			}
+			sp_log(SP_LOG_ERR,
+			       "frame %lu kept: a page still maps it after a failed move",
+			       runs[r].pfn + i);
+		}
 	}
 	free(runs);
-	return ret;
+	free(stuck);
+	return moved;
 }
 
 long migrate_pages(struct sp_pool *pool, const unsigned long *pfns, unsigned long nr,
@@ -560,13 +639,18 @@ long migrate_pages(struct sp_pool *pool, const unsigned long *pfns, unsigned lon
 	for (unsigned long i = 0; i < nr; i++) {
 		unsigned n = reason == MR_OFFLINING ? lock_ksm_run(pool, pfns, i, nr) : 0;
 
-		if (n > 1 && !migrate_ksm_run(pool, &pfns[i], n)) {
-			res->moved += n;
-			i += n - 1;
-			continue;
-		}
-		if (n == 1)
+		if (n > 1) {
+			unsigned moved = migrate_ksm_run(pool, &pfns[i], n);
+
+			res->moved += moved;
+			i += moved;
+			if (moved == n) {
+				i--;
+				continue;
+			}
+		} else if (n == 1) {
 			frame_unlock(pool, pfns[i]);
+		}
 		/* One at a time: a single frame, or a run that could not move as one. */
 		if (!migrate_one(pool, pfns[i], get_new, priv, reason)) {
 			res->moved++;

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -366,6 +367,50 @@ static void offline_races(void **state)
 	sp_pool_destroy(c.pool);
 }
 
+/*
+ * A run of two KSM frames whose batch move fails (the program unmapped a
+ * sharer) after another sharer was found copied: the failed batch settles
+ * one frame onto its last sharer. The offline must still move every frame,
+ * and free only what nobody maps; it used to free the old run (two pages
+ * read zeros) and leak the new one.
+ */
+static void failed_batch_frees_nothing_mapped(void **state)
+{
+	struct sp_pool_config cfg = { .section_size = 256 * SP_PAGE_SIZE,
+				      .nr_sections = 4,
+				      .nr_nodes = 1,
+				      .flags = *(unsigned *)*state | SP_POOL_NO_KSMD };
+	sp_pool *pool = sp_pool_create(&cfg);
+	char *a, *b;
+	int sec;
+
+	assert_non_null(pool);
+	a = alloc_alike(pool, 2);
+	b = alloc_alike(pool, 2);
+	full_scan(pool);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 2);
+	sec = sp_page_section(pool, a);
+	assert_int_equal(sp_page_section(pool, a + SP_PAGE_SIZE), sec);
+	fill_page(a, 99); /* the kernel copies a[0] */
+	assert_int_equal(munmap(b + SP_PAGE_SIZE, SP_PAGE_SIZE), 0); /* b[1] behind our back */
+	assert_int_equal(sp_section_offline(pool, sec), 0);
+	assert_int_equal(check_page(a, 99), 0);
+	assert_int_equal(check_page(a + SP_PAGE_SIZE, 1), 0);
+	assert_int_equal(check_page(b, 0), 0);
+	for (char *p = a; p < a + 2 * SP_PAGE_SIZE; p += SP_PAGE_SIZE)
+		assert_int_not_equal(sp_page_section(pool, p), sec);
+	assert_int_not_equal(sp_page_section(pool, b), sec);
+	/* The counters and the pages agree. */
+	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
+	assert_int_equal(sp_page_is_ksm(pool, a + SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_page_is_ksm(pool, b), 0);
+	assert_int_equal(sp_free(pool, a), 0);
+	assert_int_equal(sp_free(pool, b), 0);
+	assert_int_equal(stat_of(pool, "frames_used"), 0);
+	sp_pool_destroy(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +420,7 @@ int main(void)
 		cmocka_unit_test(pinned_frame),
 		cmocka_unit_test(bad_arguments),
 		BOTH(offline_races),
+		BOTH(failed_batch_frees_nothing_mapped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
