@@ -252,7 +252,9 @@ static int take_offline(struct sp_pool *pool, unsigned section)
 {
 	int err;
 
-	section_isolate(pool, section, true);
+	/* What is committed must fit in what stays: else ENOMEM, before anything moved. */
+	if (section_isolate(pool, section, true))
+		return -1;
 	if (!offline_migrate(pool, section)) {
 		check_unreferenced(pool, section);
 		if (!section_remove(pool, section))

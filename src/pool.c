@@ -404,20 +404,78 @@ int section_online(struct sp_pool *pool, unsigned s)
 	return ret;
 }
 
-void section_isolate(struct sp_pool *pool, unsigned s, bool isolate)
+/* ---- strict overcommit ------------------------------------------------ */
+
+/*
+ * Where pages can be without frames (swapped out, or lazily allocated), the
+ * pool promises every page of every region a frame or a swap slot when it is
+ * touched: the pages of all regions fit in the frames that stay online plus
+ * the swap slots (the kernel's strict overcommit), less COMMIT_SLACK. The
+ * slack is for pages in flight: a swap-in holds its page's slot until the
+ * new frame is mapped, a policy move holds the old frame until its copy is
+ * done; with nothing left over, the last swap-in would find neither a free
+ * frame nor a free slot to reclaim a frame into. Without swap every page
+ * holds its frame (or shares one, or is the kernel's copy), nothing can
+ * fault for lack of a frame, and what merging saves may be handed out.
+ * pool->lock held.
+ */
+static bool commit_fits(struct sp_pool *pool, long pages, unsigned long frames)
 {
-	struct sp_section *sec = &pool->sections[s];
+	if (pool->swap.fd < 0 || !fault_can_swap(pool))
+		return true;
+	return pages <= 0 || pages + COMMIT_SLACK <= (long)(frames + pool->swap.nr_slots);
+}
+
+int commit_charge(struct sp_pool *pool, unsigned long npages)
+{
+	int ret = 0;
 
 	pthread_mutex_lock(&pool->lock);
-	if (sec->isolated != isolate) {
-		sec->isolated = isolate;
-		sec->state = isolate ? SECTION_GOING_OFFLINE : SECTION_ONLINE;
-		if (isolate)
-			pool->frames_free -= sec->nr_free;
-		else
-			pool->frames_free += sec->nr_free;
-	}
+	if (commit_fits(pool, atomic_load(&pool->rt.committed) + (long)npages,
+			pool->frames_total - pool->frames_leaving))
+		atomic_fetch_add(&pool->rt.committed, (long)npages);
+	else
+		ret = -1;
 	pthread_mutex_unlock(&pool->lock);
+	if (ret)
+		errno = ENOMEM;
+	return ret;
+}
+
+void commit_uncharge(struct sp_pool *pool, unsigned long npages)
+{
+	atomic_fetch_sub(&pool->rt.committed, (long)npages);
+}
+
+int section_isolate(struct sp_pool *pool, unsigned s, bool isolate)
+{
+	struct sp_section *sec = &pool->sections[s];
+	int ret = 0;
+
+	pthread_mutex_lock(&pool->lock);
+	if (sec->isolated == isolate)
+		goto out_unlock;
+	/* Going: what is committed must fit without its frames, from now on. */
+	if (isolate &&
+	    !commit_fits(pool, atomic_load(&pool->rt.committed),
+			 pool->frames_total - pool->frames_leaving - pool->section_pages)) {
+		ret = -1;
+		goto out_unlock;
+	}
+	sec->isolated = isolate;
+	sec->state = isolate ? SECTION_GOING_OFFLINE : SECTION_ONLINE;
+	if (isolate) {
+		pool->frames_free -= sec->nr_free;
+		pool->frames_leaving += pool->section_pages;
+	} else {
+		pool->frames_free += sec->nr_free;
+		pool->frames_leaving -= pool->section_pages;
+	}
+out_unlock:
+	pthread_mutex_unlock(&pool->lock);
+	if (ret)
+		errno = ENOMEM;
+	return ret;
 }
 
 unsigned long section_used(struct sp_pool *pool, unsigned s, unsigned long *pfns)
@@ -456,6 +514,7 @@ int section_remove(struct sp_pool *pool, unsigned s)
 	sec->state = SECTION_OFFLINE;
 	sec->isolated = false;
 	pool->frames_total -= pool->section_pages;
+	pool->frames_leaving -= pool->section_pages;
 	pool->sections_online--;
 	section_free(sec);
 	pthread_mutex_unlock(&pool->lock);

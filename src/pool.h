@@ -182,6 +182,7 @@ struct sp_pool {
 	unsigned sections_online;
 	unsigned long frames_total; /* frames of online sections */
 	unsigned long frames_free; /* free frames that may be allocated */
+	unsigned long frames_leaving; /* frames of sections going offline */
 
 	struct sp_region_table rt;
 	struct sp_hotplug hotplug;
@@ -239,9 +240,22 @@ long pool_bytes_resident(struct sp_pool *pool);
 
 /* Sections (hotplug.c drives them; pool.c owns their state). */
 int section_online(struct sp_pool *pool, unsigned s);
-void section_isolate(struct sp_pool *pool, unsigned s, bool isolate);
+/*
+ * No allocation from section s (or again). Isolating fails with ENOMEM when
+ * what is committed would not fit without the section (commit_charge).
+ */
+int section_isolate(struct sp_pool *pool, unsigned s, bool isolate);
 unsigned long section_used(struct sp_pool *pool, unsigned s, unsigned long *pfns);
 int section_remove(struct sp_pool *pool, unsigned s);
+
+/*
+ * Strict overcommit (pool.c says where it applies and why the slack): charge
+ * a new region's pages, -1 with ENOMEM if they do not fit in frames and swap
+ * less COMMIT_SLACK; give them back.
+ */
+#define COMMIT_SLACK 16
+int commit_charge(struct sp_pool *pool, unsigned long npages);
+void commit_uncharge(struct sp_pool *pool, unsigned long npages);
 
 /* True if the frame's memory was never touched (or was punched): it reads zeros. */
 bool frame_is_hole(struct sp_pool *pool, unsigned long pfn);

@@ -163,6 +163,9 @@ static int table_insert(struct sp_pool *pool, struct sp_region *r)
 		errno = ENOMEM;
 		return -1;
 	}
+	/* Every sp_alloc, lazy or not: frames taken now may be the ones others count on. */
+	if (commit_charge(pool, r->npages))
+		return -1;
 	while (rt->by_id[rt->next_id % rt->id_cap])
 		rt->next_id++;
 	r->id = rt->next_id++ % rt->id_cap;
@@ -171,7 +174,6 @@ static int table_insert(struct sp_pool *pool, struct sp_region *r)
 	memmove(&rt->sorted[i + 1], &rt->sorted[i], (rt->nr - i) * sizeof(*rt->sorted));
 	rt->sorted[i] = r;
 	rt->nr++;
-	atomic_fetch_add(&rt->committed, (long)r->npages);
 	return 0;
 }
 
@@ -183,7 +185,7 @@ static void table_unlink(struct sp_pool *pool, struct sp_region *r)
 	memmove(&rt->sorted[i], &rt->sorted[i + 1], (rt->nr - i - 1) * sizeof(*rt->sorted));
 	rt->nr--;
 	rt->by_id[r->id] = NULL;
-	atomic_fetch_sub(&rt->committed, (long)r->npages);
+	commit_uncharge(pool, r->npages);
 }
 
 /* Frames of a region that is not (or no longer) visible to anyone else. */
@@ -253,20 +255,13 @@ static int region_map(struct sp_pool *pool, struct sp_region *r, struct sp_run *
 /*
  * Too few free frames for the region now: its pages get theirs at first
  * touch (PTE_NONE, missing mode), and reclaim makes room meanwhile. Only
- * where pages can go to swap and come back, and only while every page of
- * every region (this one counted already) fits in frames and swap together,
- * so that any of them can be touched: the kernel's strict overcommit.
+ * where pages can go to swap and come back; the region's pages were
+ * charged already (table_insert), so any of them can be touched: the
+ * kernel's strict overcommit.
  */
 static int region_map_lazy(struct sp_pool *pool, struct sp_region *r, uint64_t pte_flags)
 {
-	unsigned long room;
-
 	if (pool->swap.fd < 0 || !fault_can_swap(pool))
-		goto out_nomem;
-	pthread_mutex_lock(&pool->lock);
-	room = pool->frames_total;
-	pthread_mutex_unlock(&pool->lock);
-	if ((unsigned long)atomic_load(&pool->rt.committed) > room + pool->swap.nr_slots)
 		goto out_nomem;
 	if (fault_remap_missing(pool, r->start, r->len))
 		return -1;

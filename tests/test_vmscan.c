@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "pool.h"
 
 #define SECTION (4ul << 20)
 #define SECTION_PAGES (SECTION / SP_PAGE_SIZE)
@@ -116,6 +117,113 @@ static void alloc_until_full(void **state)
 	assert_int_equal(errno, ENOMEM);
 	assert_int_equal(sp_reclaim(pool, 1), -1);
 	assert_int_equal(errno, ENOSPC);
+	sp_pool_destroy(pool);
+}
+
+/* A small pool for the commitment: n sections of 1 MiB, swap_pages of swap. */
+static sp_pool *commit_pool(unsigned n, size_t swap_pages)
+{
+	struct sp_pool_config cfg = { .section_size = 256 * SP_PAGE_SIZE,
+				      .nr_sections = n,
+				      .swap_path = path,
+				      .swap_size = swap_pages * SP_PAGE_SIZE,
+				      .flags = SP_POOL_NO_KSMD };
+	sp_pool *pool;
+
+	snprintf(path, sizeof(path), "/tmp/sp-vmscan-%d", getpid());
+	unlink(path);
+	pool = sp_pool_create(&cfg);
+	assert_non_null(pool);
+	return pool;
+}
+
+/* Every page of a region written, then read back. */
+static void fill_check(char *p, unsigned long n, uint64_t seed)
+{
+	for (unsigned long i = 0; i < n; i++)
+		fill_page(p + i * SP_PAGE_SIZE, seed + i);
+	for (unsigned long i = 0; i < n; i++)
+		assert_int_equal(check_page(p + i * SP_PAGE_SIZE, seed + i), 0);
+}
+
+/*
+ * The commitment holds on every sp_alloc: one that finds its frames free at
+ * once may not take them from pages committed earlier. It used to: a lazy
+ * region of frames + slots - 1 pages, then 512 pages with frames, and
+ * filling the first region was 511 SIGBUSes.
+ */
+static void commit_every_alloc(void **state)
+{
+	sp_pool *pool = commit_pool(4, 1024);
+	long frames = stat_of(pool, "frames_total"), n = frames + 1024 - COMMIT_SLACK - 1;
+	char *a = sp_alloc(pool, (size_t)n * SP_PAGE_SIZE, 0), *b;
+
+	(void)state;
+	assert_non_null(a);
+	errno = 0;
+	assert_null(sp_alloc(pool, (size_t)(frames / 2) * SP_PAGE_SIZE, 0));
+	assert_int_equal(errno, ENOMEM);
+	b = sp_alloc(pool, SP_PAGE_SIZE, 0); /* the last page that fits */
+	assert_non_null(b);
+	assert_null(sp_alloc(pool, SP_PAGE_SIZE, SP_POPULATE));
+	assert_int_equal(stat_of(pool, "pages_committed"), frames + 1024 - COMMIT_SLACK);
+	fill_check(a, (unsigned long)n, 1);
+	fill_check(b, 1, 0);
+	assert_int_equal(sp_free(pool, b), 0);
+	assert_int_equal(sp_free(pool, a), 0);
+	assert_int_equal(stat_of(pool, "pages_committed"), 0);
+	sp_pool_destroy(pool);
+}
+
+/*
+ * An offline that would leave committed pages without room fails with
+ * ENOMEM before it moves anything (it used to succeed, and filling the
+ * region was 255 SIGBUSes); once the pages fit, it goes.
+ */
+static void commit_offline(void **state)
+{
+	sp_pool *pool = commit_pool(4, 1024);
+	long frames = stat_of(pool, "frames_total"), n = frames + 1024 - COMMIT_SLACK - 1;
+	long m = frames - 256 + 1024 - COMMIT_SLACK; /* what fits without section 3 */
+	char *a = sp_alloc(pool, (size_t)n * SP_PAGE_SIZE, 0), *b;
+
+	(void)state;
+	assert_non_null(a);
+	errno = 0;
+	assert_int_equal(sp_section_offline(pool, 3), -1);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(stat_of(pool, "frames_total"), frames);
+	fill_check(a, (unsigned long)n, 1);
+	assert_int_equal(sp_free(pool, a), 0);
+	b = sp_alloc(pool, (size_t)m * SP_PAGE_SIZE, 0);
+	assert_non_null(b);
+	assert_int_equal(sp_section_offline(pool, 3), 0);
+	/* And while a section is going, sp_alloc counts without it. */
+	assert_null(sp_alloc(pool, SP_PAGE_SIZE, 0));
+	assert_int_equal(errno, ENOMEM);
+	fill_check(b, (unsigned long)m, 7);
+	sp_pool_destroy(pool);
+}
+
+/*
+ * The most the pool grants, every page written and read back twice: a
+ * swap-in holds its slot until its frame is mapped, so frames and slots
+ * exactly full left the last reads neither a frame nor a slot to reclaim
+ * into (SIGBUS); the commitment keeps slack for it.
+ */
+static void commit_full_reads_back(void **state)
+{
+	sp_pool *pool = commit_pool(2, 512);
+	long n = stat_of(pool, "frames_total") + 512 + 1;
+	char *a = NULL;
+
+	(void)state;
+	while (!a && --n > 0)
+		a = sp_alloc(pool, (size_t)n * SP_PAGE_SIZE, 0);
+	assert_non_null(a);
+	fill_check(a, (unsigned long)n, 3);
+	for (long i = 0; i < n; i++)
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, 3 + (uint64_t)i), 0);
 	sp_pool_destroy(pool);
 }
 
@@ -476,6 +584,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(bigger_than_pool),
 		cmocka_unit_test(alloc_until_full),
+		cmocka_unit_test(commit_every_alloc),
+		cmocka_unit_test(commit_offline),
+		cmocka_unit_test(commit_full_reads_back),
 		cmocka_unit_test(cold_before_hot),
 		cmocka_unit_test(ksm_frames_reclaimed),
 		cmocka_unit_test(knobs),
