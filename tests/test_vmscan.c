@@ -25,10 +25,11 @@
 
 static char path[64];
 
-/* nr_sections of 4 MiB, swap_pages of swap. */
-static sp_pool *reclaim_pool(unsigned nr_sections, size_t swap_pages, unsigned flags)
+/* nr_sections of section bytes, swap_pages of swap. */
+static sp_pool *swap_pool_of(size_t section, unsigned nr_sections, size_t swap_pages,
+			     unsigned flags)
 {
-	struct sp_pool_config cfg = { .section_size = SECTION,
+	struct sp_pool_config cfg = { .section_size = section,
 				      .nr_sections = nr_sections,
 				      .swap_path = path,
 				      .swap_size = swap_pages * SP_PAGE_SIZE,
@@ -40,6 +41,12 @@ static sp_pool *reclaim_pool(unsigned nr_sections, size_t swap_pages, unsigned f
 	pool = sp_pool_create(&cfg);
 	assert_non_null(pool);
 	return pool;
+}
+
+/* nr_sections of 4 MiB, swap_pages of swap. */
+static sp_pool *reclaim_pool(unsigned nr_sections, size_t swap_pages, unsigned flags)
+{
+	return swap_pool_of(SECTION, nr_sections, swap_pages, flags);
 }
 
 static double now(void)
@@ -123,18 +130,7 @@ static void alloc_until_full(void **state)
 /* A small pool for the commitment: n sections of 1 MiB, swap_pages of swap. */
 static sp_pool *commit_pool(unsigned n, size_t swap_pages)
 {
-	struct sp_pool_config cfg = { .section_size = 256 * SP_PAGE_SIZE,
-				      .nr_sections = n,
-				      .swap_path = path,
-				      .swap_size = swap_pages * SP_PAGE_SIZE,
-				      .flags = SP_POOL_NO_KSMD };
-	sp_pool *pool;
-
-	snprintf(path, sizeof(path), "/tmp/sp-vmscan-%d", getpid());
-	unlink(path);
-	pool = sp_pool_create(&cfg);
-	assert_non_null(pool);
-	return pool;
+	return swap_pool_of(256 * SP_PAGE_SIZE, n, swap_pages, SP_POOL_NO_KSMD);
 }
 
 /* Every page of a region written, then read back. */
