@@ -253,6 +253,17 @@ int os_map_zero(void *addr, size_t len)
 	return map_install(&m) ? 0 : -1;
 }
 
+int os_map_none(void *addr, size_t len)
+{
+	struct map_req m = { .addr = addr,
+			     .len = len,
+			     .prot = PROT_NONE,
+			     .flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			     .fd = -1 };
+
+	return map_install(&m) ? 0 : -1;
+}
+
 int os_map_missing(int uffd, void *addr, size_t len)
 {
 	struct map_req scratch = { .len = len,

@@ -144,6 +144,12 @@ int os_map_frames(void *addr, size_t len, int fd, off_t off, bool shared);
  */
 int os_map_zero(void *addr, size_t len);
 /*
+ * Replace [addr, addr+len) with an inaccessible reservation (MAP_FIXED,
+ * PROT_NONE, no memory): every access faults (SIGSEGV), and no userfaultfd
+ * serves it. Errors as os_map_frames.
+ */
+int os_map_none(void *addr, size_t len);
+/*
  * Replace [addr, addr+len) with an anonymous range that is never populated
  * and is registered with uffd for missing and write-protect faults from its
  * first instant: every access, read or write, is a missing fault. The range

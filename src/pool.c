@@ -706,6 +706,8 @@ void sp_pool_destroy(sp_pool *pool)
 	/* ksmd first: it uses the fault machinery, and kicks reclaim when it takes frames. */
 	ksm_stop(pool);
 	reclaim_exit(pool); /* it swaps out: it uses the fault machinery too */
+	/* A thread still touching a region faults from here on: never wrong bytes. */
+	region_table_close(pool);
 	fault_exit(pool);
 	hotplug_exit(pool);
 	ksm_exit(pool);

@@ -81,12 +81,32 @@ static unsigned upper_bound(struct sp_region_table *rt, const void *addr)
 	return lo;
 }
 
+/*
+ * The pool is going (sp_pool_destroy): before the fault machinery stops,
+ * every region becomes an inaccessible reservation, and no lookup finds a
+ * region any more, so that no fault still being served maps a frame back.
+ * A thread that touches a region from here on faults (SIGSEGV). Were the
+ * userfaultfd closed first, a swapped page's empty stand-in mapping would
+ * read as the zero page. The reservations go with region_table_exit.
+ */
+void region_table_close(struct sp_pool *pool)
+{
+	struct sp_region_table *rt = &pool->rt;
+
+	pthread_rwlock_wrlock(&rt->lock);
+	rt->closed = true;
+	for (unsigned i = 0; i < rt->nr; i++)
+		if (os_map_none(rt->sorted[i]->start, rt->sorted[i]->len))
+			os_unmap(rt->sorted[i]->start, rt->sorted[i]->len);
+	pthread_rwlock_unlock(&rt->lock);
+}
+
 struct sp_region *region_find(struct sp_pool *pool, const void *addr)
 {
 	unsigned i = upper_bound(&pool->rt, addr);
 	struct sp_region *r;
 
-	if (!i)
+	if (!i || pool->rt.closed)
 		return NULL;
 	r = pool->rt.sorted[i - 1];
 	return (const char *)addr < r->start + r->len ? r : NULL;
@@ -97,6 +117,8 @@ struct sp_region *region_next(struct sp_pool *pool, uintptr_t addr)
 	unsigned i = upper_bound(&pool->rt, (const void *)addr);
 	struct sp_region *r;
 
+	if (pool->rt.closed)
+		return NULL;
 	if (i) {
 		r = pool->rt.sorted[i - 1];
 		if (addr < (uintptr_t)r->start + r->len)
@@ -107,7 +129,7 @@ struct sp_region *region_next(struct sp_pool *pool, uintptr_t addr)
 
 struct sp_region *region_by_id(struct sp_pool *pool, uint32_t id)
 {
-	return id < pool->rt.id_cap ? pool->rt.by_id[id] : NULL;
+	return id < pool->rt.id_cap && !pool->rt.closed ? pool->rt.by_id[id] : NULL;
 }
 
 struct sp_region *region_range(struct sp_pool *pool, void *addr, size_t len, unsigned long *first,

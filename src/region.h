@@ -81,9 +81,11 @@ struct sp_region_table {
 	unsigned id_cap;
 	unsigned next_id;
 	_Atomic long committed; /* pages of all regions (strict overcommit) */
+	bool closed; /* the pool is going: no lookup finds a region (region_table_close) */
 };
 
 int region_table_init(struct sp_pool *pool);
+void region_table_close(struct sp_pool *pool);
 void region_table_exit(struct sp_pool *pool);
 
 /* Callers hold rt.lock (read or write). */

@@ -232,6 +232,20 @@ static void map_zero_reads_zeros(void **state)
 	os_unmap(a, 2 * PAGE_SIZE);
 }
 
+static void map_none_faults(void **state)
+{
+	char *a = os_reserve(2 * PAGE_SIZE);
+
+	(void)state;
+	assert_int_equal(os_map_zero(a, 2 * PAGE_SIZE), 0);
+	a[0] = 1;
+	assert_int_equal(os_map_none(a, PAGE_SIZE), 0);
+	assert_int_equal(touch(a, false), SIGSEGV);
+	assert_int_equal(touch(a, true), SIGSEGV);
+	assert_int_equal(touch(page(a, 1), true), 0);
+	os_unmap(a, 2 * PAGE_SIZE);
+}
+
 static void populate_and_dontneed(void **state)
 {
 	int fd = new_memfd(), pidfd = os_pidfd_open();
@@ -584,6 +598,7 @@ int main(void)
 		cmocka_unit_test(map_shared_writes_reach_memfd),
 		cmocka_unit_test(map_private_copies_on_write),
 		cmocka_unit_test(map_zero_reads_zeros),
+		cmocka_unit_test(map_none_faults),
 		cmocka_unit_test(populate_and_dontneed),
 		cmocka_unit_test(all_mapped_sees_unmap),
 		cmocka_unit_test(protect_steps_over_holes),

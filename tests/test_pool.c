@@ -3,9 +3,13 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "pool.h"
@@ -219,13 +223,99 @@ static void create_destroy_no_leak(void **state)
 	/* No memfd outlives its pool (fds), so no frame's memory can either. */
 }
 
+/* ---- a thread faulting while the pool is destroyed ---- */
+
+#define DESTROY_PAGES 2048
+
+static char *destroy_mem;
+
+/*
+ * Reads the pages in a scattered order, over and over (each read of a
+ * swapped page is a fault of its own: no read-ahead): a wrong byte is exit
+ * status 3; the end of the pool must be a fault (SIGSEGV), never zeros.
+ */
+static void *destroy_reader(void *arg)
+{
+	(void)arg;
+	for (;;)
+		for (unsigned long k = 0; k < DESTROY_PAGES; k++) {
+			unsigned long i = (k * 769) % DESTROY_PAGES;
+
+			if (check_page(destroy_mem + i * SP_PAGE_SIZE, i))
+				_exit(3);
+		}
+	return NULL;
+}
+
+static void destroy_round(unsigned flags, int round)
+{
+	char swap[64];
+	struct sp_pool_config cfg = { .section_size = 4 << 20,
+				      .nr_sections = 4,
+				      .swap_path = flags & SP_POOL_SIGSEGV ? NULL : swap,
+				      .swap_size = flags & SP_POOL_SIGSEGV ? 0 : 16 << 20,
+				      .flags = flags | SP_POOL_NO_KSMD };
+	pthread_t t;
+	sp_pool *pool;
+
+	/* cmocka's handlers off: this child is to die of the fault. */
+	signal(SIGSEGV, SIG_DFL);
+	signal(SIGBUS, SIG_DFL);
+	alarm(20); /* a reader that neither faults nor ends: SIGALRM, a failure */
+	snprintf(swap, sizeof(swap), "/tmp/sp-destroy-%d", getpid());
+	pool = sp_pool_create(&cfg);
+	if (!pool)
+		_exit(4);
+	destroy_mem = sp_alloc(pool, DESTROY_PAGES * SP_PAGE_SIZE, 0);
+	if (!destroy_mem)
+		_exit(4);
+	for (unsigned long i = 0; i < DESTROY_PAGES; i++)
+		fill_page(destroy_mem + i * SP_PAGE_SIZE, i);
+	if (!(flags & SP_POOL_SIGSEGV) &&
+	    sp_swap_out(pool, destroy_mem, DESTROY_PAGES * SP_PAGE_SIZE))
+		_exit(4);
+	pthread_create(&t, NULL, destroy_reader, NULL);
+	usleep(1000 + 300 * (useconds_t)round);
+	sp_pool_destroy(pool);
+	pthread_join(t, NULL); /* never: the reader faults */
+	_exit(5);
+}
+
+/*
+ * sp_pool_destroy while a thread reads swapped pages: the thread reads the
+ * right bytes or dies of a fault. The regions are made inaccessible before
+ * the fault machinery stops; the userfaultfd used to close first, and a
+ * swapped page then read as the zero page (1 round in 12 or so).
+ */
+static void destroy_while_faulting(void **state)
+{
+	unsigned flags = *(unsigned *)*state;
+	int faulted = 0;
+
+	for (int round = 0; round < 40; round++) {
+		pid_t pid = fork();
+		int status;
+
+		assert_true(pid >= 0);
+		if (!pid)
+			destroy_round(flags, round);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (WIFEXITED(status))
+			fail_msg("round %d: exit %d (3: wrong bytes)", round, WEXITSTATUS(status));
+		assert_true(WIFSIGNALED(status));
+		assert_int_equal(WTERMSIG(status), SIGSEGV);
+		faulted++;
+	}
+	assert_int_equal(faulted, 40);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(config_defaults),	  cmocka_unit_test(config_errors),
 		cmocka_unit_test(sections_and_nodes),	  cmocka_unit_test(frames_and_runs),
 		cmocka_unit_test(punch_on_free),	  cmocka_unit_test(frame_lock_excludes),
-		cmocka_unit_test(create_destroy_no_leak),
+		cmocka_unit_test(create_destroy_no_leak), BOTH(destroy_while_faulting),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
