@@ -408,6 +408,26 @@ static int uffd_ioctl(int uffd, unsigned long req, void *arg)
 	return ret;
 }
 
+/*
+ * Lifting write-protection stops at the first vma that is not registered (a
+ * page another thread has just remapped, and registers next), and leaves the
+ * pages after it protected with no window left to open them: writers there
+ * would fault for ever. Such a vma is a new mapping and protects nothing:
+ * page by page, everything else is unprotected, and it is stepped over.
+ */
+static int uffd_unprotect_registered(int uffd, void *addr, size_t len)
+{
+	for (size_t off = 0; off < len; off += PAGE_SIZE) {
+		struct uffdio_writeprotect prm = {
+			.range = { .start = (uintptr_t)addr + off, .len = PAGE_SIZE },
+		};
+
+		if (uffd_ioctl(uffd, UFFDIO_WRITEPROTECT, &prm) && errno != ENOENT)
+			return -1;
+	}
+	return 0;
+}
+
 int os_uffd_wp(int uffd, void *addr, size_t len, bool wp)
 {
 	struct uffdio_writeprotect prm = {
@@ -420,6 +440,8 @@ int os_uffd_wp(int uffd, void *addr, size_t len, bool wp)
 			return 0;
 		if (errno != ENOENT)
 			return -1;
+		if (!wp)
+			return uffd_unprotect_registered(uffd, addr, len);
 		tries++;
 		sched_yield();
 	}

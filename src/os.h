@@ -230,8 +230,10 @@ int os_uffd_register(int uffd, void *addr, size_t len, bool missing);
  * that another thread has just remapped and not yet registered fails with
  * ENOENT: that thread registers it within microseconds, so it is tried again,
  * up to 1000 times (registering it here could register a mapping that is
- * not the pool's). EAGAIN (a remap event not read yet) is tried again until
- * it clears. -1: ENOENT (still unregistered), EINVAL.
+ * not the pool's). Lifting it does not wait: it steps over such a vma (a
+ * fresh mapping protects nothing), page by page. EAGAIN (a remap event not
+ * read yet) is tried again until it clears. -1: ENOENT (still unregistered),
+ * EINVAL.
  */
 int os_uffd_wp(int uffd, void *addr, size_t len, bool wp);
 /* Wake the threads waiting on faults in [addr, addr+len). Cannot fail. */
