@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 SUITE ?= unit
 
-.PHONY: all deps build check syscalls format-check test outside demo bench format clean
+.PHONY: all deps build check syscalls format-check test outside stress demo bench format clean
 
 all: build
 
@@ -35,6 +35,14 @@ format-check:
 	@scripts/check-format.sh
 
 check: syscalls format-check test outside
+
+# The long soak of tests/test_stress.c: SECONDS in all (half of it with swap);
+# CONFIG=swap|noswap|sigsegv runs one configuration for all of it.
+SECONDS ?= 600
+CONFIG ?=
+stress: build
+	@scripts/raise-max-map-count.sh
+	SP_STRESS_SECONDS=$(SECONDS) SP_STRESS_CONFIG=$(CONFIG) ./$(BUILD)/tests/test_stress
 
 demo: build
 	./$(BUILD)/tools/samepage demo
