@@ -236,13 +236,19 @@ static unsigned long clock_pages(struct sp_pool *pool)
 	return n;
 }
 
+/* Pages can go to swap, so reclaim can free frames. */
+static bool can_swap(struct sp_pool *pool)
+{
+	return pool->swap.fd >= 0 && fault_can_swap(pool) && pool->reclaim.pm;
+}
+
 static long shrink(struct sp_pool *pool, unsigned long want, unsigned long mask)
 {
 	struct sp_reclaim *rc = &pool->reclaim;
 	unsigned long freed = 0, scanned = 0, turn;
 	bool stop = false;
 
-	if (pool->swap.fd < 0 || !fault_can_swap(pool) || !rc->pm)
+	if (!can_swap(pool))
 		return 0;
 	pthread_mutex_lock(&rc->lock);
 	turn = clock_pages(pool) + CLOCK_STEP;
@@ -261,7 +267,7 @@ long reclaim_direct(struct sp_pool *pool, unsigned long want, unsigned long mask
 	return shrink(pool, want, mask);
 }
 
-/* "nodes {0,2}", or "the pool" for every node. */
+/* "on nodes {0,2}", or "in the pool" for every node. */
 static void nodes_name(struct sp_pool *pool, unsigned long mask, char *buf, size_t len)
 {
 	size_t at;
@@ -287,7 +293,7 @@ static void alloc_why(struct sp_pool *pool, unsigned long mask, char *why, size_
 	if (!why)
 		return;
 	nodes_name(pool, mask, nodes, sizeof(nodes));
-	if (pool->swap.fd < 0 || !fault_can_swap(pool))
+	if (!can_swap(pool))
 		snprintf(why, len, "no free frame %s, and no swap to reclaim to", nodes);
 	else if (swap_slots_used(pool) >= (long)pool->swap.nr_slots)
 		snprintf(why, len, "no free frame %s and swap is full", nodes);
@@ -317,7 +323,7 @@ int frames_alloc_page(struct sp_pool *pool, unsigned long mask, int prefer, unsi
 			continue;
 		}
 		/* After a reclaim that freed nothing, one more look, then give up. */
-		if (!(flags & ALLOC_RECLAIM) || stuck)
+		if (!(flags & ALLOC_RECLAIM) || stuck || !can_swap(pool))
 			break;
 		stuck = reclaim_direct(pool, *nr, mask) <= 0;
 	}

@@ -18,7 +18,8 @@
  * ends with its own figures: calls made (per kind, and how each failure
  * was handled, per errno), page writes, pages and bytes checked.
  *
- * Not cmocka: a failure in any thread must stop everything at once.
+ * Not a cmocka test (only its page patterns, common.c): a failure in any
+ * thread must stop everything at once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "samepage.h"
+#include "common.h"
 
 #define PAGE SP_PAGE_SIZE
 #define SECTION_PAGES 256 /* 1 MiB sections */
@@ -234,20 +235,6 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 
 /* ---- contents and the shadow ------------------------------------------- */
 
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9E3779B97F4A7C15ull;
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-	return x ^ (x >> 31);
-}
-
-static void gen_page(uint64_t *w, uint64_t seed)
-{
-	for (unsigned i = 0; i < PAGE / 8; i++)
-		w[i] = mix(seed * 512 + i);
-}
-
 static uint64_t rnd(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -301,11 +288,11 @@ static void writer_step(struct writer *w)
 		return;
 	}
 	if (kind < 75) { /* a content other pages have too: it merges */
-		gen_page((uint64_t *)sh, rnd(&w->rng) % NR_DUPS);
+		fill_page(sh, rnd(&w->rng) % NR_DUPS);
 	} else if (kind < 82) { /* zeros */
 		memset(sh, 0, PAGE);
 	} else if (kind < 90) { /* a content of its own */
-		gen_page((uint64_t *)sh, rnd(&w->rng) | 1ull << 63);
+		fill_page(sh, rnd(&w->rng) | 1ull << 63);
 	} else { /* one word: copy-on-write of a merged page */
 		uint64_t v = rnd(&w->rng);
 		unsigned off = (unsigned)(rnd(&w->rng) % (PAGE / 8)) * 8;
@@ -387,7 +374,7 @@ static void churn_fill(struct churn *ch)
 		uint64_t *p = (uint64_t *)(ch->mem + i * PAGE);
 
 		/* Half of them alike, so that churn regions merge too. */
-		gen_page(p, i % 2 ? ch->seed + i : i % NR_DUPS);
+		fill_page(p, i % 2 ? ch->seed + i : i % NR_DUPS);
 		atomic_fetch_add(&fig.writes, 1);
 	}
 }
@@ -397,7 +384,7 @@ static void churn_check(struct churn *ch)
 	uint64_t want[PAGE / 8];
 
 	for (unsigned long i = 0; i < ch->pages; i++) {
-		gen_page(want, i % 2 ? ch->seed + i : i % NR_DUPS);
+		fill_page(want, i % 2 ? ch->seed + i : i % NR_DUPS);
 		check("churn", ch->mem + i * PAGE, (unsigned char *)want, i);
 	}
 }
