@@ -703,12 +703,17 @@ void sp_pool_destroy(sp_pool *pool)
 		return;
 	log_flush(); /* the pool's lines reach the hook while it is whole */
 	export_exit(pool); /* no client sees a pool half gone */
-	/* ksmd first: it uses the fault machinery, and kicks reclaim when it takes frames. */
+	/*
+	 * ksmd, then the reclaim thread: both use the fault machinery. Either
+	 * still kicks or calls into reclaim, so reclaim's buffers and locks
+	 * stay until reclaim_exit, after the last of them (the swap-in worker).
+	 */
 	ksm_stop(pool);
-	reclaim_exit(pool); /* it swaps out: it uses the fault machinery too */
+	reclaim_stop(pool);
 	/* A thread still touching a region faults from here on: never wrong bytes. */
 	region_table_close(pool);
 	fault_exit(pool);
+	reclaim_exit(pool); /* the swap-in worker reclaimed for itself until now */
 	hotplug_exit(pool);
 	ksm_exit(pool);
 	region_table_exit(pool);

@@ -110,7 +110,8 @@ struct sp_reclaim {
 	pthread_mutex_t lock; /* one reclaimer at a time; the clock hand */
 	pthread_mutex_t wait_lock; /* the thread's sleep; a leaf */
 	pthread_cond_t cond;
-	bool thread_started, stop, kick;
+	_Atomic bool thread_started; /* read by reclaim_kick from any thread */
+	bool stop, kick;
 	_Atomic bool awake; /* the thread is not asleep: kicks need not wake it */
 	pthread_t thread;
 	uintptr_t hand; /* where the clock is: an address in the regions */
@@ -125,6 +126,12 @@ struct sp_reclaim {
 
 int reclaim_init(struct sp_pool *pool);
 int reclaim_start(struct sp_pool *pool);
+/*
+ * The thread stops (it uses the fault machinery, so it stops before that
+ * does); the buffers and the lock stay for those who still reclaim for
+ * themselves (the swap-in worker) until reclaim_exit, after them.
+ */
+void reclaim_stop(struct sp_pool *pool);
 void reclaim_exit(struct sp_pool *pool);
 /* Free up to want frames on nodes of mask now; rt.lock held (read). Frames freed. */
 long reclaim_direct(struct sp_pool *pool, unsigned long want, unsigned long mask);

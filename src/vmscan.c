@@ -363,7 +363,7 @@ void reclaim_kick(struct sp_pool *pool)
 	struct sp_reclaim *rc = &pool->reclaim;
 
 	/* Awake already: it looks at the watermarks again before it sleeps. */
-	if (!rc->thread_started || atomic_load(&rc->awake))
+	if (!atomic_load(&rc->thread_started) || atomic_load(&rc->awake))
 		return;
 	pthread_mutex_lock(&rc->wait_lock);
 	rc->kick = true;
@@ -457,22 +457,29 @@ int reclaim_start(struct sp_pool *pool)
 	if (errno)
 		return -1;
 	pthread_setname_np(rc->thread, "sp-kswapd");
-	rc->thread_started = true;
+	atomic_store(&rc->thread_started, true);
 	return 0;
+}
+
+void reclaim_stop(struct sp_pool *pool)
+{
+	struct sp_reclaim *rc = &pool->reclaim;
+
+	if (!atomic_load(&rc->thread_started))
+		return;
+	pthread_mutex_lock(&rc->wait_lock);
+	rc->stop = true;
+	pthread_cond_signal(&rc->cond);
+	pthread_mutex_unlock(&rc->wait_lock);
+	pthread_join(rc->thread, NULL);
+	atomic_store(&rc->thread_started, false);
 }
 
 void reclaim_exit(struct sp_pool *pool)
 {
 	struct sp_reclaim *rc = &pool->reclaim;
 
-	if (rc->thread_started) {
-		pthread_mutex_lock(&rc->wait_lock);
-		rc->stop = true;
-		pthread_cond_signal(&rc->cond);
-		pthread_mutex_unlock(&rc->wait_lock);
-		pthread_join(rc->thread, NULL);
-		rc->thread_started = false;
-	}
+	reclaim_stop(pool);
 	free(rc->pm);
 	free(rc->iov);
 	free(rc->freed);
