@@ -374,7 +374,6 @@ static sp_pool *two_nodes_swap(size_t swap_pages, unsigned flags)
 				      .flags = flags | SP_POOL_NO_KSMD };
 	sp_pool *pool;
 
-	snprintf(swap_path, sizeof(swap_path), "/tmp/sp-mempolicy-%d", getpid());
 	unlink(swap_path); /* a failed test's pool was not destroyed */
 	pool = sp_pool_create(&cfg);
 	assert_non_null(pool);
@@ -526,6 +525,8 @@ static void unmerge_bind_node_gone(void **state)
 
 int main(void)
 {
+	/* The test process's pid: a forked child's pool uses it too, and the parent removes it. */
+	snprintf(swap_path, sizeof(swap_path), "/tmp/sp-mempolicy-%d", getpid());
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(bind_moves),	       cmocka_unit_test(move_skips_ksm),
 		cmocka_unit_test(ksm_follows_sharers), cmocka_unit_test(new_frames_interleave),

@@ -247,6 +247,12 @@ static void *destroy_reader(void *arg)
 	return NULL;
 }
 
+static void setup_failed(const char *what)
+{
+	fprintf(stderr, "destroy round: %s: %s\n", what, strerror(errno));
+	_exit(4);
+}
+
 static void destroy_round(unsigned flags, int round)
 {
 	char swap[64];
@@ -265,15 +271,15 @@ static void destroy_round(unsigned flags, int round)
 	snprintf(swap, sizeof(swap), "/tmp/sp-destroy-%d", getpid());
 	pool = sp_pool_create(&cfg);
 	if (!pool)
-		_exit(4);
+		setup_failed("sp_pool_create");
 	destroy_mem = sp_alloc(pool, DESTROY_PAGES * SP_PAGE_SIZE, 0);
 	if (!destroy_mem)
-		_exit(4);
+		setup_failed("sp_alloc");
 	for (unsigned long i = 0; i < DESTROY_PAGES; i++)
 		fill_page(destroy_mem + i * SP_PAGE_SIZE, i);
 	if (!(flags & SP_POOL_SIGSEGV) &&
 	    sp_swap_out(pool, destroy_mem, DESTROY_PAGES * SP_PAGE_SIZE))
-		_exit(4);
+		setup_failed("sp_swap_out");
 	pthread_create(&t, NULL, destroy_reader, NULL);
 	usleep(1000 + 300 * (useconds_t)round);
 	sp_pool_destroy(pool);
@@ -291,6 +297,7 @@ static void destroy_while_faulting(void **state)
 {
 	unsigned flags = *(unsigned *)*state;
 	int faulted = 0;
+	char swap[64];
 
 	for (int round = 0; round < 40; round++) {
 		pid_t pid = fork();
@@ -300,8 +307,12 @@ static void destroy_while_faulting(void **state)
 		if (!pid)
 			destroy_round(flags, round);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
+		/* Its pool died with it: the swap file is left to us. */
+		snprintf(swap, sizeof(swap), "/tmp/sp-destroy-%d", pid);
+		unlink(swap);
 		if (WIFEXITED(status))
-			fail_msg("round %d: exit %d (3: wrong bytes)", round, WEXITSTATUS(status));
+			fail_msg("round %d: exit %d (3: wrong bytes, 4: setup)", round,
+				 WEXITSTATUS(status));
 		assert_true(WIFSIGNALED(status));
 		assert_int_equal(WTERMSIG(status), SIGSEGV);
 		faulted++;
