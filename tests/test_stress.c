@@ -4,8 +4,10 @@
  * every read against a shadow copy, while a control thread makes every
  * state-changing call at random: offline and online of sections, sp_mbind
  * with MOVE to node 0 or 1, SP_MADV_UNMERGEABLE and MERGEABLE, sp_swap_out
- * of random ranges, run flips (0, 1, 2), small region churn, sp_reclaim.
- * ksmd merges all along (pages often repeat across regions, or are zero).
+ * of random ranges, run flips (0, 1, 2), small region churn, sp_reclaim,
+ * sp_set_merge_domain, the KSM knobs that change what merges
+ * (merge_across_nodes, max_page_sharing, smart_scan) and sp_ksm_scan. ksmd
+ * merges all along (pages often repeat across regions, or are zero).
  *
  * Three configurations: userfaultfd with swap, userfaultfd without, and
  * SIGSEGV mode (no swap there). SP_STRESS_SECONDS is the whole run's time
@@ -61,6 +63,9 @@ enum op {
 	OP_ALLOC,
 	OP_FREE,
 	OP_RECLAIM,
+	OP_DOMAIN,
+	OP_KNOB,
+	OP_SCAN,
 	NR_OPS
 };
 
@@ -75,6 +80,9 @@ static const char *const op_names[NR_OPS] = {
 	[OP_ALLOC] = "sp_alloc (churn)",
 	[OP_FREE] = "sp_free (churn)",
 	[OP_RECLAIM] = "sp_reclaim",
+	[OP_DOMAIN] = "sp_set_merge_domain",
+	[OP_KNOB] = "sp_ksm_set (knob)",
+	[OP_SCAN] = "sp_ksm_scan",
 };
 
 /* The errnos each call may fail with here, as documented; any other is a failure. */
@@ -84,6 +92,8 @@ static const int op_expected[NR_OPS][3] = {
 	[OP_SWAP_OUT] = { ENOSPC }, /* swap full */
 	[OP_RUN] = { ENOMEM }, /* run=2 without the frames */
 	[OP_ALLOC] = { ENOMEM }, /* frames and swap committed */
+	[OP_DOMAIN] = { ENOMEM }, /* leaving a domain unmerges */
+	[OP_KNOB] = { EBUSY }, /* max_page_sharing, merge_across_nodes while merged */
 };
 
 #define NR_ERRNO 160
@@ -429,6 +439,24 @@ static void do_section(struct control *c)
 	}
 }
 
+/* A KSM knob that changes what merges and how, to a value in its range. */
+static void do_knob(struct control *c)
+{
+	static const struct {
+		const char *name;
+		long values[4];
+	} knobs[] = {
+		{ "merge_across_nodes", { 0, 1, 1, 1 } },
+		{ "max_page_sharing", { 2, 3, 16, 256 } },
+		{ "smart_scan", { 0, 1, 1, 1 } },
+	};
+	unsigned k = (unsigned)(rnd(&c->rng) % (sizeof(knobs) / sizeof(knobs[0])));
+	long v = knobs[k].values[rnd(&c->rng) % 4];
+	int ret = sp_ksm_set(pool, knobs[k].name, v);
+
+	account(OP_KNOB, k, v, ret, errno);
+}
+
 static void control_step(struct control *c)
 {
 	unsigned kind = (unsigned)(rnd(&c->rng) % 100);
@@ -469,8 +497,21 @@ static void control_step(struct control *c)
 		run = run < 5 ? 1 : run - 5; /* mostly running: ksmd merges the most */
 		ret = sp_ksm_set(pool, "run", run);
 		account(OP_RUN, run, 0, ret, errno);
-	} else if (kind < 94) {
+	} else if (kind < 88) {
 		do_churn(c);
+	} else if (kind < 92) {
+		unsigned domain = (unsigned)(rnd(&c->rng) % 2);
+
+		p = pick_range(c, &len, &first);
+		ret = sp_set_merge_domain(pool, p, len, domain);
+		account(OP_DOMAIN, first, domain, ret, errno);
+	} else if (kind < 95) {
+		do_knob(c);
+	} else if (kind < 96) {
+		long n = (long)(1 + rnd(&c->rng) % 1024);
+
+		ret = sp_ksm_scan(pool, (unsigned long)n);
+		account(OP_SCAN, n, 0, ret < 0 ? -1 : 0, errno);
 	} else {
 		long n = (long)(1 + rnd(&c->rng) % 512);
 
