@@ -151,6 +151,15 @@ int frames_alloc_page(struct sp_pool *pool, unsigned long mask, int prefer, unsi
 		      struct sp_run **runs, unsigned *nr_runs, unsigned flags, char *why,
 		      size_t why_len);
 long frame_alloc_page(struct sp_pool *pool, unsigned long mask, int prefer);
+/*
+ * A fault found no frame where it may go, and reclaim freed nothing there:
+ * were the pages there only busy (locked by a move, a swap-out, an unmerge
+ * holding the KSM mutex), or is there no room to swap to? With room, sleep a
+ * little (the caller holds no lock, so the holders can finish) and say
+ * true: look again. false once swap is full or the wait is over (*waited_ms,
+ * 0 at first, keeps the account).
+ */
+bool reclaim_wait(struct sp_pool *pool, unsigned *waited_ms);
 /* The thread's watermarks, in frames; pool->lock held. */
 unsigned long reclaim_low(struct sp_pool *pool);
 unsigned long reclaim_high(struct sp_pool *pool);

@@ -820,16 +820,16 @@ static void fault_collect(struct sp_region *r, unsigned long idx, unsigned long 
 /*
  * Pages of r around idx that have no frame (fault_collect) get one, with
  * their data from swap. rt.lock held (read). 0 done; -1 the page's slot is
- * damaged (lost); -2 no memory for it now.
+ * damaged (lost); -2 no memory for it now (why says what is missing).
  */
-static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx, bool prefetch)
+static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx, bool prefetch,
+		    char *why, size_t why_len)
 {
 	bool swapped = pte_type(atomic_load(&r->pte[idx])) == PTE_SWAP;
 	unsigned long win = readahead_window(pool, r, idx), j = 0;
 	struct fault_set set = { 0 };
 	struct sp_run *runs;
 	unsigned nr_runs;
-	char why[160];
 
 	fault_collect(r, idx, win, &set);
 	if (!set.n) /* changed under us (it cannot with rt.lock held): nothing to do */
@@ -837,12 +837,8 @@ static int fault_in(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 	pool->swap.ra_next = (uintptr_t)page_addr(r, idx + win);
 	if (swapped && !(set.n = read_slots(pool, r, &set)))
 		return -1;
-	if (fault_frames(pool, r, idx, &set.n, &runs, &nr_runs, !prefetch, why, sizeof(why))) {
-		if (!prefetch)
-			sp_log(SP_LOG_ERR, "no frame for the page at %p: %s",
-			       (void *)page_addr(r, idx), why);
+	if (fault_frames(pool, r, idx, &set.n, &runs, &nr_runs, !prefetch, why, why_len))
 		return -2;
-	}
 	if (set.n == 1)
 		set.idx[0] = idx; /* one frame only: the page the thread waits for */
 	/* Written to the memfd, not through the direct map: no fault, no zeroing first. */
@@ -891,14 +887,14 @@ void swap_prefetch(struct sp_pool *pool)
 		uint64_t pte = atomic_load(&r->pte[idx]);
 
 		if (pte_type(pte) == PTE_SWAP && !(pte & (PTE_KSMSWAP | PTE_LOST)) &&
-		    !fault_in(pool, r, idx, true))
+		    !fault_in(pool, r, idx, true, NULL, 0))
 			sw->ra_prefetch = false; /* the reader's next fault asks again */
 	}
 	pthread_rwlock_unlock(&pool->rt.lock);
 }
 
 /* swap_fault's look under the region table lock; *ksm: a KSM slot, for ksm_fault. */
-static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm)
+static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm, char *why, size_t why_len)
 {
 	int ret = 0;
 
@@ -919,7 +915,7 @@ static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm)
 			break;
 		}
 		if (pte_type(pte) == PTE_SWAP || pte_type(pte) == PTE_NONE) {
-			ret = fault_in(pool, r, idx, false);
+			ret = fault_in(pool, r, idx, false, why, why_len);
 			break;
 		}
 		if (pte_type(pte) == PTE_ZERO) {
@@ -963,9 +959,18 @@ static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm)
  */
 int swap_fault(struct sp_pool *pool, uintptr_t addr)
 {
+	unsigned waited_ms = 0;
+	char why[160];
+
 	for (;;) {
 		bool ksm = false;
-		int ret = fault_look(pool, addr, &ksm);
+		int ret = fault_look(pool, addr, &ksm, why, sizeof(why));
+
+		/* Busy pages where it may go: wait for them with no lock held. */
+		if (ret == -2 && reclaim_wait(pool, &waited_ms))
+			continue;
+		if (ret == -2)
+			sp_log(SP_LOG_ERR, "no frame for the page at %p: %s", (void *)addr, why);
 
 		/* A KSM frame's slot: the KSM mutex comes before the table lock. */
 		if (!ksm || (ret = ksm_fault(pool, addr)) != KSM_FAULT_AGAIN)

@@ -346,6 +346,26 @@ long frame_alloc_page(struct sp_pool *pool, unsigned long mask, int prefer)
 	return pfn;
 }
 
+/*
+ * How long a fault waits for busy pages on its nodes to settle: as the
+ * kernel's direct reclaim retries (should_reclaim_retry) before it gives up.
+ * A move or an unmerge holds its frames for milliseconds, not seconds.
+ */
+#define RECLAIM_WAIT_MS 2000
+#define RECLAIM_WAIT_STEP_MS 32
+
+bool reclaim_wait(struct sp_pool *pool, unsigned *waited_ms)
+{
+	unsigned ms = *waited_ms < RECLAIM_WAIT_STEP_MS ? *waited_ms + 1 : RECLAIM_WAIT_STEP_MS;
+
+	if (!can_swap(pool) || swap_slots_used(pool) >= (long)pool->swap.nr_slots ||
+	    *waited_ms >= RECLAIM_WAIT_MS)
+		return false;
+	usleep(ms * 1000);
+	*waited_ms += ms;
+	return true;
+}
+
 long sp_reclaim(sp_pool *pool, unsigned long nr_pages)
 {
 	long n;

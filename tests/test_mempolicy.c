@@ -2,7 +2,8 @@
 /*
  * Memory policy: sp_mbind's modes, moves that skip KSM frames, STRICT,
  * errors; where a page's new frame comes from when its nodes are full (they
- * reclaim) or gone (any node); policy ranges that merge; sp_mbind racing
+ * reclaim, waiting for busy pages there) or gone (any node); policy ranges
+ * that merge; sp_mbind racing
  * sp_mbind.
  */
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -451,6 +453,63 @@ static void bind_node_full(void **state)
 	sp_pool_destroy(pool);
 }
 
+/* Node 1's frames, held locked for a while (as a move or a swap-out holds them). */
+struct busy_frames {
+	sp_pool *pool;
+	unsigned long first, nr;
+	useconds_t hold;
+};
+
+static void *release_frames(void *p)
+{
+	struct busy_frames *b = p;
+
+	usleep(b->hold);
+	for (unsigned long f = b->first; f < b->first + b->nr; f++)
+		frame_unlock(b->pool, f);
+	return NULL;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/*
+ * Node 1 full of pages that are busy for a moment, swap with room: a swapped
+ * page bound to node 1 is touched, and its fault waits for them (with no lock held, so that their
+ * holders can finish), then reclaims there. Reclaim found every page locked
+ * and the fault failed at once: a SIGBUS after 238 s of the stress test,
+ * "nothing there could be reclaimed (every page busy or pinned)".
+ */
+static void bind_node_busy(void **state)
+{
+	sp_pool *pool = two_nodes_swap(1024, 0);
+	char *r = alloc_bound(pool, 1, 1, true), *filler;
+	struct busy_frames b = { pool, 256, 256, 100 * 1000 }; /* section 1: node 1 */
+	pthread_t t;
+	double t0;
+
+	(void)state;
+	assert_int_equal(sp_swap_out(pool, r, SP_PAGE_SIZE), 0);
+	filler = alloc_bound(pool, 256, 1, true);
+	assert_int_equal(stat_of(pool, "frames_free"), 256); /* node 0's only */
+	for (unsigned long f = b.first; f < b.first + b.nr; f++)
+		assert_true(frame_trylock(pool, f));
+	assert_int_equal(pthread_create(&t, NULL, release_frames, &b), 0);
+	t0 = now_ms();
+	assert_int_equal(check_page(r, 1000), 0); /* swapped in: it waited for them */
+	assert_true(now_ms() - t0 >= 90);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(sp_page_node(pool, r), 1);
+	for (int i = 0; i < 256; i++)
+		assert_int_equal(check_page(filler + i * SP_PAGE_SIZE, 1000 + (unsigned)i), 0);
+	sp_pool_destroy(pool);
+}
+
 static void log_to_pipe(enum sp_log_level level, const char *msg, void *priv)
 {
 	(void)level;
@@ -533,7 +592,7 @@ int main(void)
 		cmocka_unit_test(bad_arguments),       cmocka_unit_test(bind_node_gone),
 		cmocka_unit_test(bind_node_full),      cmocka_unit_test(bind_node_full_swap_full),
 		BOTH(unmerge_bind_node_gone),	       cmocka_unit_test(policy_ranges_merge),
-		cmocka_unit_test(mbind_races),
+		cmocka_unit_test(mbind_races),	       cmocka_unit_test(bind_node_busy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
