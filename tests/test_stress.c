@@ -6,7 +6,8 @@
  * with MOVE to node 0 or 1, SP_MADV_UNMERGEABLE and MERGEABLE, sp_swap_out
  * of random ranges, run flips (0, 1, 2), small region churn, sp_reclaim,
  * sp_set_merge_domain, the KSM knobs that change what merges
- * (merge_across_nodes, max_page_sharing, smart_scan) and sp_ksm_scan. ksmd
+ * (use_zero_pages, merge_across_nodes, max_page_sharing, smart_scan) and
+ * sp_ksm_scan. ksmd
  * merges all along (pages often repeat across regions, or are zero).
  *
  * Three configurations: userfaultfd with swap, userfaultfd without, and
@@ -446,6 +447,7 @@ static void do_knob(struct control *c)
 		const char *name;
 		long values[4];
 	} knobs[] = {
+		{ "use_zero_pages", { 0, 1, 1, 0 } },
 		{ "merge_across_nodes", { 0, 1, 1, 1 } },
 		{ "max_page_sharing", { 2, 3, 16, 256 } },
 		{ "smart_scan", { 0, 1, 1, 1 } },
