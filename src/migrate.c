@@ -138,28 +138,37 @@ static void sharer_lost(struct sp_pool *pool, uint32_t sid, struct sp_region *w,
  * Put the sharers in moved[0..n) of node sid back on frame k after a failed
  * remap. One the program has unmapped meanwhile leaves the node instead. One
  * that cannot be mapped back (no mapping left) stays on its new frame, said
- * in the log: the caller must not free a frame a page still maps.
+ * in the log: the caller must not free a frame a page still maps. One that
+ * the program wrote since it moved has the kernel's copy: it keeps it and
+ * leaves the node (the pagemap, read under the window as in
+ * ksm_move_sharer). Mapped onto k again, it would lose that write.
  */
 static void ksm_roll_back(struct sp_pool *pool, uint32_t sid, struct ksm_rmap *moved, int n,
 			  unsigned long k)
 {
 	for (int i = 0; i < n; i++) {
 		struct sp_region *w = region_by_id(pool, moved[i].rid);
+		void *addr = page_addr(w, moved[i].idx);
 		struct sp_window win;
+		uint64_t pm = 0;
 
-		if (wp_window_open(pool, &win, page_addr(w, moved[i].idx), PAGE_SIZE)) {
+		if (wp_window_open(pool, &win, addr, PAGE_SIZE)) {
 			if (region_mark_lost(pool, w, moved[i].idx, 1))
 				sharer_lost(pool, sid, w, moved[i].idx);
 			else
-				sp_log(SP_LOG_ERR, "restoring a KSM page at %p: %s",
-				       (void *)page_addr(w, moved[i].idx), strerror(errno));
+				sp_log(SP_LOG_ERR, "restoring a KSM page at %p: %s", addr,
+				       strerror(errno));
 			continue;
 		}
-		if (fault_map(pool, page_addr(w, moved[i].idx), PAGE_SIZE, k, false))
-			sp_log(SP_LOG_ERR, "restoring a KSM page at %p: %s",
-			       (void *)page_addr(w, moved[i].idx), strerror(errno));
-		else
+		os_pagemap_read(pool->pagemap, addr, 1, &pm);
+		if (pm_copied(pm)) {
+			atomic_store(&w->pte[moved[i].idx], mk_pte(PTE_COPIED, 0, PTE_MERGEABLE));
+			ksm_sharer_copied(pool, sid, moved[i].rid, moved[i].idx);
+		} else if (fault_map(pool, addr, PAGE_SIZE, k, false)) {
+			sp_log(SP_LOG_ERR, "restoring a KSM page at %p: %s", addr, strerror(errno));
+		} else {
 			atomic_store(&w->pte[moved[i].idx], mk_pte(PTE_KSM, k, PTE_MERGEABLE));
+		}
 		wp_window_close(pool, &win);
 	}
 }

@@ -411,6 +411,75 @@ static void failed_batch_frees_nothing_mapped(void **state)
 	sp_pool_destroy(pool);
 }
 
+struct mover_watch {
+	char *page;
+	_Atomic uint64_t *pte; /* the page's entry: it names the KSM frame */
+	unsigned long k; /* the frame it shares */
+	_Atomic int stop;
+	_Atomic int wrote;
+};
+
+/* Writes the page once, the moment it maps a new frame: before any roll back. */
+static void *write_when_moved(void *p)
+{
+	struct mover_watch *m = p;
+
+	while (!atomic_load(&m->stop) && pte_val(atomic_load(m->pte)) == m->k)
+		;
+	if (atomic_load(&m->stop))
+		return NULL;
+	fill_page(m->page, 7);
+	atomic_store(&m->wrote, 1);
+	return NULL;
+}
+
+/*
+ * A KSM frame's move that fails after some sharers moved puts them back;
+ * one the program wrote since its move (the kernel copied it) must keep its
+ * copy, not be mapped onto the old frame again. Found by the protocol model
+ * (docs/model, BAD_ROLLBACK_NO_PAGEMAP).
+ *
+ * The move fails on the second sharer (page b): the program put a mapping
+ * of its own there, which samepage cannot write-protect (it retries for a
+ * while). Page a moves first, is written meanwhile, and is rolled back.
+ * userfaultfd mode only: mprotect would protect any mapping.
+ */
+static void roll_back_keeps_copy(void **state)
+{
+	sp_pool *pool = pool_small(0, 2);
+	char *a = sp_alloc(pool, 2 * SP_PAGE_SIZE, SP_MERGEABLE), *b = a + SP_PAGE_SIZE;
+	struct mover_watch m = { .page = a };
+	struct sp_region *r;
+	pthread_t t;
+	int s;
+
+	(void)state;
+	assert_non_null(a);
+	fill_page(a, 5);
+	fill_page(b, 5);
+	full_scan(pool);
+	assert_int_equal(ksm_of(pool, "pages_sharing"), 1);
+	assert_ptr_equal(mmap(b, SP_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+			 b);
+	fill_page(b, 6);
+	r = region_find(pool, a);
+	m.pte = &r->pte[0];
+	m.k = pte_val(atomic_load(m.pte));
+	s = sp_page_section(pool, a);
+	assert_int_equal(pthread_create(&t, NULL, write_when_moved, &m), 0);
+	errno = 0;
+	assert_int_equal(sp_section_offline(pool, (unsigned)s), -1);
+	assert_int_equal(errno, EBUSY);
+	atomic_store(&m.stop, 1);
+	pthread_join(t, NULL);
+	assert_int_equal(atomic_load(&m.wrote), 1);
+	assert_int_equal(check_page(a, 7), 0);
+	assert_int_equal(check_page(b, 6), 0);
+	assert_int_equal(stat_of(pool, "sections_online"), 2);
+	sp_pool_destroy(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +490,7 @@ int main(void)
 		cmocka_unit_test(bad_arguments),
 		BOTH(offline_races),
 		BOTH(failed_batch_frees_nothing_mapped),
+		cmocka_unit_test(roll_back_keeps_copy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
