@@ -296,12 +296,80 @@ static void close_over_fresh_mapping(void **state)
 	sp_pool_destroy(pool);
 }
 
+struct toucher {
+	volatile char *page;
+	_Atomic int stop;
+	_Atomic unsigned long done; /* stores completed */
+};
+
+/* Store what the page holds back into it: its content never changes. */
+static void *toucher_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	while (!atomic_load(&t->stop)) {
+		t->page[0] = t->page[0];
+		atomic_fetch_add(&t->done, 1);
+	}
+	return NULL;
+}
+
+/*
+ * A window whose open fails after it protected its range (the program
+ * unmapped a page of it) has no close: a writer that faulted in it must
+ * still be let go. The fault thread leaves such a writer to the window; it
+ * is the unprotect (UFFDIO_WRITEPROTECT without MODE_DONTWAKE), or the
+ * slot's futex in SIGSEGV mode, that wakes it. The protocol model
+ * (docs/model) relies on this.
+ *
+ * Region: P, X, M, Y; P, X and Y alike, M not mergeable. A scan plans X
+ * onto P (promote) and Y onto X's new KSM frame (join): one window over
+ * X..Y, which spans M. The program unmaps M, so every such open fails; a
+ * thread keeps storing into Y. Scans of 3 pages a pass never cut the run.
+ */
+static void failed_open_wakes(void **state)
+{
+	unsigned mode = *(unsigned *)*state;
+	sp_pool *pool = pool_small(mode, 2);
+	char *r = sp_alloc(pool, 4 * SP_PAGE_SIZE, SP_MERGEABLE);
+	struct toucher t;
+	unsigned long seen;
+	pthread_t th;
+	int rounds = 0;
+
+	assert_non_null(r);
+	fill_page(r, 1);
+	fill_page(r + SP_PAGE_SIZE, 1);
+	fill_page(r + 2 * SP_PAGE_SIZE, 2);
+	fill_page(r + 3 * SP_PAGE_SIZE, 1);
+	assert_int_equal(sp_madvise(pool, r + 2 * SP_PAGE_SIZE, SP_PAGE_SIZE, SP_MADV_UNMERGEABLE),
+			 0);
+	assert_int_equal(munmap(r + 2 * SP_PAGE_SIZE, SP_PAGE_SIZE), 0);
+	t = (struct toucher){ .page = r + 3 * SP_PAGE_SIZE };
+	assert_int_equal(pthread_create(&th, NULL, toucher_main, &t), 0);
+	for (time_t end = time(NULL) + 2; time(NULL) < end; rounds++)
+		sp_ksm_scan(pool, 300);
+	/* Still storing? A thread left asleep in a window that never closes is not. */
+	seen = atomic_load(&t.done);
+	sleep_ms(300);
+	if (atomic_load(&t.done) == seen)
+		fail_msg("a writer stayed asleep after %d rounds of failed windows", rounds);
+	atomic_store(&t.stop, 1);
+	pthread_join(th, NULL);
+	assert_int_equal(ksm_of(pool, "pages_shared"), 0);
+	assert_int_equal(stat_of(pool, "pages_unmapped"), 1);
+	assert_int_equal(check_page(r, 1), 0);
+	assert_int_equal(check_page(r + 3 * SP_PAGE_SIZE, 1), 0);
+	sp_pool_destroy(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		BOTH(move_under_writer),	BOTH(syscall_write_waits),
 		BOTH(user_write_waits),		BOTH(foreign_faults_reach_program),
 		BOTH(fork_child_has_no_region), cmocka_unit_test(close_over_fresh_mapping),
+		BOTH(failed_open_wakes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
