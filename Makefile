@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 SUITE ?= unit
 
-.PHONY: all deps build check syscalls format-check test outside stress demo bench format clean
+.PHONY: all deps build check syscalls format-check model test outside stress demo bench format clean
 
 all: build
 
@@ -34,7 +34,12 @@ syscalls:
 format-check:
 	@scripts/check-format.sh
 
-check: syscalls format-check test outside
+# The Promela model of the window protocol (docs/model), checked with spin.
+model:
+	@scripts/install-deps.sh check
+	scripts/check-model.sh
+
+check: syscalls format-check model test outside
 
 # The long soak of tests/test_stress.c: SECONDS in all (half of it with swap);
 # CONFIG=swap|noswap|sigsegv runs one configuration for all of it.

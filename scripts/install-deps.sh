@@ -4,11 +4,11 @@
 #   scripts/install-deps.sh         what the build needs
 #   scripts/install-deps.sh check   and what the tests use when present:
 #                                   promtool (prometheus), tmux, jq, man,
-#                                   clang-format
+#                                   clang-format, spin (the protocol model)
 set -eu
 
 PKGS="gcc pkg-config meson ninja-build libxxhash-dev libnuma-dev libcmocka-dev"
-CHECK_PKGS="prometheus tmux jq man-db clang-format"
+CHECK_PKGS="prometheus tmux jq man-db clang-format spin"
 [ "${1:-}" = check ] && PKGS="$PKGS $CHECK_PKGS"
 
 missing=""
