@@ -11,6 +11,7 @@
 #include <numaif.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -35,6 +36,294 @@ void AnnotateIgnoreWritesEnd(const char *file, int line);
 #define remap_begin() ((void)0)
 #define remap_end() ((void)0)
 #endif
+
+/* ---- fault injection (os.h) -------------------------------------------- */
+
+struct fail_point {
+	const char *name;
+	int errs[6]; /* what its kernel call can return: errs[0] by default; 0 ends */
+	_Atomic bool on;
+	_Atomic unsigned long nth, every, times, calls, injected;
+	_Atomic int err;
+};
+
+static struct fail_point points[OS_FAIL_NR] = {
+	[OS_FAIL_MEMFD_CREATE] = { "memfd_create", { ENOMEM, EMFILE, ENFILE } },
+	[OS_FAIL_MEMFD_PUNCH] = { "punch", { EINTR, EIO } },
+	[OS_FAIL_MEMFD_FILL] = { "fill", { ENOSPC, ENOMEM, EINTR, EIO } },
+	[OS_FAIL_MEMFD_COPY] = { "memfd_copy", { EIO, EINTR } },
+	[OS_FAIL_MEMFD_RESIDENT] = { "resident", { ENOMEM, EOVERFLOW } },
+	[OS_FAIL_MEMFD_IS_HOLE] = { "is_hole", { EINVAL } },
+	[OS_FAIL_MEMFD_BIND] = { "bind", { ENOMEM, EIO } },
+	[OS_FAIL_FILE_READ] = { "file_read", { EIO, EINTR } },
+	[OS_FAIL_FILE_WRITE] = { "file_write", { EIO, ENOSPC, EINTR } },
+	[OS_FAIL_FILE_COPY] = { "file_copy", { EIO } },
+	[OS_FAIL_FILE_ALLOCATE] = { "file_allocate", { ENOSPC, EIO, EINTR } },
+	[OS_FAIL_RESERVE] = { "reserve", { ENOMEM } },
+	[OS_FAIL_MEMFD_MAP] = { "memfd_map", { ENOMEM } },
+	[OS_FAIL_MAP_FRAMES] = { "map_frames", { ENOMEM } },
+	[OS_FAIL_MAP_ZERO] = { "map_zero", { ENOMEM } },
+	[OS_FAIL_MAP_MISSING] = { "map_missing", { ENOMEM } },
+	[OS_FAIL_UNMAP] = { "unmap", { ENOMEM } },
+	[OS_FAIL_DONTFORK] = { "dontfork", { ENOMEM, EAGAIN } },
+	[OS_FAIL_POPULATE] = { "populate", { ENOMEM, EFAULT, EINTR } },
+	[OS_FAIL_DONTNEED] = { "dontneed", { EAGAIN } },
+	[OS_FAIL_DONTNEED_BATCH] = { "dontneed_batch", { ENOMEM, EINVAL } },
+	[OS_FAIL_MINCORE] = { "mincore", { EAGAIN } },
+	[OS_FAIL_PROTECT] = { "protect", { ENOMEM } },
+	[OS_FAIL_UFFD_OPEN] = { "uffd_open", { EMFILE, ENFILE, ENOMEM } },
+	[OS_FAIL_UFFD_API] = { "uffd_api", { EINVAL } },
+	[OS_FAIL_UFFD_REGISTER] = { "uffd_register", { ENOMEM, EBUSY } },
+	[OS_FAIL_UFFD_WP] = { "uffd_wp", { ENOENT, EAGAIN, ENOMEM } },
+	[OS_FAIL_UFFD_ZEROPAGE] = { "uffd_zeropage", { ENOMEM, EAGAIN, EEXIST, ENOENT } },
+	[OS_FAIL_UFFD_POISON] = { "uffd_poison", { ENOMEM, EAGAIN, EEXIST } },
+	[OS_FAIL_UFFD_COPY] = { "uffd_copy", { ENOMEM, EAGAIN, EEXIST, ENOENT, EFAULT } },
+	[OS_FAIL_UFFD_READ] = { "uffd_read", { EAGAIN } },
+	[OS_FAIL_PAGEMAP_OPEN] = { "pagemap_open", { EMFILE, ENFILE, EACCES } },
+	[OS_FAIL_PAGEMAP_READ] = { "pagemap_read", { ENOMEM, EINTR } },
+	[OS_FAIL_PIDFD_OPEN] = { "pidfd_open", { EMFILE, ENOMEM, ENOSYS } },
+	[OS_FAIL_MAX_MAP_COUNT] = { "max_map_count", { EACCES, EMFILE } },
+};
+
+static _Atomic bool fail_armed; /* any point on: the one branch when off */
+static _Atomic uint64_t fail_seed = 1;
+
+static uint64_t fail_mix(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+/* Does this call of p fail? Then errno is set. */
+static bool fail_hit(enum os_fail_point p)
+{
+	struct fail_point *f = &points[p];
+	unsigned long n, nth, every, times, done;
+
+	if (!atomic_load(&f->on))
+		return false;
+	n = atomic_fetch_add(&f->calls, 1) + 1;
+	nth = atomic_load(&f->nth);
+	times = atomic_load(&f->times);
+	if (nth) {
+		if (n < nth || n - nth >= (times ? times : 1))
+			return false;
+		atomic_fetch_add(&f->injected, 1);
+	} else {
+		every = atomic_load(&f->every);
+		if (!every || fail_mix(atomic_load(&fail_seed) ^ ((uint64_t)p << 48) ^ n) % every)
+			return false;
+		done = atomic_load(&f->injected);
+		do {
+			if (times && done >= times)
+				return false;
+		} while (!atomic_compare_exchange_weak(&f->injected, &done, done + 1));
+	}
+	errno = atomic_load(&f->err);
+	return true;
+}
+
+#define FAIL(p)                                                                          \
+	(__builtin_expect(atomic_load_explicit(&fail_armed, memory_order_relaxed), 0) && \
+	 fail_hit(p))
+
+static bool fail_err_ok(enum os_fail_point p, int err)
+{
+	for (int i = 0; i < 6 && points[p].errs[i]; i++)
+		if (points[p].errs[i] == err)
+			return true;
+	return false;
+}
+
+static void fail_rearm(void)
+{
+	bool any = false;
+
+	for (int i = 0; i < OS_FAIL_NR; i++)
+		any |= atomic_load(&points[i].on);
+	atomic_store(&fail_armed, any);
+}
+
+int os_fail_set(enum os_fail_point p, const struct os_fail_attr *a)
+{
+	struct fail_point *f;
+
+	if ((unsigned)p >= OS_FAIL_NR || (a->err && !fail_err_ok(p, a->err))) {
+		errno = EINVAL;
+		return -1;
+	}
+	f = &points[p];
+	atomic_store(&f->on, false);
+	atomic_store(&f->nth, a->nth);
+	atomic_store(&f->every, a->every);
+	atomic_store(&f->times, a->times);
+	atomic_store(&f->err, a->err ? a->err : f->errs[0]);
+	atomic_store(&f->calls, 0);
+	atomic_store(&f->injected, 0);
+	atomic_store(&f->on, a->nth || a->every);
+	fail_rearm();
+	return 0;
+}
+
+void os_fail_reset(void)
+{
+	atomic_store(&fail_armed, false);
+	for (int i = 0; i < OS_FAIL_NR; i++) {
+		atomic_store(&points[i].on, false);
+		atomic_store(&points[i].calls, 0);
+		atomic_store(&points[i].injected, 0);
+	}
+}
+
+void os_fail_seed(uint64_t seed)
+{
+	atomic_store(&fail_seed, seed);
+}
+
+unsigned long os_fail_injected(enum os_fail_point p)
+{
+	return (unsigned)p < OS_FAIL_NR ? atomic_load(&points[p].injected) : 0;
+}
+
+unsigned long os_fail_calls(enum os_fail_point p)
+{
+	return (unsigned)p < OS_FAIL_NR ? atomic_load(&points[p].calls) : 0;
+}
+
+const char *os_fail_name(unsigned p)
+{
+	return p < OS_FAIL_NR ? points[p].name : NULL;
+}
+
+static const struct {
+	const char *name;
+	int err;
+} errno_names[] = {
+	{ "ENOMEM", ENOMEM }, { "ENOSPC", ENOSPC }, { "EIO", EIO },
+	{ "EINTR", EINTR },   { "EAGAIN", EAGAIN }, { "ENOENT", ENOENT },
+	{ "EEXIST", EEXIST }, { "EFAULT", EFAULT }, { "EBUSY", EBUSY },
+	{ "EINVAL", EINVAL }, { "EMFILE", EMFILE }, { "ENFILE", ENFILE },
+	{ "EACCES", EACCES }, { "ENOSYS", ENOSYS }, { "EOVERFLOW", EOVERFLOW },
+};
+
+static int parse_errno(const char *s, size_t len)
+{
+	char *end;
+	long v;
+
+	for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
+		if (strlen(errno_names[i].name) == len && !strncmp(s, errno_names[i].name, len))
+			return errno_names[i].err;
+	v = strtol(s, &end, 10);
+	return end == s + len && v > 0 && v < 4096 ? (int)v : -1;
+}
+
+/* "key=N" of one item into a; the end of it, or NULL. */
+static const char *parse_setting(const char *s, struct os_fail_attr *a)
+{
+	size_t klen = strcspn(s, "=,:");
+	const char *v = s + klen + 1;
+	size_t vlen;
+	char *end;
+	unsigned long n;
+
+	if (s[klen] != '=')
+		return NULL;
+	vlen = strcspn(v, ",:");
+	if (klen == 5 && !strncmp(s, "errno", 5)) {
+		a->err = parse_errno(v, vlen);
+		return a->err > 0 ? v + vlen : NULL;
+	}
+	n = strtoul(v, &end, 0);
+	if (end != v + vlen || !vlen || *v == '-')
+		return NULL;
+	if (klen == 3 && !strncmp(s, "nth", 3))
+		a->nth = n;
+	else if (klen == 5 && !strncmp(s, "every", 5))
+		a->every = n;
+	else if (klen == 5 && !strncmp(s, "times", 5))
+		a->times = n;
+	else
+		return NULL;
+	return v + vlen;
+}
+
+/* One pass over spec; apply: set the points, else only check. */
+static int parse_spec(const char *spec, bool apply, const char **bad)
+{
+	const char *s = spec;
+
+	while (*s) {
+		size_t nlen = strcspn(s, ":=,");
+		struct os_fail_attr a = { 0 };
+		const char *item = s;
+		int p;
+
+		if (s[nlen] == '=' && nlen == 4 && !strncmp(s, "seed", 4)) {
+			char *end;
+			unsigned long long seed = strtoull(s + 5, &end, 0);
+
+			if (end == s + 5 || (*end && *end != ','))
+				goto out_bad;
+			if (apply)
+				os_fail_seed(seed);
+			s = *end ? end + 1 : end;
+			continue;
+		}
+		for (p = 0; p < OS_FAIL_NR; p++)
+			if (strlen(points[p].name) == nlen && !strncmp(s, points[p].name, nlen))
+				break;
+		if (p == OS_FAIL_NR && !(nlen == 3 && !strncmp(s, "all", 3)))
+			goto out_bad;
+		for (s += nlen; *s == ':';)
+			if (!(s = parse_setting(s + 1, &a)))
+				goto out_bad_item;
+		if (*s && *s != ',')
+			goto out_bad_item;
+		if (p < OS_FAIL_NR && a.err && !fail_err_ok(p, a.err))
+			goto out_bad_item;
+		for (int q = p < OS_FAIL_NR ? p : 0; apply && q < OS_FAIL_NR; q++) {
+			struct os_fail_attr qa = a;
+
+			if (!fail_err_ok(q, qa.err))
+				qa.err = 0; /* "all" with an errno: where the call can return it */
+			os_fail_set(q, &qa);
+			if (p < OS_FAIL_NR)
+				break;
+		}
+		s = *s ? s + 1 : s;
+		continue;
+out_bad_item:
+		s = item;
+out_bad:
+		if (bad)
+			*bad = s;
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+int os_fail_parse(const char *spec, const char **bad)
+{
+	if (!spec || parse_spec(spec, false, bad))
+		return -1;
+	return parse_spec(spec, true, bad);
+}
+
+int os_fail_from_env(const char **spec, const char **bad)
+{
+	static _Atomic bool done;
+
+	if (atomic_exchange(&done, true))
+		return 0;
+	*spec = getenv("SAMEPAGE_FAIL");
+	if (!*spec || !**spec)
+		return 0;
+	return os_fail_parse(*spec, bad) ? -1 : 1;
+}
 
 /* ---- the one place a mapping is made ---------------------------------- */
 
@@ -74,6 +363,8 @@ static void *map_install(const struct map_req *m)
 
 int os_unmap(void *addr, size_t len)
 {
+	if (FAIL(OS_FAIL_UNMAP))
+		return -1;
 	return munmap(addr, len);
 }
 
@@ -81,7 +372,7 @@ int os_unmap(void *addr, size_t len)
 
 int os_memfd_create(const char *name, size_t size)
 {
-	int fd = memfd_create(name, MFD_CLOEXEC);
+	int fd = FAIL(OS_FAIL_MEMFD_CREATE) ? -1 : memfd_create(name, MFD_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
@@ -97,12 +388,38 @@ int os_memfd_create(const char *name, size_t size)
 
 int os_memfd_punch(int fd, off_t off, size_t len)
 {
+	if (FAIL(OS_FAIL_MEMFD_PUNCH))
+		return -1;
 	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
+}
+
+static int write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	ssize_t n = pwrite(fd, buf, len, off);
+
+	if (n == (ssize_t)len)
+		return 0;
+	if (n >= 0)
+		errno = EIO;
+	return -1;
+}
+
+static int read_all(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t n = pread(fd, buf, len, off);
+
+	if (n == (ssize_t)len)
+		return 0;
+	if (n >= 0)
+		errno = EIO;
+	return -1;
 }
 
 int os_memfd_fill(int fd, off_t off, const void *buf, size_t len)
 {
-	return os_file_write(fd, buf, len, off);
+	if (FAIL(OS_FAIL_MEMFD_FILL))
+		return -1;
+	return write_all(fd, buf, len, off);
 }
 
 void os_memfd_copy(int fd, char *map, off_t from, off_t to, size_t len)
@@ -111,7 +428,8 @@ void os_memfd_copy(int fd, char *map, off_t from, off_t to, size_t len)
 	size_t left = len;
 
 	while (left) {
-		ssize_t got = copy_file_range(fd, &in, fd, &out, left, 0);
+		ssize_t got =
+			FAIL(OS_FAIL_MEMFD_COPY) ? -1 : copy_file_range(fd, &in, fd, &out, left, 0);
 
 		if (got <= 0)
 			break;
@@ -125,15 +443,18 @@ long os_memfd_resident(int fd)
 {
 	struct stat st;
 
-	if (fstat(fd, &st))
+	if (FAIL(OS_FAIL_MEMFD_RESIDENT) || fstat(fd, &st))
 		return -1;
 	return (long)st.st_blocks * 512;
 }
 
 bool os_memfd_is_hole(int fd, off_t off)
 {
-	off_t data = lseek(fd, off, SEEK_DATA);
+	off_t data;
 
+	if (FAIL(OS_FAIL_MEMFD_IS_HOLE))
+		return false;
+	data = lseek(fd, off, SEEK_DATA);
 	return data != off && (data > off || errno == ENXIO);
 }
 
@@ -145,6 +466,8 @@ int os_memfd_bind(void *addr, size_t len, int node)
 		errno = EINVAL;
 		return -1;
 	}
+	if (FAIL(OS_FAIL_MEMFD_BIND))
+		return -1;
 	return (int)mbind(addr, len, MPOL_BIND, &mask, sizeof(mask) * 8, 0);
 }
 
@@ -159,30 +482,22 @@ int os_nr_nodes(void)
 
 int os_file_read(int fd, void *buf, size_t len, off_t off)
 {
-	ssize_t n = pread(fd, buf, len, off);
-
-	if (n == (ssize_t)len)
-		return 0;
-	if (n >= 0)
-		errno = EIO;
-	return -1;
+	if (FAIL(OS_FAIL_FILE_READ))
+		return -1;
+	return read_all(fd, buf, len, off);
 }
 
 int os_file_write(int fd, const void *buf, size_t len, off_t off)
 {
-	ssize_t n = pwrite(fd, buf, len, off);
-
-	if (n == (ssize_t)len)
-		return 0;
-	if (n >= 0)
-		errno = EIO;
-	return -1;
+	if (FAIL(OS_FAIL_FILE_WRITE))
+		return -1;
+	return write_all(fd, buf, len, off);
 }
 
 int os_file_copy(int fd, off_t from, off_t to, size_t len)
 {
 	loff_t in = from, out = to;
-	ssize_t n = copy_file_range(fd, &in, fd, &out, len, 0);
+	ssize_t n = FAIL(OS_FAIL_FILE_COPY) ? -1 : copy_file_range(fd, &in, fd, &out, len, 0);
 
 	if (n == (ssize_t)len)
 		return 0;
@@ -192,6 +507,8 @@ int os_file_copy(int fd, off_t from, off_t to, size_t len)
 
 int os_file_allocate(int fd, size_t len)
 {
+	if (FAIL(OS_FAIL_FILE_ALLOCATE))
+		return -1;
 	if (!fallocate(fd, 0, 0, (off_t)len))
 		return 0;
 	if (errno != EOPNOTSUPP)
@@ -208,6 +525,8 @@ void *os_reserve(size_t len)
 			     .flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 			     .fd = -1 };
 
+	if (FAIL(OS_FAIL_RESERVE))
+		return NULL;
 	return map_install(&m);
 }
 
@@ -217,7 +536,7 @@ void *os_memfd_map(int fd, size_t len)
 			     .prot = PROT_READ | PROT_WRITE,
 			     .flags = MAP_SHARED | MAP_NORESERVE,
 			     .fd = fd };
-	void *p = map_install(&m);
+	void *p = FAIL(OS_FAIL_MEMFD_MAP) ? NULL : map_install(&m);
 
 	/* A child must not inherit a writable view of every frame. */
 	if (p && os_dontfork(p, len)) {
@@ -239,6 +558,8 @@ int os_map_frames(void *addr, size_t len, int fd, off_t off, bool shared)
 			     .fd = fd,
 			     .off = off };
 
+	if (FAIL(OS_FAIL_MAP_FRAMES))
+		return -1;
 	return map_install(&m) ? 0 : -1;
 }
 
@@ -250,6 +571,8 @@ int os_map_zero(void *addr, size_t len)
 			     .flags = MAP_PRIVATE | MAP_ANONYMOUS,
 			     .fd = -1 };
 
+	if (FAIL(OS_FAIL_MAP_ZERO))
+		return -1;
 	return map_install(&m) ? 0 : -1;
 }
 
@@ -273,6 +596,8 @@ int os_map_missing(int uffd, void *addr, size_t len)
 	struct map_req move = { .addr = addr, .len = len };
 	int err;
 
+	if (FAIL(OS_FAIL_MAP_MISSING))
+		return -1;
 	move.from = map_install(&scratch);
 	if (!move.from)
 		return -1;
@@ -289,23 +614,29 @@ out_unmap:
 
 int os_dontfork(void *addr, size_t len)
 {
+	if (FAIL(OS_FAIL_DONTFORK))
+		return -1;
 	return madvise(addr, len, MADV_DONTFORK);
 }
 
 int os_populate(void *addr, size_t len, bool write)
 {
+	if (FAIL(OS_FAIL_POPULATE))
+		return -1;
 	return madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
 }
 
 int os_dontneed(void *addr, size_t len)
 {
+	if (FAIL(OS_FAIL_DONTNEED))
+		return -1;
 	return madvise(addr, len, MADV_DONTNEED);
 }
 
 void os_dontneed_batch(int pidfd, const struct iovec *iov, unsigned n)
 {
-	if (!n ||
-	    (pidfd >= 0 && syscall(SYS_process_madvise, pidfd, iov, n, MADV_DONTNEED, 0) >= 0))
+	if (!n || (pidfd >= 0 && !FAIL(OS_FAIL_DONTNEED_BATCH) &&
+		   syscall(SYS_process_madvise, pidfd, iov, n, MADV_DONTNEED, 0) >= 0))
 		return;
 	for (unsigned i = 0; i < n; i++)
 		os_dontneed(iov[i].iov_base, iov[i].iov_len);
@@ -313,6 +644,8 @@ void os_dontneed_batch(int pidfd, const struct iovec *iov, unsigned n)
 
 int os_mincore(const void *addr, size_t len, unsigned char *vec)
 {
+	if (FAIL(OS_FAIL_MINCORE))
+		return -1;
 	return mincore((void *)addr, len, vec);
 }
 
@@ -323,23 +656,37 @@ bool os_all_mapped(const void *addr, size_t len)
 
 	for (size_t off = 0; off < len; off += step) {
 		size_t n = len - off < step ? len - off : step;
+		int tries = 0;
 
-		if (os_mincore((const char *)addr + off, n, vec) && errno == ENOMEM)
-			return false;
+		/* EAGAIN: the kernel was short of memory for the answer; ask again. */
+		while (os_mincore((const char *)addr + off, n, vec)) {
+			if (errno == ENOMEM)
+				return false;
+			if (errno != EAGAIN || ++tries == 100)
+				break; /* no answer: as before any unmap, mapped */
+			sched_yield();
+		}
 	}
 	return true;
+}
+
+static int protect_once(void *addr, size_t len, int prot)
+{
+	if (FAIL(OS_FAIL_PROTECT))
+		return -1;
+	return mprotect(addr, len, prot);
 }
 
 int os_protect(void *addr, size_t len, bool writable)
 {
 	int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
 
-	if (!mprotect(addr, len, prot))
+	if (!protect_once(addr, len, prot))
 		return 0;
 	if (errno != ENOMEM)
 		return -1;
 	for (size_t off = 0; off < len; off += PAGE_SIZE)
-		if (mprotect((char *)addr + off, PAGE_SIZE, prot) && errno != ENOMEM)
+		if (protect_once((char *)addr + off, PAGE_SIZE, prot) && errno != ENOMEM)
 			return -1;
 	return 0;
 }
@@ -348,9 +695,11 @@ int os_protect(void *addr, size_t len, bool writable)
 
 int os_uffd_open(void)
 {
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	int dev;
+	int fd, dev;
 
+	if (FAIL(OS_FAIL_UFFD_OPEN))
+		return -1;
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (fd >= 0 || errno != EPERM)
 		return fd;
 	/* Unprivileged userfaultfd is off; the device may still be allowed. */
@@ -368,7 +717,7 @@ int os_uffd_api(int uffd, uint64_t *features)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = *features };
 
-	if (ioctl(uffd, UFFDIO_API, &api))
+	if (FAIL(OS_FAIL_UFFD_API) || ioctl(uffd, UFFDIO_API, &api))
 		return -1;
 	*features = api.features;
 	return 0;
@@ -395,15 +744,17 @@ int os_uffd_register(int uffd, void *addr, size_t len, bool missing)
 		.mode = UFFDIO_REGISTER_MODE_WP | (missing ? UFFDIO_REGISTER_MODE_MISSING : 0),
 	};
 
+	if (FAIL(OS_FAIL_UFFD_REGISTER))
+		return -1;
 	return ioctl(uffd, UFFDIO_REGISTER, &reg);
 }
 
 /* A userfaultfd ioctl, again while a remap event is being read (EAGAIN). */
-static int uffd_ioctl(int uffd, unsigned long req, void *arg)
+static int uffd_ioctl(int uffd, unsigned long req, void *arg, enum os_fail_point p)
 {
 	int ret;
 
-	while ((ret = ioctl(uffd, req, arg)) && errno == EAGAIN)
+	while ((ret = FAIL(p) ? -1 : ioctl(uffd, req, arg)) && errno == EAGAIN)
 		sched_yield();
 	return ret;
 }
@@ -422,7 +773,7 @@ static int uffd_unprotect_registered(int uffd, void *addr, size_t len)
 			.range = { .start = (uintptr_t)addr + off, .len = PAGE_SIZE },
 		};
 
-		if (uffd_ioctl(uffd, UFFDIO_WRITEPROTECT, &prm) && errno != ENOENT)
+		if (uffd_ioctl(uffd, UFFDIO_WRITEPROTECT, &prm, OS_FAIL_UFFD_WP) && errno != ENOENT)
 			return -1;
 	}
 	return 0;
@@ -436,7 +787,7 @@ int os_uffd_wp(int uffd, void *addr, size_t len, bool wp)
 	};
 
 	for (int tries = 0; tries < 1000;) {
-		if (!uffd_ioctl(uffd, UFFDIO_WRITEPROTECT, &prm))
+		if (!uffd_ioctl(uffd, UFFDIO_WRITEPROTECT, &prm, OS_FAIL_UFFD_WP))
 			return 0;
 		if (errno != ENOENT)
 			return -1;
@@ -459,14 +810,14 @@ int os_uffd_zeropage(int uffd, void *addr, size_t len)
 {
 	struct uffdio_zeropage zero = { .range = { .start = (uintptr_t)addr, .len = len } };
 
-	return uffd_ioctl(uffd, UFFDIO_ZEROPAGE, &zero);
+	return uffd_ioctl(uffd, UFFDIO_ZEROPAGE, &zero, OS_FAIL_UFFD_ZEROPAGE);
 }
 
 int os_uffd_poison(int uffd, void *addr, size_t len)
 {
 	struct uffdio_poison poison = { .range = { .start = (uintptr_t)addr, .len = len } };
 
-	return uffd_ioctl(uffd, UFFDIO_POISON, &poison);
+	return uffd_ioctl(uffd, UFFDIO_POISON, &poison, OS_FAIL_UFFD_POISON);
 }
 
 int os_uffd_copy(int uffd, void *dst, const void *src, size_t len)
@@ -478,7 +829,7 @@ int os_uffd_copy(int uffd, void *dst, const void *src, size_t len)
 					 .src = (uintptr_t)src + done,
 					 .len = len - done };
 
-		if (!ioctl(uffd, UFFDIO_COPY, &c))
+		if (!FAIL(OS_FAIL_UFFD_COPY) && !ioctl(uffd, UFFDIO_COPY, &c))
 			return 0;
 		if (errno != EAGAIN)
 			return -1;
@@ -497,6 +848,8 @@ int os_uffd_read(int uffd, struct os_fault *out, unsigned max)
 	ssize_t n;
 	int got = 0;
 
+	if (FAIL(OS_FAIL_UFFD_READ))
+		return -1;
 	if (max > 16)
 		max = 16;
 	n = read(uffd, msg, max * sizeof(msg[0]));
@@ -519,15 +872,24 @@ int os_uffd_read(int uffd, struct os_fault *out, unsigned max)
 
 int os_pagemap_open(void)
 {
+	if (FAIL(OS_FAIL_PAGEMAP_OPEN))
+		return -1;
 	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
-void os_pagemap_read(int fd, const void *addr, unsigned long n, uint64_t *pm)
+int os_pagemap_read(int fd, const void *addr, unsigned long n, uint64_t *pm)
 {
 	off_t off = (off_t)((uintptr_t)addr >> PAGE_SHIFT) * 8;
 
-	if (fd < 0 || os_file_read(fd, pm, n * 8, off))
-		memset(pm, 0, n * 8);
+	if (fd < 0) {
+		errno = EBADF;
+		goto out_zero;
+	}
+	if (!FAIL(OS_FAIL_PAGEMAP_READ) && !read_all(fd, pm, n * 8, off))
+		return 0;
+out_zero:
+	memset(pm, 0, n * 8);
+	return -1;
 }
 
 /* ---- threads and the process ------------------------------------------ */
@@ -549,13 +911,15 @@ int os_tgkill(pid_t tid, int sig)
 
 int os_pidfd_open(void)
 {
+	if (FAIL(OS_FAIL_PIDFD_OPEN))
+		return -1;
 	return (int)syscall(SYS_pidfd_open, getpid(), 0);
 }
 
 long os_max_map_count(void)
 {
 	long v = -1;
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+	FILE *f = FAIL(OS_FAIL_MAX_MAP_COUNT) ? NULL : fopen("/proc/sys/vm/max_map_count", "re");
 
 	if (f) {
 		if (fscanf(f, "%ld", &v) != 1)

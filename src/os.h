@@ -63,13 +63,15 @@ int os_memfd_create(const char *name, size_t size);
  * Give [off, off+len) of the memfd back to the OS: it reads zeros and holds
  * no memory afterwards; the size stays. Every mapping of it loses its pages
  * (a TLB flush each, unless os_dontneed dropped them first). -1: EBADF,
- * EINVAL (unaligned), EOPNOTSUPP (not a file that can punch).
+ * EINVAL (unaligned), EOPNOTSUPP (not a file that can punch), EINTR (a
+ * signal), EIO; the range may then be partly punched.
  */
 int os_memfd_punch(int fd, off_t off, size_t len);
 /*
  * Write buf into [off, off+len) of the memfd through the file, not through a
  * mapping: no page fault, and no zeroing of a hole before it is filled. 0
- * when every byte went; -1 with errno, EIO when the write came up short.
+ * when every byte went; -1 with errno (ENOSPC, ENOMEM, EINTR), EIO when the
+ * write came up short.
  */
 int os_memfd_fill(int fd, off_t off, const void *buf, size_t len);
 /*
@@ -98,9 +100,9 @@ int os_nr_nodes(void);
 
 /* ---- other files: the swap area --------------------------------------- */
 
-/* All of [off, off+len) of fd into buf: 0, or -1 with errno (EIO: short read). */
+/* All of [off, off+len) of fd into buf: 0, or -1 with errno (EIO: short read; EINTR). */
 int os_file_read(int fd, void *buf, size_t len, off_t off);
-/* All of buf to [off, off+len) of fd: 0, or -1 with errno (EIO: short write). */
+/* All of buf to [off, off+len) of fd: 0, or -1 with errno (EIO: short write; ENOSPC, EINTR). */
 int os_file_write(int fd, const void *buf, size_t len, off_t off);
 /*
  * Copy [from, from+len) of fd to [to, to+len) of the same file, inside the
@@ -162,22 +164,28 @@ int os_map_none(void *addr, size_t len);
  * move itself failed.
  */
 int os_map_missing(int uffd, void *addr, size_t len);
-/* Unmap [addr, addr+len); holes in it are fine. -1: EINVAL (unaligned). */
+/*
+ * Unmap [addr, addr+len); holes in it are fine. -1: EINVAL (unaligned),
+ * ENOMEM (it would split a mapping past vm.max_map_count: nothing unmapped).
+ */
 int os_unmap(void *addr, size_t len);
-/* Not inherited by fork() (MADV_DONTFORK). -1: ENOMEM (unmapped), EINVAL. */
+/*
+ * Not inherited by fork() (MADV_DONTFORK). -1: ENOMEM (unmapped, or a split
+ * past vm.max_map_count), EAGAIN, EINVAL.
+ */
 int os_dontfork(void *addr, size_t len);
 /*
  * Fault every page of [addr, addr+len) in now, for reading or for writing,
  * as a touch would (a memfd hole gets memory either way: shmem has no zero
- * page). -1: ENOMEM (unmapped), EFAULT (a fault failed), EINVAL (kernel
- * before 5.14). Precondition: no page of it is in missing mode, or the call
+ * page). -1: ENOMEM (unmapped, or out of memory), EFAULT (a fault failed),
+ * EINTR (a fatal signal), EINVAL (kernel before 5.14). Precondition: no page of it is in missing mode, or the call
  * waits for whoever resolves those faults.
  */
 int os_populate(void *addr, size_t len, bool write);
 /*
  * Drop the page table entries of [addr, addr+len) (MADV_DONTNEED): a
  * MAP_SHARED page keeps its data in the file and refaults from it; a
- * MAP_PRIVATE page's copy is lost. -1: ENOMEM (unmapped), EINVAL.
+ * MAP_PRIVATE page's copy is lost. -1: ENOMEM (unmapped), EAGAIN, EINVAL.
  */
 int os_dontneed(void *addr, size_t len);
 /*
@@ -188,7 +196,8 @@ int os_dontneed(void *addr, size_t len);
 void os_dontneed_batch(int pidfd, const struct iovec *iov, unsigned n);
 /*
  * Which pages of [addr, addr+len) are resident: bit 0 of vec[i] for page i
- * (len / PAGE_SIZE bytes of vec). -1: ENOMEM (part of the range unmapped).
+ * (len / PAGE_SIZE bytes of vec). -1: ENOMEM (part of the range unmapped),
+ * EAGAIN (the kernel is short of memory for the answer: ask again).
  */
 int os_mincore(const void *addr, size_t len, unsigned char *vec);
 /* Is every page of [addr, addr+len) mapped? The program may have unmapped some. */
@@ -222,7 +231,8 @@ int os_uffd_api(int uffd, uint64_t *features);
  * Register [addr, addr+len) for write-protect faults, and missing faults as
  * well when missing. A registration replaces the modes of every vma in the
  * range. -1: EINVAL (not a mapping userfaultfd takes; unaligned), ENOMEM
- * (unmapped), EBUSY (registered with another uffd).
+ * (unmapped, or a split past vm.max_map_count), EBUSY (registered with
+ * another uffd).
  */
 int os_uffd_register(int uffd, void *addr, size_t len, bool missing);
 /*
@@ -233,7 +243,7 @@ int os_uffd_register(int uffd, void *addr, size_t len, bool missing);
  * not the pool's). Lifting it does not wait: it steps over such a vma (a
  * fresh mapping protects nothing), page by page. EAGAIN (a remap event not
  * read yet) is tried again until it clears. -1: ENOENT (still unregistered),
- * EINVAL.
+ * ENOMEM (no memory for page tables), EINVAL.
  */
 int os_uffd_wp(int uffd, void *addr, size_t len, bool wp);
 /* Wake the threads waiting on faults in [addr, addr+len). Cannot fail. */
@@ -277,8 +287,13 @@ int os_uffd_read(int uffd, struct os_fault *out, unsigned max);
 
 /* This process's pagemap, close-on-exec: fd, or -1 (ENOENT, EACCES). */
 int os_pagemap_open(void);
-/* The entries of n pages from addr into pm; all 0 when they cannot be read. */
-void os_pagemap_read(int fd, const void *addr, unsigned long n, uint64_t *pm);
+/*
+ * The entries of n pages from addr into pm: 0, or -1 with errno (EBADF: no
+ * pagemap; ENOMEM, EINTR) and pm all 0. All 0 reads "not present, not
+ * copied": a caller that would act on "not copied" must not take it from a
+ * failed read.
+ */
+int os_pagemap_read(int fd, const void *addr, unsigned long n, uint64_t *pm);
 
 /* The page is mapped in the program's page table (the reclaim clock's bit). */
 static inline bool pm_present(uint64_t pm)
@@ -313,5 +328,98 @@ int os_tgkill(pid_t tid, int sig);
 int os_pidfd_open(void);
 /* vm.max_map_count: how many mappings a process may have; -1 if unknown. */
 long os_max_map_count(void);
+
+/* ---- fault injection -------------------------------------------------- */
+
+/*
+ * After the kernel's fail_page_alloc and failslab: any primitive above that
+ * can fail can be told to, so that tests reach the error paths of the
+ * library. A primitive fails only with an errno its real kernel call can
+ * return, and where the primitive retries (the ENOENT and EAGAIN loops of
+ * userfaultfd, the page-by-page mprotect) or falls back (copy_file_range,
+ * process_madvise) each kernel call inside it counts as a call, so those
+ * paths run too. Primitives whose contract says "cannot fail" never do:
+ * their points force the fallback instead (memfd_copy, dontneed_batch).
+ *
+ * Compiled in every build; off, it costs one predictable branch per call.
+ * Turned on by os_fail_set() (tests), or by the environment variable
+ * SAMEPAGE_FAIL, read once when the first pool is created:
+ *
+ *   SAMEPAGE_FAIL="map_frames:every=50,punch:nth=3,uffd_wp:nth=1:times=1000,seed=7"
+ *
+ * items separated by ',', each a point name (or "all") with ':'-separated
+ * settings, or seed=N. See os_fail_parse().
+ */
+enum os_fail_point {
+	OS_FAIL_MEMFD_CREATE,
+	OS_FAIL_MEMFD_PUNCH,
+	OS_FAIL_MEMFD_FILL,
+	OS_FAIL_MEMFD_COPY, /* cannot fail: forces the copy through the map */
+	OS_FAIL_MEMFD_RESIDENT,
+	OS_FAIL_MEMFD_IS_HOLE, /* answers "data", as on error */
+	OS_FAIL_MEMFD_BIND,
+	OS_FAIL_FILE_READ,
+	OS_FAIL_FILE_WRITE,
+	OS_FAIL_FILE_COPY,
+	OS_FAIL_FILE_ALLOCATE,
+	OS_FAIL_RESERVE,
+	OS_FAIL_MEMFD_MAP,
+	OS_FAIL_MAP_FRAMES,
+	OS_FAIL_MAP_ZERO,
+	OS_FAIL_MAP_MISSING,
+	OS_FAIL_UNMAP,
+	OS_FAIL_DONTFORK,
+	OS_FAIL_POPULATE,
+	OS_FAIL_DONTNEED,
+	OS_FAIL_DONTNEED_BATCH, /* cannot fail: forces one madvise per range */
+	OS_FAIL_MINCORE,
+	OS_FAIL_PROTECT, /* each mprotect, the page-by-page ones too */
+	OS_FAIL_UFFD_OPEN,
+	OS_FAIL_UFFD_API,
+	OS_FAIL_UFFD_REGISTER,
+	OS_FAIL_UFFD_WP, /* each ioctl: ENOENT and EAGAIN are retried */
+	OS_FAIL_UFFD_ZEROPAGE, /* each ioctl: EAGAIN is retried */
+	OS_FAIL_UFFD_POISON, /* each ioctl: EAGAIN is retried */
+	OS_FAIL_UFFD_COPY, /* each ioctl: EAGAIN is retried */
+	OS_FAIL_UFFD_READ,
+	OS_FAIL_PAGEMAP_OPEN,
+	OS_FAIL_PAGEMAP_READ,
+	OS_FAIL_PIDFD_OPEN,
+	OS_FAIL_MAX_MAP_COUNT,
+	OS_FAIL_NR
+};
+
+/*
+ * When a point fails. Calls are counted from os_fail_set(), from 1.
+ * nth: calls nth .. nth+times-1 fail (times 0 counts as 1). Else every: each
+ * call fails with probability 1/every, decided by a hash of the seed, the
+ * point and the call's number (deterministic for one sequence of calls),
+ * at most times times (0: no limit). err: the errno, one the point's kernel
+ * call can return; 0 for the point's usual one.
+ */
+struct os_fail_attr {
+	unsigned long nth, every, times;
+	int err;
+};
+
+/* 0, or -1 with EINVAL (no such point; err not one its call can return). */
+int os_fail_set(enum os_fail_point p, const struct os_fail_attr *attr);
+/* Every point off and its counts back to 0; the seed stays. */
+void os_fail_reset(void);
+void os_fail_seed(uint64_t seed);
+/* Failures injected at p since it was set; calls made to it. */
+unsigned long os_fail_injected(enum os_fail_point p);
+unsigned long os_fail_calls(enum os_fail_point p);
+/* The point's name in SAMEPAGE_FAIL ("map_frames"), NULL past the end. */
+const char *os_fail_name(unsigned p);
+/*
+ * Apply a SAMEPAGE_FAIL string: "NAME[:nth=N][:every=N][:times=N][:errno=E]"
+ * items and "seed=N", separated by ','; NAME "all" sets every point that
+ * can fail; E a name (EIO) or a number. 0, or -1 with EINVAL, and *bad (if
+ * not NULL) where the string stopped making sense; nothing is applied then.
+ */
+int os_fail_parse(const char *spec, const char **bad);
+/* SAMEPAGE_FAIL, applied the first time only: 1 applied, 0 unset or done, -1 as parse. */
+int os_fail_from_env(const char **spec, const char **bad);
 
 #endif

@@ -617,12 +617,27 @@ static void pool_release(struct sp_pool *pool)
 	errno = err;
 }
 
+/* SAMEPAGE_FAIL (os.h): fault injection for tests and soaks, said once so nobody wonders. */
+static void fail_from_env(void)
+{
+	const char *spec = NULL, *bad = NULL;
+	int ret = os_fail_from_env(&spec, &bad);
+
+	if (ret > 0)
+		sp_log(SP_LOG_WARN, "fault injection on: SAMEPAGE_FAIL=%s", spec);
+	else if (ret < 0)
+		sp_log(SP_LOG_ERR,
+		       "SAMEPAGE_FAIL=%s: not understood from '%s'; injection stays off", spec,
+		       bad ? bad : "");
+}
+
 static sp_pool *pool_create(const struct sp_pool_config *in)
 {
 	struct sp_pool_config cfg;
 	struct sp_pool *pool;
 	unsigned s;
 
+	fail_from_env();
 	if (config_resolve(in, &cfg))
 		return NULL;
 	pool = calloc(1, sizeof(*pool));

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fault injection (os.h): the knobs themselves, and then the library's error
+ * paths, each reached by failing one kernel call deterministically (the nth
+ * call of one primitive). Every injected failure must end in a clean error
+ * (a documented errno, nothing changed) or a retry: never a lost byte, a
+ * crash, a hang, or a page left write-protected.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "os.h"
+
+static int teardown(void **state)
+{
+	(void)state;
+	os_fail_reset();
+	return 0;
+}
+
+static void fail_set(enum os_fail_point p, unsigned long nth, unsigned long every,
+		     unsigned long times, int err)
+{
+	struct os_fail_attr a = { .nth = nth, .every = every, .times = times, .err = err };
+
+	assert_int_equal(os_fail_set(p, &a), 0);
+}
+
+static int new_memfd(void)
+{
+	int fd = os_memfd_create("test_inject", 64 * PAGE_SIZE);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* ---- the knobs --------------------------------------------------------- */
+
+/* nth: exactly the nth call fails, with the point's usual errno; times widens it. */
+static void nth_fails_that_call(void **state)
+{
+	int fd = new_memfd();
+
+	(void)state;
+	fail_set(OS_FAIL_MEMFD_PUNCH, 2, 0, 0, 0);
+	assert_int_equal(os_memfd_punch(fd, 0, PAGE_SIZE), 0);
+	assert_int_equal(os_memfd_punch(fd, 0, PAGE_SIZE), -1);
+	assert_int_equal(errno, EINTR);
+	assert_int_equal(os_memfd_punch(fd, 0, PAGE_SIZE), 0);
+	assert_int_equal(os_fail_injected(OS_FAIL_MEMFD_PUNCH), 1);
+	assert_int_equal(os_fail_calls(OS_FAIL_MEMFD_PUNCH), 3);
+
+	fail_set(OS_FAIL_MEMFD_PUNCH, 1, 0, 2, EIO);
+	assert_int_equal(os_memfd_punch(fd, 0, PAGE_SIZE), -1);
+	assert_int_equal(errno, EIO);
+	assert_int_equal(os_memfd_punch(fd, 0, PAGE_SIZE), -1);
+	assert_int_equal(os_memfd_punch(fd, 0, PAGE_SIZE), 0);
+	assert_int_equal(os_fail_injected(OS_FAIL_MEMFD_PUNCH), 2);
+	/* Other points are untouched. */
+	assert_int_equal(os_memfd_fill(fd, 0, "x", 1), 0);
+	assert_int_equal(os_fail_calls(OS_FAIL_MEMFD_FILL), 0);
+	close(fd);
+}
+
+/* every: about 1 in N, the same calls for the same seed, capped by times. */
+static void every_is_seeded(void **state)
+{
+	char a[1000], b[1000];
+	int fd = new_memfd(), n = 0;
+
+	(void)state;
+	os_fail_seed(42);
+	fail_set(OS_FAIL_MEMFD_RESIDENT, 0, 4, 0, 0);
+	for (int i = 0; i < 1000; i++)
+		n += (a[i] = (char)(os_memfd_resident(fd) < 0));
+	assert_in_range(n, 150, 350);
+	assert_int_equal(os_fail_injected(OS_FAIL_MEMFD_RESIDENT), n);
+	fail_set(OS_FAIL_MEMFD_RESIDENT, 0, 4, 0, 0);
+	for (int i = 0; i < 1000; i++)
+		b[i] = (char)(os_memfd_resident(fd) < 0);
+	assert_memory_equal(a, b, sizeof(a));
+	os_fail_seed(43);
+	fail_set(OS_FAIL_MEMFD_RESIDENT, 0, 4, 0, 0);
+	for (int i = 0; i < 1000; i++)
+		b[i] = (char)(os_memfd_resident(fd) < 0);
+	assert_memory_not_equal(a, b, sizeof(a));
+	fail_set(OS_FAIL_MEMFD_RESIDENT, 0, 2, 5, 0);
+	for (int i = 0; i < 1000; i++)
+		os_memfd_resident(fd);
+	assert_int_equal(os_fail_injected(OS_FAIL_MEMFD_RESIDENT), 5);
+	os_fail_seed(1);
+	close(fd);
+}
+
+/* Only errnos the kernel call can return; nothing else is accepted. */
+static void errno_must_be_real(void **state)
+{
+	struct os_fail_attr a = { .nth = 1, .err = ENOMEM };
+
+	(void)state;
+	assert_int_equal(os_fail_set(OS_FAIL_MEMFD_PUNCH, &a), -1);
+	assert_int_equal(errno, EINVAL);
+	a.err = ENOSPC;
+	assert_int_equal(os_fail_set(OS_FAIL_FILE_WRITE, &a), 0);
+	assert_int_equal(os_fail_set(OS_FAIL_NR, &a), -1);
+	for (unsigned p = 0; p < OS_FAIL_NR; p++)
+		assert_non_null(os_fail_name(p));
+	assert_null(os_fail_name(OS_FAIL_NR));
+}
+
+/* SAMEPAGE_FAIL's syntax: all or nothing, and where it stopped making sense. */
+static void parse_spec(void **state)
+{
+	const char *bad = NULL;
+	int fd = new_memfd();
+
+	(void)state;
+	assert_int_equal(
+		os_fail_parse("punch:nth=2:errno=EIO,resident:every=1:times=1,seed=9", &bad), 0);
+	assert_int_equal(os_memfd_punch(fd, 0, PAGE_SIZE), 0);
+	assert_int_equal(os_memfd_punch(fd, 0, PAGE_SIZE), -1);
+	assert_int_equal(errno, EIO);
+	assert_int_equal(os_memfd_resident(fd), -1);
+	assert_true(os_memfd_resident(fd) >= 0);
+	os_fail_reset();
+
+	assert_int_equal(os_fail_parse("punch:nth=1,nosuch:nth=1", &bad), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_string_equal(bad, "nosuch:nth=1");
+	assert_int_equal(os_memfd_punch(fd, 0, PAGE_SIZE), 0); /* nothing applied */
+	assert_int_equal(os_fail_parse("punch:nth=x", &bad), -1);
+	assert_string_equal(bad, "punch:nth=x");
+	assert_int_equal(os_fail_parse("punch:errno=ENOMEM", &bad), -1);
+	assert_int_equal(os_fail_parse("punch:when=1", &bad), -1);
+	assert_int_equal(os_fail_parse("seed=", &bad), -1);
+	assert_int_equal(os_fail_parse("punch:nth=1;", &bad), -1);
+
+	/* all: every point, each with an errno of its own where it cannot take the one named. */
+	assert_int_equal(os_fail_parse("all:nth=1:errno=EIO", &bad), 0);
+	assert_int_equal(os_memfd_fill(fd, 0, "x", 1), -1);
+	assert_int_equal(errno, EIO);
+	assert_int_equal(os_memfd_resident(fd), -1);
+	assert_int_equal(errno, ENOMEM);
+	os_fail_reset();
+	close(fd);
+}
+
+/* Forced fallbacks of primitives that cannot fail: still right. */
+static void cannot_fail_falls_back(void **state)
+{
+	int fd = new_memfd();
+	char *map = os_memfd_map(fd, 64 * PAGE_SIZE), buf[PAGE_SIZE];
+
+	(void)state;
+	assert_non_null(map);
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(os_memfd_fill(fd, 0, buf, PAGE_SIZE), 0);
+	fail_set(OS_FAIL_MEMFD_COPY, 0, 1, 0, 0);
+	os_memfd_copy(fd, map, 0, 8 * PAGE_SIZE, PAGE_SIZE);
+	assert_true(os_fail_injected(OS_FAIL_MEMFD_COPY) > 0);
+	assert_int_equal(os_file_read(fd, buf, PAGE_SIZE, 8 * PAGE_SIZE), 0);
+	for (size_t i = 0; i < PAGE_SIZE; i++)
+		assert_int_equal(buf[i], 0x5a);
+	os_unmap(map, 64 * PAGE_SIZE);
+	close(fd);
+}
+
+/* A failed pagemap read says so, and reads "nothing known" (zeros). */
+static void pagemap_read_fails_visibly(void **state)
+{
+	int pm_fd = os_pagemap_open();
+	uint64_t pm = ~0ull;
+	char *a = os_reserve(PAGE_SIZE);
+
+	(void)state;
+	assert_true(pm_fd >= 0);
+	assert_int_equal(os_map_zero(a, PAGE_SIZE), 0);
+	a[0] = 1;
+	assert_int_equal(os_pagemap_read(pm_fd, a, 1, &pm), 0);
+	assert_true(pm_present(pm));
+	fail_set(OS_FAIL_PAGEMAP_READ, 1, 0, 0, 0);
+	assert_int_equal(os_pagemap_read(pm_fd, a, 1, &pm), -1);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(pm, 0);
+	assert_int_equal(os_pagemap_read(-1, a, 1, &pm), -1);
+	assert_int_equal(errno, EBADF);
+	os_unmap(a, PAGE_SIZE);
+	close(pm_fd);
+}
+
+/* The uffd write-protect retry paths: ENOENT and EAGAIN are retried, up to a point. */
+static void uffd_wp_retries(void **state)
+{
+	uint64_t features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	int uffd = os_uffd_open(), fd = new_memfd();
+	char *a = os_reserve(PAGE_SIZE);
+
+	(void)state;
+	assert_true(uffd >= 0);
+	assert_int_equal(os_uffd_api(uffd, &features), 0);
+	assert_int_equal(os_map_frames(a, PAGE_SIZE, fd, 0, true), 0);
+	a[0] = 1;
+	assert_int_equal(os_uffd_register(uffd, a, PAGE_SIZE, false), 0);
+	fail_set(OS_FAIL_UFFD_WP, 1, 0, 3, ENOENT);
+	assert_int_equal(os_uffd_wp(uffd, a, PAGE_SIZE, true), 0);
+	assert_int_equal(os_fail_calls(OS_FAIL_UFFD_WP), 4);
+	fail_set(OS_FAIL_UFFD_WP, 1, 0, 3, EAGAIN);
+	assert_int_equal(os_uffd_wp(uffd, a, PAGE_SIZE, false), 0);
+	assert_int_equal(os_fail_calls(OS_FAIL_UFFD_WP), 4);
+	fail_set(OS_FAIL_UFFD_WP, 1, 0, 1000, ENOENT);
+	assert_int_equal(os_uffd_wp(uffd, a, PAGE_SIZE, true), -1);
+	assert_int_equal(errno, ENOENT);
+	os_fail_reset();
+	os_unmap(a, PAGE_SIZE);
+	close(fd);
+	close(uffd);
+}
+
+#define KNOB(fn) cmocka_unit_test_teardown(fn, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		KNOB(nth_fails_that_call),    KNOB(every_is_seeded),
+		KNOB(errno_must_be_real),     KNOB(parse_spec),
+		KNOB(cannot_fail_falls_back), KNOB(pagemap_read_fails_visibly),
+		KNOB(uffd_wp_retries),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
