@@ -685,9 +685,24 @@ int os_protect(void *addr, size_t len, bool writable)
 		return 0;
 	if (errno != ENOMEM)
 		return -1;
-	for (size_t off = 0; off < len; off += PAGE_SIZE)
-		if (protect_once((char *)addr + off, PAGE_SIZE, prot) && errno != ENOMEM)
+	/*
+	 * ENOMEM: a page is unmapped, or a split went past vm.max_map_count.
+	 * Page by page, a hole is stepped over; a page that is there and
+	 * still cannot change is a failure, never a silent success.
+	 */
+	for (size_t off = 0; off < len; off += PAGE_SIZE) {
+		char *p = (char *)addr + off;
+
+		int err;
+
+		if (!protect_once(p, PAGE_SIZE, prot))
+			continue;
+		err = errno;
+		if (err != ENOMEM || os_all_mapped(p, PAGE_SIZE)) {
+			errno = err;
 			return -1;
+		}
+	}
 	return 0;
 }
 

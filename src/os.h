@@ -205,7 +205,9 @@ bool os_all_mapped(const void *addr, size_t len);
 /*
  * Read-only (writable false) or read-write again. Pages the program unmapped
  * are stepped over (page by page, once the whole range failed with ENOMEM).
- * -1: EACCES (a mapping that cannot be made writable), EINVAL.
+ * -1: EACCES (a mapping that cannot be made writable), EINVAL, ENOMEM (a
+ * page that is mapped could not change: a split past vm.max_map_count);
+ * pages before it may have changed.
  */
 int os_protect(void *addr, size_t len, bool writable);
 

@@ -193,6 +193,32 @@ static void pagemap_read_fails_visibly(void **state)
 	close(pm_fd);
 }
 
+/*
+ * os_protect steps over pages the program unmapped when the whole range
+ * fails with ENOMEM; but ENOMEM is also a split past vm.max_map_count, and
+ * a page that is mapped and did not change must fail the call, or a window
+ * in SIGSEGV mode would stand open with writers running through it. It
+ * returned 0 here.
+ */
+static void protect_fails_when_mapped_page_cannot_change(void **state)
+{
+	int fd = new_memfd();
+	char *a = os_reserve(4 * PAGE_SIZE);
+
+	(void)state;
+	assert_int_equal(os_map_frames(a, 4 * PAGE_SIZE, fd, 0, true), 0);
+	fail_set(OS_FAIL_PROTECT, 1, 0, 2, ENOMEM); /* the range, then its first page */
+	assert_int_equal(os_protect(a, 4 * PAGE_SIZE, false), -1);
+	assert_int_equal(errno, ENOMEM);
+	/* A hole still is stepped over. */
+	os_fail_reset();
+	assert_int_equal(os_unmap(a + PAGE_SIZE, PAGE_SIZE), 0);
+	assert_int_equal(os_protect(a, 4 * PAGE_SIZE, false), 0);
+	assert_int_equal(os_protect(a, 4 * PAGE_SIZE, true), 0);
+	os_unmap(a, 4 * PAGE_SIZE);
+	close(fd);
+}
+
 /* The uffd write-protect retry paths: ENOENT and EAGAIN are retried, up to a point. */
 static void uffd_wp_retries(void **state)
 {
@@ -226,9 +252,13 @@ static void uffd_wp_retries(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		KNOB(nth_fails_that_call),    KNOB(every_is_seeded),
-		KNOB(errno_must_be_real),     KNOB(parse_spec),
-		KNOB(cannot_fail_falls_back), KNOB(pagemap_read_fails_visibly),
+		KNOB(nth_fails_that_call),
+		KNOB(every_is_seeded),
+		KNOB(errno_must_be_real),
+		KNOB(parse_spec),
+		KNOB(cannot_fail_falls_back),
+		KNOB(pagemap_read_fails_visibly),
+		KNOB(protect_fails_when_mapped_page_cannot_change),
 		KNOB(uffd_wp_retries),
 	};
 
