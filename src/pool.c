@@ -289,12 +289,36 @@ static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, uns
 	}
 }
 
+/*
+ * A free frame must read zeros: the next sp_alloc hands it out as a new,
+ * zero-filled page (the kernel's __GFP_ZERO). A punch that fails (EINTR, or
+ * EIO) is tried again, and then the frames are zeroed by writing zeros,
+ * which holds memory but never hands one program's bytes to another.
+ */
+static void frames_clear(struct sp_pool *pool, unsigned long pfn, unsigned long nr)
+{
+	static const char zero[PAGE_SIZE];
+	int err;
+
+	for (int tries = 0; tries < 3; tries++)
+		if (!os_memfd_punch(pool->memfd, (off_t)(pfn << PAGE_SHIFT), nr << PAGE_SHIFT))
+			return;
+	err = errno;
+	for (unsigned long i = 0; i < nr; i++)
+		for (int tries = 0;
+		     os_memfd_fill(pool->memfd, (off_t)((pfn + i) << PAGE_SHIFT), zero, PAGE_SIZE);)
+			if (++tries == 100) {
+				sp_log(SP_LOG_ERR, "clearing frame %lu: %s (punch: %s)", pfn + i,
+				       strerror(errno), strerror(err));
+				break;
+			}
+}
+
 void frames_free_run(struct sp_pool *pool, unsigned long pfn, unsigned long nr)
 {
 	if (!nr)
 		return;
-	if (os_memfd_punch(pool->memfd, (off_t)(pfn << PAGE_SHIFT), nr << PAGE_SHIFT))
-		sp_log(SP_LOG_ERR, "punching frames %lu+%lu: %s", pfn, nr, strerror(errno));
+	frames_clear(pool, pfn, nr);
 	pthread_mutex_lock(&pool->lock);
 	frames_unlocked_release(pool, pfn, nr);
 	pthread_mutex_unlock(&pool->lock);
@@ -518,6 +542,7 @@ int section_remove(struct sp_pool *pool, unsigned s)
 	pool->sections_online--;
 	section_free(sec);
 	pthread_mutex_unlock(&pool->lock);
+	/* Only gives memory back: its free frames were cleared when freed. */
 	os_memfd_punch(pool->memfd, (off_t)((unsigned long)s * pool->section_size),
 		       pool->section_size);
 	return 0;

@@ -247,6 +247,55 @@ static void uffd_wp_retries(void **state)
 	close(uffd);
 }
 
+/* ---- the library's paths ------------------------------------------------ */
+
+/* A pool of one section of 16 frames: what is freed is what the next sp_alloc gets. */
+static sp_pool *pool_tiny(unsigned flags)
+{
+	struct sp_pool_config cfg = {
+		.section_size = 16 * PAGE_SIZE,
+		.nr_sections = 1,
+		.flags = flags | SP_POOL_NO_KSMD,
+	};
+	sp_pool *pool = sp_pool_create(&cfg);
+
+	assert_non_null(pool);
+	return pool;
+}
+
+/*
+ * A freed frame whose punch fails (EINTR, EIO) still read the old bytes, and
+ * the next sp_alloc handed them to a new region as its "zero-filled" pages:
+ * one program's data in another's page. Now the punch is tried again, then
+ * the frame is cleared by writing zeros.
+ */
+static void freed_frames_read_zeros_when_punch_fails(void **state)
+{
+	static const struct {
+		unsigned long times;
+		int err;
+	} cases[] = { { 1, EINTR }, { 1000, EIO } };
+
+	(void)state;
+	for (unsigned c = 0; c < 2; c++) {
+		sp_pool *pool = pool_tiny(0);
+		char *a = sp_alloc(pool, 16 * PAGE_SIZE, 0), *b;
+
+		assert_non_null(a);
+		memset(a, 0xa5, 16 * PAGE_SIZE);
+		fail_set(OS_FAIL_MEMFD_PUNCH, 1, 0, cases[c].times, cases[c].err);
+		assert_int_equal(sp_free(pool, a), 0);
+		assert_true(os_fail_injected(OS_FAIL_MEMFD_PUNCH) > 0);
+		os_fail_reset();
+		b = sp_alloc(pool, 16 * PAGE_SIZE, 0);
+		assert_non_null(b);
+		for (unsigned long i = 0; i < 16; i++)
+			assert_true(page_is_zero(b + i * PAGE_SIZE));
+		assert_int_equal(stat_of(pool, "frames_used"), 16);
+		sp_pool_destroy(pool);
+	}
+}
+
 #define KNOB(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int main(void)
@@ -260,6 +309,7 @@ int main(void)
 		KNOB(pagemap_read_fails_visibly),
 		KNOB(protect_fails_when_mapped_page_cannot_change),
 		KNOB(uffd_wp_retries),
+		KNOB(freed_frames_read_zeros_when_punch_fails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
