@@ -393,33 +393,47 @@ int os_memfd_punch(int fd, off_t off, size_t len)
 	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
 }
 
-static int write_all(int fd, const void *buf, size_t len, off_t off)
+/*
+ * The whole length, or -1: a short count goes on from where it stopped, and
+ * EINTR (a signal before any byte moved) is asked again, injected or not.
+ * A read past the end is EIO.
+ */
+static int write_all(int fd, const void *buf, size_t len, off_t off, enum os_fail_point p)
 {
-	ssize_t n = pwrite(fd, buf, len, off);
+	size_t done = 0;
 
-	if (n == (ssize_t)len)
-		return 0;
-	if (n >= 0)
-		errno = EIO;
-	return -1;
+	while (done < len) {
+		ssize_t n = FAIL(p) ? -1 :
+				      pwrite(fd, (const char *)buf + done, len - done,
+					     off + (off_t)done);
+
+		if (n > 0)
+			done += (size_t)n;
+		else if (n == 0 || errno != EINTR)
+			return n ? -1 : (errno = EIO, -1);
+	}
+	return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len, off_t off)
+static int read_all(int fd, void *buf, size_t len, off_t off, enum os_fail_point p)
 {
-	ssize_t n = pread(fd, buf, len, off);
+	size_t done = 0;
 
-	if (n == (ssize_t)len)
-		return 0;
-	if (n >= 0)
-		errno = EIO;
-	return -1;
+	while (done < len) {
+		ssize_t n =
+			FAIL(p) ? -1 : pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+
+		if (n > 0)
+			done += (size_t)n;
+		else if (n == 0 || errno != EINTR)
+			return n ? -1 : (errno = EIO, -1);
+	}
+	return 0;
 }
 
 int os_memfd_fill(int fd, off_t off, const void *buf, size_t len)
 {
-	if (FAIL(OS_FAIL_MEMFD_FILL))
-		return -1;
-	return write_all(fd, buf, len, off);
+	return write_all(fd, buf, len, off, OS_FAIL_MEMFD_FILL);
 }
 
 void os_memfd_copy(int fd, char *map, off_t from, off_t to, size_t len)
@@ -482,16 +496,12 @@ int os_nr_nodes(void)
 
 int os_file_read(int fd, void *buf, size_t len, off_t off)
 {
-	if (FAIL(OS_FAIL_FILE_READ))
-		return -1;
-	return read_all(fd, buf, len, off);
+	return read_all(fd, buf, len, off, OS_FAIL_FILE_READ);
 }
 
 int os_file_write(int fd, const void *buf, size_t len, off_t off)
 {
-	if (FAIL(OS_FAIL_FILE_WRITE))
-		return -1;
-	return write_all(fd, buf, len, off);
+	return write_all(fd, buf, len, off, OS_FAIL_FILE_WRITE);
 }
 
 int os_file_copy(int fd, off_t from, off_t to, size_t len)
@@ -900,7 +910,7 @@ int os_pagemap_read(int fd, const void *addr, unsigned long n, uint64_t *pm)
 		errno = EBADF;
 		goto out_zero;
 	}
-	if (!FAIL(OS_FAIL_PAGEMAP_READ) && !read_all(fd, pm, n * 8, off))
+	if (!read_all(fd, pm, n * 8, off, OS_FAIL_PAGEMAP_READ))
 		return 0;
 out_zero:
 	memset(pm, 0, n * 8);

@@ -70,8 +70,8 @@ int os_memfd_punch(int fd, off_t off, size_t len);
 /*
  * Write buf into [off, off+len) of the memfd through the file, not through a
  * mapping: no page fault, and no zeroing of a hole before it is filled. 0
- * when every byte went; -1 with errno (ENOSPC, ENOMEM, EINTR), EIO when the
- * write came up short.
+ * when every byte went; -1 with errno (ENOSPC, ENOMEM), EIO when the write
+ * stopped short. A short write goes on, and EINTR is asked again, here.
  */
 int os_memfd_fill(int fd, off_t off, const void *buf, size_t len);
 /*
@@ -100,9 +100,12 @@ int os_nr_nodes(void);
 
 /* ---- other files: the swap area --------------------------------------- */
 
-/* All of [off, off+len) of fd into buf: 0, or -1 with errno (EIO: short read; EINTR). */
+/*
+ * All of [off, off+len) of fd into buf: 0, or -1 with errno (EIO: an error,
+ * or the end of the file). Short reads go on, and EINTR is asked again, here.
+ */
 int os_file_read(int fd, void *buf, size_t len, off_t off);
-/* All of buf to [off, off+len) of fd: 0, or -1 with errno (EIO: short write; ENOSPC, EINTR). */
+/* All of buf to [off, off+len) of fd: 0, or -1 with errno (EIO, ENOSPC); as os_file_read. */
 int os_file_write(int fd, const void *buf, size_t len, off_t off);
 /*
  * Copy [from, from+len) of fd to [to, to+len) of the same file, inside the
@@ -291,7 +294,7 @@ int os_uffd_read(int uffd, struct os_fault *out, unsigned max);
 int os_pagemap_open(void);
 /*
  * The entries of n pages from addr into pm: 0, or -1 with errno (EBADF: no
- * pagemap; ENOMEM, EINTR) and pm all 0. All 0 reads "not present, not
+ * pagemap; ENOMEM) and pm all 0. All 0 reads "not present, not
  * copied": a caller that would act on "not copied" must not take it from a
  * failed read.
  */

@@ -411,13 +411,27 @@ long swap_write(struct sp_pool *pool, const void *src)
 	return slot;
 }
 
+/*
+ * n slots from slot into buf. A read error may be the device's moment (the
+ * kernel's block layer retries too): asked a few times before a page is
+ * given up as lost. 0, or -1 with errno.
+ */
+static int slots_read(struct sp_swap *sw, void *buf, unsigned long slot, unsigned long n)
+{
+	for (int tries = 0;; tries++) {
+		if (!os_file_read(sw->fd, buf, n << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE)))
+			return 0;
+		if (tries == 2)
+			return -1;
+	}
+}
+
 /* Slot into buf, checked. -1 with EIO when it is damaged (counted and logged). */
 int swap_read(struct sp_pool *pool, unsigned long slot, void *buf)
 {
 	struct sp_swap *sw = &pool->swap;
 
-	if (!os_file_read(sw->fd, buf, PAGE_SIZE, (off_t)(slot * PAGE_SIZE)) &&
-	    XXH3_64bits(buf, PAGE_SIZE) == sw->sum[slot])
+	if (!slots_read(sw, buf, slot, 1) && XXH3_64bits(buf, PAGE_SIZE) == sw->sum[slot])
 		return 0;
 	atomic_fetch_add(&sw->errors, 1);
 	sp_log(SP_LOG_ERR, "swap slot %lu is damaged: its page is lost", slot);
@@ -447,6 +461,7 @@ long swap_copy(struct sp_pool *pool, unsigned long slot)
 }
 
 #define SWAP_BATCH 256
+#define FAULT_TRIES 8 /* a fault with no memory for it, before SIGBUS */
 
 /* Set a page table entry, keeping the flags someone may be changing meanwhile. */
 static void pte_set(_Atomic uint64_t *ptep, enum sp_pte_type type, unsigned long val)
@@ -676,9 +691,8 @@ static unsigned long read_slots(struct sp_pool *pool, struct sp_region *r,
 		while (good + k < set->n && set->slot[good + k] == slot + k)
 			k++;
 		/* Short or failed: one page at a time says which one is bad. */
-		if (os_file_read(sw->fd, buf, k << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE))) {
-			if (k == 1 ||
-			    os_file_read(sw->fd, buf, PAGE_SIZE, (off_t)(slot * PAGE_SIZE)))
+		if (slots_read(sw, buf, slot, k)) {
+			if (k == 1 || slots_read(sw, buf, slot, 1))
 				break;
 			k = 1;
 		}
@@ -954,26 +968,36 @@ static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm, char *why
  * A missing fault at addr (swap-in worker): give the page its frame back, or
  * a frame at all. 0 to wake the thread; 1 to map the zero page there; -1
  * when the page is lost (damaged slot): the caller poisons it, and the
- * thread gets SIGBUS; -2 when there is no memory for it: SIGBUS, and the
- * page stays swapped for a later touch.
+ * thread gets SIGBUS; -2 when there is no memory for it, tried a few times:
+ * SIGBUS, and the page stays swapped for a later touch.
  */
 int swap_fault(struct sp_pool *pool, uintptr_t addr)
 {
 	unsigned waited_ms = 0;
-	char why[160];
+	char why[160] = "";
 
-	for (;;) {
+	for (int tries = 0;;) {
 		bool ksm = false;
 		int ret = fault_look(pool, addr, &ksm, why, sizeof(why));
 
 		/* Busy pages where it may go: wait for them with no lock held. */
 		if (ret == -2 && reclaim_wait(pool, &waited_ms))
 			continue;
-		if (ret == -2)
-			sp_log(SP_LOG_ERR, "no frame for the page at %p: %s", (void *)addr, why);
-
 		/* A KSM frame's slot: the KSM mutex comes before the table lock. */
-		if (!ksm || (ret = ksm_fault(pool, addr)) != KSM_FAULT_AGAIN)
+		if (ksm && (ret = ksm_fault(pool, addr)) == KSM_FAULT_AGAIN)
+			continue;
+		if (ret != -2)
 			return ret;
+		/*
+		 * No frame, or the kernel failed to fill or map one (EIO, ENOMEM
+		 * of a mapping): a moment's, as likely as not; reclaim may free
+		 * a frame meanwhile. A SIGBUS only when it stays so.
+		 */
+		if (++tries == FAULT_TRIES) {
+			sp_log(SP_LOG_ERR, "no frame for the page at %p: %s", (void *)addr,
+			       why[0] ? why : "the kernel failed to fill or map it");
+			return ret;
+		}
+		usleep(1000);
 	}
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -296,6 +297,57 @@ static void freed_frames_read_zeros_when_punch_fails(void **state)
 	}
 }
 
+/*
+ * A swap-in whose read of the slot, or whose write into the new frame,
+ * failed once (EIO, ENOSPC, EINTR) gave the thread SIGBUS, and a failed
+ * read even marked the page lost for good: its bytes were gone though the
+ * slot was whole. Now EINTR is asked again by the OS layer, a read error is
+ * read again, and a fault that found no frame it could fill tries again.
+ */
+static void swap_in_survives_failed_io(void **state)
+{
+	static const struct {
+		enum os_fail_point p;
+		unsigned long times;
+		int err;
+	} cases[] = {
+		{ OS_FAIL_FILE_READ, 1, EIO },	   { OS_FAIL_FILE_READ, 2, EINTR },
+		{ OS_FAIL_MEMFD_FILL, 1, ENOSPC }, { OS_FAIL_MEMFD_FILL, 3, EIO },
+		{ OS_FAIL_MEMFD_FILL, 1, EINTR },
+	};
+	char path[64];
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/test_inject.%d.swap", getpid());
+	for (unsigned c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct sp_pool_config cfg = { .section_size = 16 * PAGE_SIZE,
+					      .nr_sections = 1,
+					      .swap_path = path,
+					      .swap_size = 64 * PAGE_SIZE,
+					      .flags = SP_POOL_NO_KSMD };
+		sp_pool *pool = sp_pool_create(&cfg);
+		char *a;
+
+		assert_non_null(pool);
+		/* No reclaim thread: the slots in use are the test's alone. */
+		assert_int_equal(sp_tune(pool, "swap.low_watermark", 0), 0);
+		assert_int_equal(sp_tune(pool, "swap.high_watermark", 0), 0);
+		a = sp_alloc(pool, 4 * PAGE_SIZE, 0);
+		assert_non_null(a);
+		for (int i = 0; i < 4; i++)
+			fill_page(a + i * PAGE_SIZE, 100 + (uint64_t)i);
+		assert_int_equal(sp_swap_out(pool, a, 4 * PAGE_SIZE), 0);
+		fail_set(cases[c].p, 1, 0, cases[c].times, cases[c].err);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(check_page(a + i * PAGE_SIZE, 100 + (uint64_t)i), 0);
+		assert_true(os_fail_injected(cases[c].p) > 0);
+		os_fail_reset();
+		assert_int_equal(stat_of(pool, "swap_errors"), 0);
+		assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+		sp_pool_destroy(pool);
+	}
+}
+
 #define KNOB(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int main(void)
@@ -310,6 +362,7 @@ int main(void)
 		KNOB(protect_fails_when_mapped_page_cannot_change),
 		KNOB(uffd_wp_retries),
 		KNOB(freed_frames_read_zeros_when_punch_fails),
+		KNOB(swap_in_survives_failed_io),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
