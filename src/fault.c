@@ -564,6 +564,20 @@ int fault_register(struct sp_pool *pool, void *addr, size_t len)
 	return 0;
 }
 
+int fault_pagemap(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm)
+{
+	for (int tries = 0;; tries++) {
+		if (!os_pagemap_read(pool->pagemap, addr, n, pm))
+			return 0;
+		if (tries == 100 || errno == EBADF) {
+			sp_log(SP_LOG_ERR, "reading the page table at %p: %s", addr,
+			       strerror(errno));
+			return -1;
+		}
+		sched_yield();
+	}
+}
+
 /* A mapping failed: say what to do when it is the mapping count. -1, errno kept. */
 static int map_failed(struct sp_pool *pool)
 {

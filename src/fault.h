@@ -73,6 +73,15 @@ bool fault_can_swap(struct sp_pool *pool);
 /* Make fresh pool mappings of [addr, addr+len) guardable (after a plain mmap). */
 int fault_register(struct sp_pool *pool, void *addr, size_t len);
 
+/*
+ * The pagemap entries of n pages from addr, for a caller that acts on "not
+ * copied" (remaps the page, drops it): a failed read (ENOMEM of the kernel's
+ * buffer) reads as "not copied" and would throw away what a copy-on-write
+ * gave the program, so it is read again. 0, or -1 (errno) when it keeps
+ * failing: the caller backs out.
+ */
+int fault_pagemap(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm);
+
 int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t len);
 /* Writable again (what no other open window covers), and the writers retry. */
 void wp_window_close(struct sp_pool *pool, struct sp_window *w);

@@ -252,7 +252,10 @@ static enum revert revert_last_sharer(struct sp_pool *pool, uint32_t sid)
 		return REVERT_COPIED;
 	}
 	/* Protected first, so that no copy-on-write can complete after the look. */
-	os_pagemap_read(pool->pagemap, page_addr(w, idx), 1, &pm);
+	if (fault_pagemap(pool, page_addr(w, idx), 1, &pm)) {
+		wp_window_close(pool, &win);
+		return REVERT_FAILED;
+	}
 	if (pm_copied(pm)) {
 		/* Its mapping stays: it must be writable again. */
 		atomic_store(&w->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
@@ -695,7 +698,10 @@ static int sharer_out(struct sp_pool *pool, uint32_t sid, uint32_t i, unsigned l
 		return 0;
 	}
 	/* Protected first, so that no copy-on-write can complete after the look. */
-	os_pagemap_read(pool->pagemap, addr, 1, &pm);
+	if (fault_pagemap(pool, addr, 1, &pm)) {
+		wp_window_close(pool, &win);
+		return -1;
+	}
 	if (pm_copied(pm)) {
 		atomic_store(&w->pte[m.idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
 		ksm_sharer_copied(pool, sid, m.rid, m.idx);
@@ -910,14 +916,15 @@ long ksm_reclaim(struct sp_pool *pool, struct sp_region *r, unsigned long idx, b
 		struct sp_window win;
 		uint64_t pm;
 
-		os_pagemap_read(pool->pagemap, addr, 1, &pm);
-		if (!pm_present(pm) || pm_copied(pm) || (atomic_load(&w->pte[m.idx]) & PTE_LOST))
+		/* Not known: hot, as a page that stays is never wrong. */
+		if (!fault_pagemap(pool, addr, 1, &pm) &&
+		    (!pm_present(pm) || pm_copied(pm) || (atomic_load(&w->pte[m.idx]) & PTE_LOST)))
 			continue;
 		hot = true;
 		if (wp_window_open(pool, &win, addr, PAGE_SIZE))
 			continue;
-		os_pagemap_read(pool->pagemap, addr, 1, &pm);
-		if (!pm_copied(pm))
+		/* Dropped only when surely not the program's own copy. */
+		if (!fault_pagemap(pool, addr, 1, &pm) && !pm_copied(pm))
 			os_dontneed(addr, PAGE_SIZE);
 		wp_window_close(pool, &win);
 	}

@@ -192,7 +192,10 @@ static int ksm_move_sharer(struct sp_pool *pool, struct sp_region *w, unsigned l
 		return 0;
 	}
 	/* Protected first, so that no copy-on-write completes after the look. */
-	os_pagemap_read(pool->pagemap, page_addr(w, idx), 1, &pm);
+	if (fault_pagemap(pool, page_addr(w, idx), 1, &pm)) {
+		wp_window_close(pool, &win);
+		return -1;
+	}
 	if (pm_copied(pm)) {
 		atomic_store(&w->pte[idx], mk_pte(PTE_COPIED, 0, pte & PTE_MERGEABLE));
 		ret = 0;
@@ -420,7 +423,11 @@ static void batch_stretch(struct sp_pool *pool, struct batch *b, struct sp_regio
 		b->failed = true;
 		return;
 	}
-	os_pagemap_read(pool->pagemap, addr, len, pm);
+	if (fault_pagemap(pool, addr, len, pm)) {
+		b->failed = true;
+		wp_window_close(pool, &win);
+		return;
+	}
 	while (j < len && !b->failed) {
 		size_t k = j;
 

@@ -348,6 +348,42 @@ static void swap_in_survives_failed_io(void **state)
 	}
 }
 
+/*
+ * A page the kernel has copied on write reads "copied" in the pagemap; a
+ * failed pagemap read read "not copied", and moving a KSM frame for an
+ * offline then remapped the sharer over the program's copy: the write was
+ * lost. Now the read is asked again, or the move backs out.
+ */
+static void offline_keeps_copy_when_pagemap_fails(void **state)
+{
+	static const unsigned long times[] = { 1, 1000 };
+
+	(void)state;
+	for (unsigned c = 0; c < 2; c++) {
+		sp_pool *pool = pool_small(0, 2);
+		char *a = sp_alloc(pool, 2 * PAGE_SIZE, SP_MERGEABLE);
+		int sec, ret;
+
+		assert_non_null(a);
+		fill_page(a, 7);
+		fill_page(a + PAGE_SIZE, 7);
+		full_scan(pool);
+		full_scan(pool);
+		assert_int_equal(sp_page_is_ksm(pool, a), 1);
+		sec = sp_page_section(pool, a);
+		assert_true(sec >= 0);
+		fill_page(a, 8); /* the kernel copies it; the scanner has not looked */
+		fail_set(OS_FAIL_PAGEMAP_READ, 1, 0, times[c], 0);
+		ret = sp_section_offline(pool, (unsigned)sec);
+		assert_true(os_fail_injected(OS_FAIL_PAGEMAP_READ) > 0);
+		os_fail_reset();
+		assert_true(ret == 0 || errno == EBUSY || errno == ENOMEM);
+		assert_int_equal(check_page(a, 8), 0);
+		assert_int_equal(check_page(a + PAGE_SIZE, 7), 0);
+		sp_pool_destroy(pool);
+	}
+}
+
 #define KNOB(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int main(void)
@@ -363,6 +399,7 @@ int main(void)
 		KNOB(uffd_wp_retries),
 		KNOB(freed_frames_read_zeros_when_punch_fails),
 		KNOB(swap_in_survives_failed_io),
+		KNOB(offline_keeps_copy_when_pagemap_fails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
