@@ -554,14 +554,23 @@ out_queue:
 
 /* ---- the primitive ---------------------------------------------------- */
 
+/*
+ * After a remap there is no going back: the new mapping is live, and one
+ * the fault machinery does not know cannot be write-protected (ENOENT ever
+ * after) or kept from a child. A failure (ENOMEM of a vma split, EAGAIN) may
+ * be a moment's: asked again before the caller is told.
+ */
 int fault_register(struct sp_pool *pool, void *addr, size_t len)
 {
-	if (os_dontfork(addr, len))
-		return -1;
-	if (pool->fault.mode == SP_FAULT_UFFD &&
-	    os_uffd_register(pool->fault.uffd, addr, len, false))
-		return -1;
-	return 0;
+	for (int tries = 0;; tries++) {
+		if (!os_dontfork(addr, len) &&
+		    (pool->fault.mode != SP_FAULT_UFFD ||
+		     !os_uffd_register(pool->fault.uffd, addr, len, false)))
+			return 0;
+		if (tries == 3)
+			return -1;
+		sched_yield();
+	}
 }
 
 int fault_pagemap(struct sp_pool *pool, const void *addr, unsigned long n, uint64_t *pm)
@@ -697,8 +706,9 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
 	pthread_mutex_lock(&window_lock);
 	w->slot = slot_take(addr, len);
 	/* Protection skips holes silently: a hole is the program's unmap, not ours to fill. */
+	/* ENOENT: a mapping the fault machinery lost (fault_register): no room, to the caller. */
 	if (protect(pool, (uintptr_t)addr, len, true))
-		err = errno;
+		err = errno == ENOENT ? ENOMEM : errno;
 	else if (!os_all_mapped(addr, len))
 		err = ENOMEM;
 	if (err) {

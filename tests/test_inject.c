@@ -384,6 +384,44 @@ static void offline_keeps_copy_when_pagemap_fails(void **state)
 	}
 }
 
+/*
+ * A merge remaps pages, then registers the new mappings with the fault
+ * machinery. A registration that failed once (ENOMEM, EAGAIN) left mappings
+ * nobody could write-protect: every later window over them failed with
+ * ENOENT (an errno samepage(3) does not have), and pages were lost. Now it
+ * is asked again; a window over a lost registration says ENOMEM.
+ */
+static void merge_survives_failed_registration(void **state)
+{
+	static const struct {
+		enum os_fail_point p;
+		int err;
+	} cases[] = { { OS_FAIL_UFFD_REGISTER, ENOMEM }, { OS_FAIL_DONTFORK, EAGAIN } };
+
+	(void)state;
+	for (unsigned c = 0; c < 2; c++) {
+		sp_pool *pool = pool_small(0, 1);
+		char *a = sp_alloc(pool, 4 * PAGE_SIZE, SP_MERGEABLE);
+
+		assert_non_null(a);
+		for (int i = 0; i < 4; i++)
+			fill_page(a + i * PAGE_SIZE, 5);
+		fail_set(cases[c].p, 1, 0, 2, cases[c].err);
+		full_scan(pool);
+		full_scan(pool);
+		assert_true(os_fail_injected(cases[c].p) > 0);
+		os_fail_reset();
+		assert_int_equal(sp_page_is_ksm(pool, a + PAGE_SIZE), 1);
+		fill_page(a + PAGE_SIZE, 6);
+		assert_int_equal(sp_madvise(pool, a, 4 * PAGE_SIZE, SP_MADV_UNMERGEABLE), 0);
+		for (int i = 0; i < 4; i++) {
+			assert_int_equal(check_page(a + i * PAGE_SIZE, i == 1 ? 6 : 5), 0);
+			assert_int_equal(sp_page_is_ksm(pool, a + i * PAGE_SIZE), 0);
+		}
+		sp_pool_destroy(pool);
+	}
+}
+
 #define KNOB(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int main(void)
@@ -400,6 +438,7 @@ int main(void)
 		KNOB(freed_frames_read_zeros_when_punch_fails),
 		KNOB(swap_in_survives_failed_io),
 		KNOB(offline_keeps_copy_when_pagemap_fails),
+		KNOB(merge_survives_failed_registration),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
