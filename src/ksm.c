@@ -423,9 +423,12 @@ static int swapped_sharer_unshare(struct sp_pool *pool, struct sp_region *r, uns
 		errno = sharer_map_one(pool, r, idx, sid) ? ENOMEM : EAGAIN;
 		return -1;
 	}
-	copy = swap_copy(pool, pool->ksm.stable.nodes[sid].slot);
-	if (copy < 0)
-		return -1;
+	/* A failed copy (EIO) is tried again; a full swap area is no room (ENOMEM). */
+	for (int tries = 0; (copy = swap_copy(pool, pool->ksm.stable.nodes[sid].slot)) < 0;)
+		if (errno != EIO || ++tries == 3) {
+			errno = ENOMEM;
+			return -1;
+		}
 	atomic_store(&r->pte[idx], mk_pte(PTE_SWAP, (unsigned long)copy, pte & PTE_MERGEABLE));
 	drop_sharer(pool, sid, r->id, (uint32_t)idx);
 	return 0;

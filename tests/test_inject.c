@@ -422,6 +422,47 @@ static void merge_survives_failed_registration(void **state)
 	}
 }
 
+/*
+ * Unmerging a sharer of a swapped-out KSM frame copies the frame's slot. A
+ * copy that failed (EIO) failed sp_madvise with EIO, and a full swap area
+ * with ENOSPC, neither of which samepage(3) has for it. Now the copy is
+ * tried again, and no slot is no room: ENOMEM.
+ */
+static void unmerge_of_swapped_sharer_survives_failed_copy(void **state)
+{
+	struct sp_pool_config cfg = { .section_size = 16 * PAGE_SIZE,
+				      .nr_sections = 1,
+				      .swap_size = 64 * PAGE_SIZE,
+				      .flags = SP_POOL_NO_KSMD };
+	char path[64];
+	sp_pool *pool;
+	char *a;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/test_inject.%d.swap", getpid());
+	cfg.swap_path = path;
+	pool = sp_pool_create(&cfg);
+	assert_non_null(pool);
+	assert_int_equal(sp_tune(pool, "swap.low_watermark", 0), 0);
+	assert_int_equal(sp_tune(pool, "swap.high_watermark", 0), 0);
+	a = sp_alloc(pool, 4 * PAGE_SIZE, SP_MERGEABLE);
+	assert_non_null(a);
+	for (int i = 0; i < 4; i++)
+		fill_page(a + i * PAGE_SIZE, 11);
+	full_scan(pool);
+	full_scan(pool);
+	assert_int_equal(sp_page_is_ksm(pool, a), 1);
+	assert_int_equal(sp_swap_out(pool, a, 4 * PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 1);
+	fail_set(OS_FAIL_FILE_COPY, 1, 0, 1, EIO);
+	assert_int_equal(sp_madvise(pool, a, 4 * PAGE_SIZE, SP_MADV_UNMERGEABLE), 0);
+	assert_true(os_fail_injected(OS_FAIL_FILE_COPY) > 0);
+	os_fail_reset();
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(check_page(a + i * PAGE_SIZE, 11), 0);
+	sp_pool_destroy(pool);
+}
+
 #define KNOB(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int main(void)
@@ -439,6 +480,7 @@ int main(void)
 		KNOB(swap_in_survives_failed_io),
 		KNOB(offline_keeps_copy_when_pagemap_fails),
 		KNOB(merge_survives_failed_registration),
+		KNOB(unmerge_of_swapped_sharer_survives_failed_copy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
