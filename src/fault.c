@@ -729,8 +729,17 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
 void wp_window_close(struct sp_pool *pool, struct sp_window *w)
 {
 	pthread_mutex_lock(&window_lock);
-	if (unprotect_uncovered(pool, w->slot, (uintptr_t)w->addr, (uintptr_t)w->addr + w->len))
-		sp_log(SP_LOG_ERR, "unprotecting %p+%zu: %s", w->addr, w->len, strerror(errno));
+	/*
+	 * A page left protected is a writer stopped for good (SIGSEGV mode: a
+	 * crash). A failure (ENOMEM of a vma split) may be a moment's: again.
+	 */
+	for (int tries = 0;
+	     unprotect_uncovered(pool, w->slot, (uintptr_t)w->addr, (uintptr_t)w->addr + w->len);)
+		if (++tries == 100) {
+			sp_log(SP_LOG_ERR, "unprotecting %p+%zu: %s", w->addr, w->len,
+			       strerror(errno));
+			break;
+		}
 	slot_release(w->slot);
 	pthread_mutex_unlock(&window_lock);
 	if (pool->fault.mode == SP_FAULT_UFFD)
