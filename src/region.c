@@ -439,6 +439,7 @@ int sp_madvise(sp_pool *pool, void *addr, size_t len, int advice)
 
 bool region_mark_lost(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n)
 {
+	int err = errno; /* called on error paths: the caller's errno is the answer */
 	bool any = false;
 
 	for (unsigned long i = idx; i < idx + n && i < r->npages; i++) {
@@ -455,6 +456,7 @@ bool region_mark_lost(struct sp_pool *pool, struct sp_region *r, unsigned long i
 		       "back: left alone",
 		       (void *)r->start);
 	}
+	errno = err;
 	return any;
 }
 

@@ -121,7 +121,8 @@ bool policy_misplaced(const struct sp_region *r, unsigned long idx, int node);
 
 /*
  * Pages idx..idx+n of r that the program has unmapped behind our back get
- * PTE_LOST and are counted (stat pages_unmapped). True if any was.
+ * PTE_LOST and are counted (stat pages_unmapped). True if any was. errno
+ * is kept: it asks the kernel (mincore) on the callers' error paths.
  */
 bool region_mark_lost(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
 		      unsigned long n);

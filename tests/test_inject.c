@@ -497,6 +497,44 @@ static void window_close_unprotects_after_a_failure(void **state)
 	}
 }
 
+/*
+ * A swap-out whose window could not write-protect (a registration lost:
+ * ENOENT past its retries) asks whether the program unmapped the pages
+ * (mincore); that look's EAGAIN, retried and answered, was left in errno:
+ * sp_swap_out failed with EAGAIN, which samepage(3) does not have. Now
+ * region_mark_lost keeps the caller's errno: ENOMEM, nothing changed.
+ */
+static void swap_out_keeps_its_errno(void **state)
+{
+	struct sp_pool_config cfg = { .section_size = 16 * PAGE_SIZE,
+				      .nr_sections = 1,
+				      .swap_size = 64 * PAGE_SIZE,
+				      .flags = SP_POOL_NO_KSMD };
+	char path[64];
+	sp_pool *pool;
+	char *a;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/test_inject.%d.swap", getpid());
+	cfg.swap_path = path;
+	pool = sp_pool_create(&cfg);
+	assert_non_null(pool);
+	assert_int_equal(sp_tune(pool, "swap.low_watermark", 0), 0);
+	assert_int_equal(sp_tune(pool, "swap.high_watermark", 0), 0);
+	a = sp_alloc(pool, PAGE_SIZE, 0);
+	assert_non_null(a);
+	fill_page(a, 12);
+	fail_set(OS_FAIL_UFFD_WP, 1, 0, 1000, ENOENT);
+	fail_set(OS_FAIL_MINCORE, 1, 0, 1, EAGAIN);
+	assert_int_equal(sp_swap_out(pool, a, PAGE_SIZE), -1);
+	assert_int_equal(errno, ENOMEM);
+	assert_true(os_fail_injected(OS_FAIL_MINCORE) > 0);
+	os_fail_reset();
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+	assert_int_equal(check_page(a, 12), 0);
+	sp_pool_destroy(pool);
+}
+
 #define KNOB(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int main(void)
@@ -516,6 +554,7 @@ int main(void)
 		KNOB(merge_survives_failed_registration),
 		KNOB(unmerge_of_swapped_sharer_survives_failed_copy),
 		KNOB(window_close_unprotects_after_a_failure),
+		KNOB(swap_out_keeps_its_errno),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
