@@ -264,6 +264,25 @@ static sp_pool *pool_tiny(unsigned flags)
 	return pool;
 }
 
+/* The same with 64 slots of swap, and no reclaim thread: the slots in use are the test's. */
+static sp_pool *pool_tiny_swap(void)
+{
+	static char path[64];
+	struct sp_pool_config cfg = { .section_size = 16 * PAGE_SIZE,
+				      .nr_sections = 1,
+				      .swap_path = path,
+				      .swap_size = 64 * PAGE_SIZE,
+				      .flags = SP_POOL_NO_KSMD };
+	sp_pool *pool;
+
+	snprintf(path, sizeof(path), "/tmp/test_inject.%d.swap", getpid());
+	pool = sp_pool_create(&cfg);
+	assert_non_null(pool);
+	assert_int_equal(sp_tune(pool, "swap.low_watermark", 0), 0);
+	assert_int_equal(sp_tune(pool, "swap.high_watermark", 0), 0);
+	return pool;
+}
+
 /*
  * A freed frame whose punch fails (EINTR, EIO) still read the old bytes, and
  * the next sp_alloc handed them to a new region as its "zero-filled" pages:
@@ -315,24 +334,12 @@ static void swap_in_survives_failed_io(void **state)
 		{ OS_FAIL_MEMFD_FILL, 1, ENOSPC }, { OS_FAIL_MEMFD_FILL, 3, EIO },
 		{ OS_FAIL_MEMFD_FILL, 1, EINTR },
 	};
-	char path[64];
 
 	(void)state;
-	snprintf(path, sizeof(path), "/tmp/test_inject.%d.swap", getpid());
 	for (unsigned c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct sp_pool_config cfg = { .section_size = 16 * PAGE_SIZE,
-					      .nr_sections = 1,
-					      .swap_path = path,
-					      .swap_size = 64 * PAGE_SIZE,
-					      .flags = SP_POOL_NO_KSMD };
-		sp_pool *pool = sp_pool_create(&cfg);
-		char *a;
+		sp_pool *pool = pool_tiny_swap();
+		char *a = sp_alloc(pool, 4 * PAGE_SIZE, 0);
 
-		assert_non_null(pool);
-		/* No reclaim thread: the slots in use are the test's alone. */
-		assert_int_equal(sp_tune(pool, "swap.low_watermark", 0), 0);
-		assert_int_equal(sp_tune(pool, "swap.high_watermark", 0), 0);
-		a = sp_alloc(pool, 4 * PAGE_SIZE, 0);
 		assert_non_null(a);
 		for (int i = 0; i < 4; i++)
 			fill_page(a + i * PAGE_SIZE, 100 + (uint64_t)i);
@@ -430,21 +437,10 @@ static void merge_survives_failed_registration(void **state)
  */
 static void unmerge_of_swapped_sharer_survives_failed_copy(void **state)
 {
-	struct sp_pool_config cfg = { .section_size = 16 * PAGE_SIZE,
-				      .nr_sections = 1,
-				      .swap_size = 64 * PAGE_SIZE,
-				      .flags = SP_POOL_NO_KSMD };
-	char path[64];
-	sp_pool *pool;
+	sp_pool *pool = pool_tiny_swap();
 	char *a;
 
 	(void)state;
-	snprintf(path, sizeof(path), "/tmp/test_inject.%d.swap", getpid());
-	cfg.swap_path = path;
-	pool = sp_pool_create(&cfg);
-	assert_non_null(pool);
-	assert_int_equal(sp_tune(pool, "swap.low_watermark", 0), 0);
-	assert_int_equal(sp_tune(pool, "swap.high_watermark", 0), 0);
 	a = sp_alloc(pool, 4 * PAGE_SIZE, SP_MERGEABLE);
 	assert_non_null(a);
 	for (int i = 0; i < 4; i++)
@@ -506,21 +502,10 @@ static void window_close_unprotects_after_a_failure(void **state)
  */
 static void swap_out_keeps_its_errno(void **state)
 {
-	struct sp_pool_config cfg = { .section_size = 16 * PAGE_SIZE,
-				      .nr_sections = 1,
-				      .swap_size = 64 * PAGE_SIZE,
-				      .flags = SP_POOL_NO_KSMD };
-	char path[64];
-	sp_pool *pool;
+	sp_pool *pool = pool_tiny_swap();
 	char *a;
 
 	(void)state;
-	snprintf(path, sizeof(path), "/tmp/test_inject.%d.swap", getpid());
-	cfg.swap_path = path;
-	pool = sp_pool_create(&cfg);
-	assert_non_null(pool);
-	assert_int_equal(sp_tune(pool, "swap.low_watermark", 0), 0);
-	assert_int_equal(sp_tune(pool, "swap.high_watermark", 0), 0);
 	a = sp_alloc(pool, PAGE_SIZE, 0);
 	assert_non_null(a);
 	fill_page(a, 12);
