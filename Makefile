@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 SUITE ?= unit
 
-.PHONY: all deps build check syscalls format-check model test outside stress demo bench format clean
+.PHONY: all deps build check syscalls format-check model test outside stress fuzz demo bench format clean
 
 all: build
 
@@ -26,6 +26,16 @@ test: build
 outside: build
 	scripts/outside-test.sh $(BUILD)
 
+# The API fuzzer (tests/fuzz_api.c) under ASan+UBSan with fault injection on,
+# for SECONDS (CI: the default; a soak: make fuzz SECONDS=3600). The seed is
+# printed first; SAMEPAGE_FUZZ_SEED=N replays one.
+FUZZ_BUILD ?= build-asan
+fuzz:
+	$(MAKE) build BUILD=$(FUZZ_BUILD) MESON_OPTS="-Db_sanitize=address,undefined"
+	@scripts/raise-max-map-count.sh
+	SAMEPAGE_FUZZ_SECONDS=$(or $(SECONDS),40) meson test -C $(FUZZ_BUILD) --suite fuzz \
+		--print-errorlogs --timeout-multiplier 0
+
 # Only src/os.c talks to the kernel about memory: checked first, so CI fails on it.
 syscalls:
 	@scripts/check-syscalls.sh
@@ -43,11 +53,10 @@ check: syscalls format-check model test outside
 
 # The long soak of tests/test_stress.c: SECONDS in all (half of it with swap);
 # CONFIG=swap|noswap|sigsegv runs one configuration for all of it.
-SECONDS ?= 600
 CONFIG ?=
 stress: build
 	@scripts/raise-max-map-count.sh
-	SP_STRESS_SECONDS=$(SECONDS) SP_STRESS_CONFIG=$(CONFIG) ./$(BUILD)/tests/test_stress
+	SP_STRESS_SECONDS=$(or $(SECONDS),600) SP_STRESS_CONFIG=$(CONFIG) ./$(BUILD)/tests/test_stress
 
 demo: build
 	./$(BUILD)/tools/samepage demo
