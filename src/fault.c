@@ -615,6 +615,27 @@ int fault_map(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, b
 	return fault_register(pool, addr, len);
 }
 
+int fault_restore(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared,
+		  const char *what)
+{
+	for (int tries = 0; fault_map(pool, addr, len, pfn, shared); sched_yield())
+		if (++tries == 100) {
+			sp_log(SP_LOG_ERR, "restoring %s at %p: %s", what, addr, strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
+int fault_restore_missing(struct sp_pool *pool, void *addr, size_t len, const char *what)
+{
+	for (int tries = 0; fault_remap_missing(pool, addr, len); sched_yield())
+		if (++tries == 100) {
+			sp_log(SP_LOG_ERR, "restoring %s at %p: %s", what, addr, strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
 int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len)
 {
 	(void)pool;

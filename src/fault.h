@@ -68,6 +68,15 @@ int fault_remap(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn,
 int fault_remap_zero(struct sp_pool *pool, void *addr, size_t len);
 /* No frame behind [addr, addr+len): every access is a missing fault (userfaultfd mode). */
 int fault_remap_missing(struct sp_pool *pool, void *addr, size_t len);
+/*
+ * Put a page back as it was after a change that failed half way (a remap
+ * that went wrong): fault_map, or fault_remap_missing, asked again while it
+ * fails, since there is nothing to fall back to. The failure is logged (with
+ * what) and returned only when it persists.
+ */
+int fault_restore(struct sp_pool *pool, void *addr, size_t len, unsigned long pfn, bool shared,
+		  const char *what);
+int fault_restore_missing(struct sp_pool *pool, void *addr, size_t len, const char *what);
 /* Pages can leave their frames and come back: userfaultfd with remap events, a worker. */
 bool fault_can_swap(struct sp_pool *pool);
 /* Make fresh pool mappings of [addr, addr+len) guardable (after a plain mmap). */

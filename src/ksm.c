@@ -714,8 +714,7 @@ static int sharer_out(struct sp_pool *pool, uint32_t sid, uint32_t i, unsigned l
 	if (fault_remap_missing(pool, addr, PAGE_SIZE)) {
 		int err = errno;
 
-		if (fault_map(pool, addr, PAGE_SIZE, k, false))
-			sp_log(SP_LOG_ERR, "restoring %p: %s", (void *)addr, strerror(errno));
+		fault_restore(pool, addr, PAGE_SIZE, k, false, "a KSM sharer");
 		wp_window_close(pool, &win);
 		errno = err;
 		return -1;
@@ -1274,9 +1273,7 @@ static int map_v(struct sp_pool *pool, struct run *run, int j, int k)
 static void map_back(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
 		     unsigned long pfn)
 {
-	if (fault_map(pool, page_addr(r, idx), PAGE_SIZE, pfn, true))
-		sp_log(SP_LOG_ERR, "restoring the page at %p: %s", (void *)page_addr(r, idx),
-		       strerror(errno));
+	fault_restore(pool, page_addr(r, idx), PAGE_SIZE, pfn, true, "a page after a failed merge");
 }
 
 /* Candidates first (each maps its own frame, now a KSM frame), then the run. */

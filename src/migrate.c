@@ -160,13 +160,12 @@ static void ksm_roll_back(struct sp_pool *pool, uint32_t sid, struct ksm_rmap *m
 				       strerror(errno));
 			continue;
 		}
-		os_pagemap_read(pool->pagemap, addr, 1, &pm);
-		if (pm_copied(pm)) {
+		/* A failed read counts as "not copied": right unless a write raced. */
+		if (!fault_pagemap(pool, addr, 1, &pm) && pm_copied(pm)) {
 			atomic_store(&w->pte[moved[i].idx], mk_pte(PTE_COPIED, 0, PTE_MERGEABLE));
 			ksm_sharer_copied(pool, sid, moved[i].rid, moved[i].idx);
-		} else if (fault_map(pool, addr, PAGE_SIZE, k, false)) {
-			sp_log(SP_LOG_ERR, "restoring a KSM page at %p: %s", addr, strerror(errno));
-		} else {
+		} else if (!fault_restore(pool, addr, PAGE_SIZE, k, false,
+					  "a KSM page after a failed move")) {
 			atomic_store(&w->pte[moved[i].idx], mk_pte(PTE_KSM, k, PTE_MERGEABLE));
 		}
 		wp_window_close(pool, &win);

@@ -504,9 +504,8 @@ static long run_out(struct sp_pool *pool, struct sp_region *r, unsigned long idx
 	if (fault_remap_missing(pool, addr, m << PAGE_SHIFT)) {
 		err = errno;
 		/* A failed MAP_FIXED may have unmapped the old mapping already. */
-		if (fault_map(pool, addr, m << PAGE_SHIFT, f0, true))
-			sp_log(SP_LOG_ERR, "restoring %p after a failed swap-out: %s", (void *)addr,
-			       strerror(errno));
+		fault_restore(pool, addr, m << PAGE_SHIFT, f0, true,
+			      "a page after a failed swap-out");
 		errno = err;
 		goto out_slots;
 	}
@@ -770,9 +769,8 @@ static int map_frames(struct sp_pool *pool, struct sp_region *r, const struct fa
 out_undo:
 	for (i = 0; i < done; i += k) {
 		k = set_stretch(set, i);
-		if (fault_remap_missing(pool, page_addr(r, set->idx[i]), k << PAGE_SHIFT))
-			sp_log(SP_LOG_ERR, "restoring %p after a failed swap-in: %s",
-			       (void *)page_addr(r, set->idx[i]), strerror(errno));
+		fault_restore_missing(pool, page_addr(r, set->idx[i]), k << PAGE_SHIFT,
+				      "a page after a failed swap-in");
 	}
 	for (i = 0; i < set->n; i++)
 		frame_unlock(pool, set->pfn[i]);

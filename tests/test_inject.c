@@ -520,6 +520,43 @@ static void swap_out_keeps_its_errno(void **state)
 	sp_pool_destroy(pool);
 }
 
+/*
+ * Moving a KSM frame for an offline remaps its sharers one by one; when one
+ * remap fails, those already moved are put back on the old frame. A put-back
+ * that failed in turn (ENOMEM, once) only logged it: the sharer stayed
+ * mapped to the new frame, which was freed, and read whatever the frame's
+ * next owner wrote. Now the put-back asks again.
+ */
+static void failed_ksm_move_puts_sharers_back(void **state)
+{
+	(void)state;
+	for (unsigned long nth = 1; nth <= 6; nth++) {
+		sp_pool *pool = pool_small(0, 2);
+		char *a = sp_alloc(pool, 4 * PAGE_SIZE, SP_MERGEABLE), *b;
+		size_t n;
+		int sec;
+
+		assert_non_null(a);
+		for (int i = 0; i < 4; i++)
+			fill_page(a + i * PAGE_SIZE, 13);
+		full_scan(pool);
+		full_scan(pool);
+		assert_int_equal(sp_page_is_ksm(pool, a), 1);
+		sec = sp_page_section(pool, a);
+		fail_set(OS_FAIL_MAP_FRAMES, nth, 0, 2, ENOMEM);
+		(void)sp_section_offline(pool, (unsigned)sec);
+		os_fail_reset();
+		/* Every free frame to someone else, written. */
+		n = (size_t)stat_of(pool, "frames_free");
+		b = sp_alloc(pool, n * PAGE_SIZE, 0);
+		assert_non_null(b);
+		memset(b, 0x4b, n * PAGE_SIZE);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(check_page(a + i * PAGE_SIZE, 13), 0);
+		sp_pool_destroy(pool);
+	}
+}
+
 #define KNOB(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int main(void)
@@ -540,6 +577,7 @@ int main(void)
 		KNOB(unmerge_of_swapped_sharer_survives_failed_copy),
 		KNOB(window_close_unprotects_after_a_failure),
 		KNOB(swap_out_keeps_its_errno),
+		KNOB(failed_ksm_move_puts_sharers_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
