@@ -774,7 +774,7 @@ int ksm_swap_out(struct sp_pool *pool, unsigned long k, bool try)
 	struct stable_tree *t = &pool->ksm.stable;
 	uint32_t sid, i;
 	long slot;
-	int ret = 0;
+	int ret = 0, err = 0;
 
 	if (try ? !frame_trylock(pool, k) : (frame_lock(pool, k), false))
 		return 0;
@@ -784,6 +784,7 @@ int ksm_swap_out(struct sp_pool *pool, unsigned long k, bool try)
 		goto out_unlock;
 	slot = swap_write(pool, pfn_to_virt(pool, k));
 	if (slot < 0) {
+		err = errno;
 		ret = -1;
 		goto out_unlock;
 	}
@@ -791,6 +792,7 @@ int ksm_swap_out(struct sp_pool *pool, unsigned long k, bool try)
 	for (i = t->nodes[sid].nr; i--;) {
 		if (sharer_out(pool, sid, i, k) >= 0)
 			continue;
+		err = errno; /* the putting back opens windows of its own */
 		/* Back onto k; one that cannot be mapped now is at its next touch (ksm_fault). */
 		while (++i < t->nodes[sid].nr)
 			if (sharer_in(pool, sid, i, k))
@@ -814,6 +816,8 @@ out_unlock:
 		flush_freed(pool);
 		update_counters(pool);
 	}
+	if (ret < 0)
+		errno = err;
 	return ret;
 }
 
