@@ -738,8 +738,10 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
 		slot_release(w->slot);
 	}
 	pthread_mutex_unlock(&window_lock);
+	if (!err)
+		return 0; /* errno untouched: callers open windows on their error paths */
 	errno = err;
-	return err ? -1 : 0;
+	return -1;
 }
 
 /*
