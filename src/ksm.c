@@ -740,7 +740,8 @@ static int sharer_in(struct sp_pool *pool, uint32_t sid, uint32_t i, unsigned lo
 		pool->ksm.sharers--;
 		return 0;
 	}
-	if (fault_map(pool, page_addr(w, m.idx), PAGE_SIZE, k, false))
+	/* Asked again while it fails: else it waits, in missing mode, for its next touch. */
+	if (fault_restore(pool, page_addr(w, m.idx), PAGE_SIZE, k, false, "a KSM sharer"))
 		return -1;
 	atomic_store(&w->pte[m.idx], mk_pte(PTE_KSM, k, pte & PTE_MERGEABLE));
 	return 0;

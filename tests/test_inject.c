@@ -557,6 +557,40 @@ static void failed_ksm_move_puts_sharers_back(void **state)
 	}
 }
 
+/*
+ * A KSM frame's swap-out that fails half way maps the sharers it moved back
+ * onto the frame. One whose mapping failed (ENOMEM, once) was left in
+ * missing mode "for its next touch", and the node no longer looked whole:
+ * every later sp_swap_out of those pages returned 0 and left them in
+ * memory. Now the sharer is mapped again at once.
+ */
+static void failed_ksm_swap_out_maps_sharers_back(void **state)
+{
+	sp_pool *pool = pool_tiny_swap();
+	char *a = sp_alloc(pool, 3 * PAGE_SIZE, SP_MERGEABLE);
+
+	(void)state;
+	assert_non_null(a);
+	for (int i = 0; i < 3; i++)
+		fill_page(a + i * PAGE_SIZE, 16);
+	full_scan(pool);
+	full_scan(pool);
+	assert_int_equal(sp_page_is_ksm(pool, a), 1);
+	/* The second sharer cannot leave; the first, moved, cannot come back at once. */
+	fail_set(OS_FAIL_MAP_MISSING, 2, 0, 1, ENOMEM);
+	fail_set(OS_FAIL_MAP_FRAMES, 2, 0, 1, ENOMEM);
+	assert_int_equal(sp_swap_out(pool, a, 3 * PAGE_SIZE), -1);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(os_fail_injected(OS_FAIL_MAP_FRAMES), 1);
+	os_fail_reset();
+	assert_int_equal(sp_swap_out(pool, a, 3 * PAGE_SIZE), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sp_page_section(pool, a + i * PAGE_SIZE), -1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(check_page(a + i * PAGE_SIZE, 16), 0);
+	sp_pool_destroy(pool);
+}
+
 #define KNOB(fn) cmocka_unit_test_teardown(fn, teardown)
 
 int main(void)
@@ -578,6 +612,7 @@ int main(void)
 		KNOB(window_close_unprotects_after_a_failure),
 		KNOB(swap_out_keeps_its_errno),
 		KNOB(failed_ksm_move_puts_sharers_back),
+		KNOB(failed_ksm_swap_out_maps_sharers_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
