@@ -567,7 +567,7 @@ int fault_register(struct sp_pool *pool, void *addr, size_t len)
 		    (pool->fault.mode != SP_FAULT_UFFD ||
 		     !os_uffd_register(pool->fault.uffd, addr, len, false)))
 			return 0;
-		if (tries == 3)
+		if (tries == 19)
 			return -1;
 		sched_yield();
 	}
