@@ -338,7 +338,14 @@ static int migrate_one(struct sp_pool *pool, unsigned long pfn, migrate_new_fn g
 		int err = errno;
 
 		frames_free_run(pool, (unsigned long)new, 1);
-		errno = err;
+		/*
+		 * The frame was there: an ENOMEM now is a page the fault machinery
+		 * cannot protect (a mapping of the program's own, a lost
+		 * registration) or a mapping the kernel refused. Busy, as the
+		 * kernel's offline says of a page it cannot migrate; reclaim,
+		 * which an ENOMEM asks for, would not help.
+		 */
+		errno = err == ENOMEM ? EBUSY : err;
 	}
 	return ret;
 }
