@@ -167,6 +167,8 @@ static void handle_missing(struct sp_pool *pool, uintptr_t addr, pid_t tid)
 
 	if (ret > 0 && !os_uffd_zeropage(f->uffd, (void *)addr, PAGE_SIZE))
 		return; /* mapped and woken */
+	if (ret < 0)
+		log_flush(); /* the why reaches the hook before a SIGBUS ends the program */
 	if (ret == -1 && (f->features & UFFD_FEATURE_POISON) &&
 	    !os_uffd_poison(f->uffd, (void *)addr, PAGE_SIZE))
 		return; /* lost for good: SIGBUS at every touch */
