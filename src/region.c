@@ -233,17 +233,28 @@ static void region_free_frames(struct sp_pool *pool, struct sp_region *r)
 	free(pfns);
 }
 
+static void region_unlink(struct sp_pool *pool, struct sp_region *r)
+{
+	pthread_rwlock_wrlock(&pool->rt.lock);
+	table_unlink(pool, r);
+	pthread_rwlock_unlock(&pool->rt.lock);
+}
+
 /*
  * A region unlinked under the write lock (so no page operation is inside it
- * any more), with the KSM mutex held: its KSM sharers leave their frames,
- * the mutex goes, and its mapping, frames and slots go back.
+ * any more): under the KSM mutex, which the caller holds from before the
+ * unlink, its KSM sharers leave their frames.
  */
-static void region_release(struct sp_pool *pool, struct sp_region *r)
+static void region_release_ksm(struct sp_pool *pool, struct sp_region *r)
 {
 	pthread_rwlock_rdlock(&pool->rt.lock);
 	ksm_region_release(pool, r);
 	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+}
+
+/* Then, with no lock held, its mapping, frames and slots go back. */
+static void region_release(struct sp_pool *pool, struct sp_region *r)
+{
 	os_unmap(r->start, r->len);
 	region_free_frames(pool, r);
 }
@@ -359,9 +370,9 @@ out_frames:
 	 */
 	err = errno;
 	pthread_mutex_lock(&pool->ksm.mutex);
-	pthread_rwlock_wrlock(&pool->rt.lock);
-	table_unlink(pool, r);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	region_unlink(pool, r);
+	region_release_ksm(pool, r);
+	pthread_mutex_unlock(&pool->ksm.mutex);
 	region_release(pool, r);
 	for (unsigned k = mapped; k < nr_runs; k++)
 		frames_free_run(pool, runs[k].pfn, runs[k].nr);
@@ -370,9 +381,7 @@ out_frames:
 	goto out_free;
 out_unlink:
 	err = errno;
-	pthread_rwlock_wrlock(&pool->rt.lock);
-	table_unlink(pool, r);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	region_unlink(pool, r);
 	errno = err;
 out_unmap:
 	os_unmap(r->start, r->len);
@@ -402,6 +411,8 @@ int sp_free(sp_pool *pool, void *addr)
 	}
 	table_unlink(pool, r);
 	pthread_rwlock_unlock(&pool->rt.lock);
+	region_release_ksm(pool, r);
+	pthread_mutex_unlock(&pool->ksm.mutex);
 	region_release(pool, r);
 	region_destroy(r);
 	return 0;
