@@ -587,7 +587,10 @@ static int move_ksm_batch(struct sp_pool *pool, unsigned long k0, unsigned long 
 	return b.failed ? -1 : 0;
 }
 
-/* How many of pfns[i..] are consecutive KSM frames we could lock, at most KSM_BATCH. */
+/*
+ * How many of pfns[i..] are consecutive KSM frames we could lock, at most
+ * KSM_BATCH. rt.lock held (read): nobody waits for it holding frame locks.
+ */
 static unsigned lock_ksm_run(struct sp_pool *pool, const unsigned long *pfns, unsigned long i,
 			     unsigned long nr)
 {
@@ -600,13 +603,20 @@ static unsigned lock_ksm_run(struct sp_pool *pool, const unsigned long *pfns, un
 	return n;
 }
 
+static void unlock_ksm_run(struct sp_pool *pool, const unsigned long *ks, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		frame_unlock(pool, ks[i]);
+}
+
 /*
- * Offlining: a run of KSM frames (locked) moves in batches, one per run of
- * new frames. How many of ks moved: the batches before the first that
- * failed. Each batch's outcome is its own (move_ksm_batch), never read back
- * from the frames, which a failed batch may have settled or freed: what
- * moved gives its old frames back; what did not gives back the new frames
- * it allocated, but for any a page still maps.
+ * Offlining: a run of KSM frames, locked (lock_ksm_run), moves in batches,
+ * one per run of new frames; they are unlocked here, whatever happens. How
+ * many of ks moved: the batches before the first that failed. Each batch's
+ * outcome is its own (move_ksm_batch), never read back from the frames,
+ * which a failed batch may have settled or freed: what moved gives its old
+ * frames back; what did not gives back the new frames it allocated, but for
+ * any a page still maps. rt.lock held (read).
  */
 static unsigned migrate_ksm_run(struct sp_pool *pool, const unsigned long *ks, unsigned n)
 {
@@ -618,18 +628,14 @@ static unsigned migrate_ksm_run(struct sp_pool *pool, const unsigned long *ks, u
 	stuck = calloc(n, sizeof(*stuck));
 	if (!stuck || frames_alloc(pool, node, n, &runs, &nr_runs)) {
 		free(stuck);
-		for (unsigned i = 0; i < n; i++)
-			frame_unlock(pool, ks[i]);
+		unlock_ksm_run(pool, ks, n);
 		return 0;
 	}
-	pthread_rwlock_rdlock(&pool->rt.lock);
 	for (r = 0; r < nr_runs; done += (unsigned)runs[r++].nr)
 		if (move_ksm_batch(pool, ks[done], runs[r].pfn, (unsigned)runs[r].nr, stuck + done))
 			break;
-	pthread_rwlock_unlock(&pool->rt.lock);
 	moved = done;
-	for (unsigned i = 0; i < n; i++)
-		frame_unlock(pool, ks[i]);
+	unlock_ksm_run(pool, ks, n);
 	for (done = 0, r = 0; r < nr_runs; done += (unsigned)runs[r++].nr) {
 		if (done < moved) {
 			frames_free_run(pool, ks[done], runs[r].nr);
@@ -651,6 +657,29 @@ static unsigned migrate_ksm_run(struct sp_pool *pool, const unsigned long *ks, u
 	return moved;
 }
 
+/*
+ * Offlining: the consecutive KSM frames from pfns[i] move as one run. How
+ * many moved, the first of them; *locked: how many were in the run (fewer
+ * than two: none moved, each is moved alone). The region table lock comes
+ * before the frames': whoever holds it may wait for a frame, never the
+ * other way round.
+ */
+static unsigned migrate_ksm_frames(struct sp_pool *pool, const unsigned long *pfns, unsigned long i,
+				   unsigned long nr, unsigned *locked)
+{
+	unsigned n, moved = 0;
+
+	pthread_rwlock_rdlock(&pool->rt.lock);
+	n = lock_ksm_run(pool, pfns, i, nr);
+	if (n > 1)
+		moved = migrate_ksm_run(pool, &pfns[i], n);
+	else
+		unlock_ksm_run(pool, &pfns[i], n);
+	pthread_rwlock_unlock(&pool->rt.lock);
+	*locked = n;
+	return moved;
+}
+
 long migrate_pages(struct sp_pool *pool, const unsigned long *pfns, unsigned long nr,
 		   migrate_new_fn get_new, void *priv, enum migrate_reason reason,
 		   struct migrate_result *res)
@@ -659,19 +688,17 @@ long migrate_pages(struct sp_pool *pool, const unsigned long *pfns, unsigned lon
 
 	memset(res, 0, sizeof(*res));
 	for (unsigned long i = 0; i < nr; i++) {
-		unsigned n = reason == MR_OFFLINING ? lock_ksm_run(pool, pfns, i, nr) : 0;
+		unsigned n = 0, moved = 0;
 
-		if (n > 1) {
-			unsigned moved = migrate_ksm_run(pool, &pfns[i], n);
-
+		if (reason == MR_OFFLINING)
+			moved = migrate_ksm_frames(pool, pfns, i, nr, &n);
+		if (moved) {
 			res->moved += moved;
 			i += moved;
 			if (moved == n) {
 				i--;
 				continue;
 			}
-		} else if (n == 1) {
-			frame_unlock(pool, pfns[i]);
 		}
 		/* One at a time: a single frame, or a run that could not move as one. */
 		if (!migrate_one(pool, pfns[i], get_new, priv, reason)) {
