@@ -592,7 +592,7 @@ int sp_pool_export(sp_pool *pool, const char *path)
 		return -1;
 	}
 	x = &pool->export;
-	pthread_mutex_lock(&x->lock);
+	mutex_lock(&x->lock);
 	if (x->srv) {
 		err = EBUSY; /* exported already */
 		goto out_unlock;
@@ -614,14 +614,14 @@ int sp_pool_export(sp_pool *pool, const char *path)
 		goto out_free;
 	}
 	x->srv = s;
-	pthread_mutex_unlock(&x->lock);
+	mutex_unlock(&x->lock);
 	return 0;
 
 out_free:
 	err = errno;
 	srv_free(s);
 out_unlock:
-	pthread_mutex_unlock(&x->lock);
+	mutex_unlock(&x->lock);
 	errno = err;
 	return -1;
 }
@@ -635,10 +635,10 @@ int sp_pool_unexport(sp_pool *pool)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&pool->export.lock);
+	mutex_lock(&pool->export.lock);
 	s = pool->export.srv;
 	if (!s) {
-		pthread_mutex_unlock(&pool->export.lock);
+		mutex_unlock(&pool->export.lock);
 		errno = EINVAL;
 		return -1;
 	}
@@ -647,13 +647,13 @@ int sp_pool_unexport(sp_pool *pool)
 	pthread_join(s->thread, NULL);
 	srv_free(s);
 	pool->export.srv = NULL;
-	pthread_mutex_unlock(&pool->export.lock);
+	mutex_unlock(&pool->export.lock);
 	return 0;
 }
 
 void export_init(struct sp_pool *pool)
 {
-	pthread_mutex_init(&pool->export.lock, NULL);
+	mutex_init(&pool->export.lock, LOCK_EXPORT);
 	pool->export.srv = NULL;
 }
 
@@ -661,5 +661,5 @@ void export_exit(struct sp_pool *pool)
 {
 	if (pool->export.srv)
 		sp_pool_unexport(pool);
-	pthread_mutex_destroy(&pool->export.lock);
+	mutex_destroy(&pool->export.lock);
 }

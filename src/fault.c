@@ -25,7 +25,8 @@
  * window always finds it, and a writer that finds no window retries into a
  * page that is writable again.
  *
- * Locks: the fault thread takes none of ours (only q_lock, a leaf): it never
+ * Locks (the order is in lock.h): the fault thread takes none of ours (only
+ * q_lock, a leaf): it never
  * waits on the KSM mutex, the region table lock or a frame lock, so a window
  * can be opened, and a mapping moved into place, under any of them. Missing
  * faults (swap-in, first touch) go to the swap-in worker, which takes the
@@ -57,7 +58,7 @@ struct window_slot {
 
 static struct window_slot windows[NR_WINDOWS];
 /* Serialises opening and closing windows (not the fault path, which only reads). */
-static pthread_mutex_t window_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sp_mutex window_lock = SP_MUTEX_INITIALIZER(LOCK_WINDOW);
 
 /* ---- window table ----------------------------------------------------- */
 
@@ -187,10 +188,10 @@ static void handle_missing(struct sp_pool *pool, uintptr_t addr, pid_t tid)
  */
 static void missing_push(struct sp_fault *f, uintptr_t addr, pid_t tid)
 {
-	pthread_mutex_lock(&f->q_lock);
+	mutex_lock(&f->q_lock);
 	if (f->q_stop) {
 		/* The worker is going (the pool is): the thread faults again, and is served inline. */
-		pthread_mutex_unlock(&f->q_lock);
+		mutex_unlock(&f->q_lock);
 		os_uffd_wake(f->uffd, (void *)addr, PAGE_SIZE);
 		return;
 	}
@@ -199,7 +200,7 @@ static void missing_push(struct sp_fault *f, uintptr_t addr, pid_t tid)
 		struct sp_missing *q = malloc(cap * sizeof(*q));
 
 		if (!q) { /* the thread stays asleep; the log says why */
-			pthread_mutex_unlock(&f->q_lock);
+			mutex_unlock(&f->q_lock);
 			sp_log(SP_LOG_ERR, "no memory to queue a swap-in at %p", (void *)addr);
 			return;
 		}
@@ -212,7 +213,7 @@ static void missing_push(struct sp_fault *f, uintptr_t addr, pid_t tid)
 	}
 	f->q[(f->q_head + f->q_nr++) % f->q_cap] = (struct sp_missing){ addr, tid };
 	pthread_cond_signal(&f->q_cond);
-	pthread_mutex_unlock(&f->q_lock);
+	mutex_unlock(&f->q_lock);
 }
 
 static void *swapin_thread(void *arg)
@@ -220,27 +221,27 @@ static void *swapin_thread(void *arg)
 	struct sp_pool *pool = arg;
 	struct sp_fault *f = &pool->fault;
 
-	pthread_mutex_lock(&f->q_lock);
+	mutex_lock(&f->q_lock);
 	for (;;) {
 		struct sp_missing m;
 
 		if (!f->q_nr && !f->q_stop) {
-			pthread_mutex_unlock(&f->q_lock);
+			mutex_unlock(&f->q_lock);
 			swap_prefetch(pool); /* idle: read ahead for a sequential reader */
-			pthread_mutex_lock(&f->q_lock);
+			mutex_lock(&f->q_lock);
 		}
 		while (!f->q_nr && !f->q_stop)
-			pthread_cond_wait(&f->q_cond, &f->q_lock);
+			cond_wait(&f->q_cond, &f->q_lock);
 		if (!f->q_nr)
 			break;
 		m = f->q[f->q_head];
 		f->q_head = (f->q_head + 1) % f->q_cap;
 		f->q_nr--;
-		pthread_mutex_unlock(&f->q_lock);
+		mutex_unlock(&f->q_lock);
 		handle_missing(pool, m.addr, m.tid);
-		pthread_mutex_lock(&f->q_lock);
+		mutex_lock(&f->q_lock);
 	}
-	pthread_mutex_unlock(&f->q_lock);
+	mutex_unlock(&f->q_lock);
 	return NULL;
 }
 
@@ -283,7 +284,7 @@ static void *fault_thread(void *arg)
  * installs while a pool lives replaces samepage's (windows are then unguarded,
  * as samepage(3) says), and is left in place when the last pool goes.
  */
-static pthread_mutex_t sigsegv_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sp_mutex sigsegv_lock = SP_MUTEX_INITIALIZER(LOCK_SIGSEGV);
 static unsigned sigsegv_users;
 static struct sigaction sigsegv_old;
 static __thread uintptr_t unknown_addr;
@@ -430,13 +431,13 @@ static int sigsegv_get(void)
 	int ret = 0;
 
 	sigemptyset(&sa.sa_mask);
-	pthread_mutex_lock(&sigsegv_lock);
+	mutex_lock(&sigsegv_lock);
 	if (sigaction(SIGSEGV, NULL, &cur) ||
 	    (!sigsegv_is_ours(&cur) && sigaction(SIGSEGV, &sa, &sigsegv_old)))
 		ret = -1;
 	if (!ret)
 		sigsegv_users++;
-	pthread_mutex_unlock(&sigsegv_lock);
+	mutex_unlock(&sigsegv_lock);
 	return ret;
 }
 
@@ -445,10 +446,10 @@ static void sigsegv_put(void)
 {
 	struct sigaction cur;
 
-	pthread_mutex_lock(&sigsegv_lock);
+	mutex_lock(&sigsegv_lock);
 	if (!--sigsegv_users && !sigaction(SIGSEGV, NULL, &cur) && sigsegv_is_ours(&cur))
 		sigaction(SIGSEGV, &sigsegv_old, NULL);
-	pthread_mutex_unlock(&sigsegv_lock);
+	mutex_unlock(&sigsegv_lock);
 }
 
 /* ---- setup ------------------------------------------------------------ */
@@ -457,10 +458,10 @@ static void worker_stop(struct sp_fault *f)
 {
 	if (!f->worker_started)
 		return;
-	pthread_mutex_lock(&f->q_lock);
+	mutex_lock(&f->q_lock);
 	f->q_stop = true;
 	pthread_cond_signal(&f->q_cond);
-	pthread_mutex_unlock(&f->q_lock);
+	mutex_unlock(&f->q_lock);
 	pthread_join(f->worker, NULL);
 	atomic_store(&f->worker_started, false);
 }
@@ -508,7 +509,7 @@ int fault_init(struct sp_pool *pool)
 	struct sp_fault *f = &pool->fault;
 
 	f->uffd = f->stopfd = -1;
-	pthread_mutex_init(&f->q_lock, NULL);
+	mutex_init(&f->q_lock, LOCK_FAULT_QUEUE);
 	pthread_cond_init(&f->q_cond, NULL);
 	if (!(pool->flags & SP_POOL_SIGSEGV)) {
 		if (!uffd_start(pool))
@@ -551,7 +552,7 @@ out_queue:
 	free(f->q);
 	f->q = NULL;
 	pthread_cond_destroy(&f->q_cond);
-	pthread_mutex_destroy(&f->q_lock);
+	mutex_destroy(&f->q_lock);
 }
 
 /* ---- the primitive ---------------------------------------------------- */
@@ -726,7 +727,7 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
 
 	w->addr = addr;
 	w->len = len;
-	pthread_mutex_lock(&window_lock);
+	mutex_lock(&window_lock);
 	w->slot = slot_take(addr, len);
 	/* Protection skips holes silently: a hole is the program's unmap, not ours to fill. */
 	/* ENOENT: a mapping the fault machinery lost (fault_register): no room, to the caller. */
@@ -739,7 +740,7 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
 		unprotect_uncovered(pool, w->slot, (uintptr_t)addr, (uintptr_t)addr + len);
 		slot_release(w->slot);
 	}
-	pthread_mutex_unlock(&window_lock);
+	mutex_unlock(&window_lock);
 	if (!err)
 		return 0; /* errno untouched: callers open windows on their error paths */
 	errno = err;
@@ -753,7 +754,7 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
  */
 void wp_window_close(struct sp_pool *pool, struct sp_window *w)
 {
-	pthread_mutex_lock(&window_lock);
+	mutex_lock(&window_lock);
 	/*
 	 * A page left protected is a writer stopped for good (SIGSEGV mode: a
 	 * crash). A failure (ENOMEM of a vma split) may be a moment's: again.
@@ -766,7 +767,7 @@ void wp_window_close(struct sp_pool *pool, struct sp_window *w)
 			break;
 		}
 	slot_release(w->slot);
-	pthread_mutex_unlock(&window_lock);
+	mutex_unlock(&window_lock);
 	if (pool->fault.mode == SP_FAULT_UFFD)
 		os_uffd_wake(pool->fault.uffd, w->addr, w->len);
 }

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lock.h"
+
 struct sp_pool;
 
 /* A missing fault waiting for the swap-in worker. */
@@ -29,7 +31,7 @@ struct sp_fault {
 	_Atomic bool worker_started; /* read by the fault thread while the pool goes */
 	pthread_t thread, worker;
 	/* Missing faults for the worker: a ring; q_lock is a leaf. */
-	pthread_mutex_t q_lock;
+	struct sp_mutex q_lock;
 	pthread_cond_t q_cond;
 	struct sp_missing *q;
 	unsigned q_head, q_nr, q_cap;

@@ -11,11 +11,10 @@
  *   descriptors) -> OFFLINE (KSM prunes stable nodes by pfn range and drops
  *   the mutex). Any failure: un-isolate, CANCEL_OFFLINE, -1; nothing lost.
  *
- * Locks: hotplug.lock (write) is taken first, before the KSM mutex that
- * KSM's callback takes: hotplug.lock -> KSM mutex -> region table lock ->
- * reclaim lock -> frame lock -> pool lock. chain_lock guards the notifier array only and is
- * not held while a callback runs; callbacks must not call back into the pool
- * except sp_stat and sp_ksm_get.
+ * Locks (the order is in lock.h): hotplug.lock (write) is taken before the
+ * KSM mutex that KSM's callback takes. chain_lock guards the notifier array
+ * only and is not held while a callback runs; callbacks must not call back
+ * into the pool except sp_stat and sp_ksm_get.
  */
 #include <assert.h>
 #include <errno.h>
@@ -34,16 +33,16 @@ int hotplug_init(struct sp_pool *pool)
 	struct sp_hotplug *h = &pool->hotplug;
 
 	memset(h, 0, sizeof(*h));
-	pthread_rwlock_init(&h->lock, NULL);
-	pthread_mutex_init(&h->chain_lock, NULL);
+	rwlock_init(&h->lock, LOCK_HOTPLUG, NULL);
+	mutex_init(&h->chain_lock, LOCK_HOTPLUG_CHAIN);
 	return sp_register_memory_notifier(pool, ksm_memory_callback, NULL, KSM_CALLBACK_PRI);
 }
 
 void hotplug_exit(struct sp_pool *pool)
 {
 	free(pool->hotplug.chain);
-	pthread_mutex_destroy(&pool->hotplug.chain_lock);
-	pthread_rwlock_destroy(&pool->hotplug.lock);
+	mutex_destroy(&pool->hotplug.chain_lock);
+	rwlock_destroy(&pool->hotplug.lock);
 }
 
 int sp_register_memory_notifier(sp_pool *pool, sp_memory_notifier_fn fn, void *priv, int priority)
@@ -56,13 +55,13 @@ int sp_register_memory_notifier(sp_pool *pool, sp_memory_notifier_fn fn, void *p
 		return -1;
 	}
 	h = &pool->hotplug;
-	pthread_mutex_lock(&h->chain_lock);
+	mutex_lock(&h->chain_lock);
 	if (h->nr == h->cap) {
 		int cap = h->cap ? 2 * h->cap : 8;
 		struct sp_notifier *n = realloc(h->chain, (size_t)cap * sizeof(*n));
 
 		if (!n) {
-			pthread_mutex_unlock(&h->chain_lock);
+			mutex_unlock(&h->chain_lock);
 			errno = ENOMEM;
 			return -1;
 		}
@@ -74,7 +73,7 @@ int sp_register_memory_notifier(sp_pool *pool, sp_memory_notifier_fn fn, void *p
 		h->chain[i] = h->chain[i - 1];
 	h->chain[i] = (struct sp_notifier){ fn, priv, priority };
 	h->nr++;
-	pthread_mutex_unlock(&h->chain_lock);
+	mutex_unlock(&h->chain_lock);
 	return 0;
 }
 
@@ -84,12 +83,12 @@ static int chain_snapshot(struct sp_pool *pool, struct sp_notifier **out)
 	struct sp_hotplug *h = &pool->hotplug;
 	int n;
 
-	pthread_mutex_lock(&h->chain_lock);
+	mutex_lock(&h->chain_lock);
 	n = h->nr;
 	*out = malloc((size_t)(n ? n : 1) * sizeof(**out));
 	if (*out)
 		memcpy(*out, h->chain, (size_t)n * sizeof(**out));
-	pthread_mutex_unlock(&h->chain_lock);
+	mutex_unlock(&h->chain_lock);
 	return *out ? n : -1;
 }
 
@@ -149,9 +148,9 @@ static bool offline_reclaim(struct sp_pool *pool, unsigned long n)
 
 	if (!can_reclaim(pool))
 		return false;
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	got = reclaim_direct(pool, n, NODES_ALL);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	return got > 0;
 }
 
@@ -210,7 +209,7 @@ static void check_unreferenced(struct sp_pool *pool, unsigned s)
 	struct stable_tree *t = &pool->ksm.stable;
 	unsigned long bad = 0;
 
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	for (unsigned i = 0; i < pool->rt.nr; i++) {
 		struct sp_region *r = pool->rt.sorted[i];
 
@@ -227,7 +226,7 @@ static void check_unreferenced(struct sp_pool *pool, unsigned s)
 				       s, (void *)page_addr(r, j), pte_val(pte));
 		}
 	}
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	for (uint32_t id = 0; id < t->nr_ids; id++) {
 		if (!t->nodes[id].live || t->nodes[id].swapped || t->nodes[id].kpfn < lo ||
 		    t->nodes[id].kpfn >= hi)
@@ -288,7 +287,7 @@ static int transition(sp_pool *pool, unsigned section, const struct transition *
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_rwlock_wrlock(&pool->hotplug.lock);
+	rwlock_wrlock(&pool->hotplug.lock);
 	if (pool->sections[section].state != t->from) {
 		err = EINVAL; /* offline or online already */
 		goto out_unlock;
@@ -309,7 +308,7 @@ static int transition(sp_pool *pool, unsigned section, const struct transition *
 	}
 	free(chain);
 out_unlock:
-	pthread_rwlock_unlock(&pool->hotplug.lock);
+	rwlock_unlock(&pool->hotplug.lock);
 	errno = err;
 	return err ? -1 : 0;
 }

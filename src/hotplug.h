@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "lock.h"
 #include "samepage.h"
 
 struct sp_notifier {
@@ -18,8 +19,8 @@ struct sp_hotplug {
 	 * mem_hotplug_lock: write for onlining and offlining, read for what
 	 * must not see a section vanish under it (policy moves).
 	 */
-	pthread_rwlock_t lock;
-	pthread_mutex_t chain_lock; /* the notifier array */
+	struct sp_rwlock lock;
+	struct sp_mutex chain_lock; /* the notifier array */
 	struct sp_notifier *chain; /* highest priority first */
 	int nr, cap;
 };

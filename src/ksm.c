@@ -3,14 +3,11 @@
  * KSM: the merging engine (ksmd, the scan, merge, copy-on-write bookkeeping,
  * unmerge).
  *
- * Locking. The KSM mutex (ksm.mutex, ksm_thread_mutex in the kernel) is the
- * outermost lock of samepage:
- *
- *   KSM mutex -> region table lock -> reclaim lock -> frame lock -> pool lock
- *
- * It guards all of KSM's metadata: stable nodes and their rmap, the unstable
- * index, per-page ksm_items, the scan cursor and the counters' sources. Who
- * takes it: the scanner (per chunk, so that others get in between chunks),
+ * Locking (the order is in lock.h). The KSM mutex (ksm.mutex,
+ * ksm_thread_mutex in the kernel) guards all of KSM's metadata: stable nodes
+ * and their rmap, the unstable index, per-page ksm_items, the scan cursor and
+ * the counters' sources. Who takes it: the scanner (per chunk, so that
+ * others get in between chunks),
  * unmerging (run=2, SP_MADV_UNMERGEABLE, sp_set_merge_domain), sp_free of a
  * region that KSM has seen, memory hot-remove for the whole offline,
  * sp_swap_out, and the swap-in worker bringing a swapped KSM frame back
@@ -609,8 +606,8 @@ int ksm_unmerge_all(struct sp_pool *pool)
 	long need = 0, free_frames;
 	int ret = 0;
 
-	pthread_mutex_lock(&ksm->mutex);
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	mutex_lock(&ksm->mutex);
+	rwlock_rdlock(&pool->rt.lock);
 	seen = calloc(ksm->stable.nr_ids + 1, sizeof(*seen));
 	if (!seen) {
 		ret = -1;
@@ -638,8 +635,8 @@ int ksm_unmerge_all(struct sp_pool *pool)
 out_unlock:
 	flush_freed(pool);
 	update_counters(pool);
-	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_unlock(&ksm->mutex);
+	rwlock_unlock(&pool->rt.lock);
+	mutex_unlock(&ksm->mutex);
 	return ret;
 }
 
@@ -908,7 +905,7 @@ long ksm_reclaim(struct sp_pool *pool, struct sp_region *r, unsigned long idx, b
 	long freed = 0;
 	uint32_t sid;
 
-	if (pthread_mutex_trylock(&pool->ksm.mutex))
+	if (!mutex_trylock(&pool->ksm.mutex))
 		return 0;
 	/* Under the KSM mutex, a KSM frame's owner and sharers stay as they are. */
 	sid = pfn_to_page(pool, k)->owner;
@@ -938,7 +935,7 @@ long ksm_reclaim(struct sp_pool *pool, struct sp_region *r, unsigned long idx, b
 	if (!hot)
 		freed = ksm_swap_out(pool, k, true) > 0;
 out_unlock:
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	mutex_unlock(&pool->ksm.mutex);
 	return freed;
 }
 
@@ -950,8 +947,8 @@ int ksm_fault(struct sp_pool *pool, uintptr_t addr)
 	uint64_t pte = 0;
 	int ret = KSM_FAULT_AGAIN;
 
-	pthread_mutex_lock(&pool->ksm.mutex);
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	mutex_lock(&pool->ksm.mutex);
+	rwlock_rdlock(&pool->rt.lock);
 	r = region_find(pool, (void *)addr);
 	if (r)
 		pte = atomic_load(&r->pte[region_index(r, (void *)addr)]);
@@ -968,8 +965,8 @@ int ksm_fault(struct sp_pool *pool, uintptr_t addr)
 			ret = sharer_map_one(pool, r, region_index(r, (void *)addr), sid);
 		}
 	}
-	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	rwlock_unlock(&pool->rt.lock);
+	mutex_unlock(&pool->ksm.mutex);
 	return ret;
 }
 
@@ -1784,13 +1781,13 @@ static long scan_step(struct sp_pool *pool, unsigned long budget, bool ksmd)
 	struct sp_region *r;
 	long ret, run;
 
-	pthread_mutex_lock(&ksm->mutex);
+	mutex_lock(&ksm->mutex);
 	run = knob(pool, KSM_RUN);
 	if (run == 2 || (ksmd && run != 1)) {
-		pthread_mutex_unlock(&ksm->mutex);
+		mutex_unlock(&ksm->mutex);
 		return SCAN_STOPPED;
 	}
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	if (!ksm->cursor) {
 		pass_begin(pool);
 		advisor_start_scan(pool, ksmd);
@@ -1814,11 +1811,11 @@ static long scan_step(struct sp_pool *pool, unsigned long budget, bool ksmd)
 		ksm->cursor = 0;
 		ksm->pass_pages = 0;
 	}
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	flush_freed(pool);
 	atomic_fetch_add(&ksm->counter[KSM_PAGES_SCANNED], (long)got);
 	update_counters(pool);
-	pthread_mutex_unlock(&ksm->mutex);
+	mutex_unlock(&ksm->mutex);
 	return ret;
 }
 
@@ -1858,7 +1855,7 @@ static void wait_ms(struct sp_ksm *ksm, long ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
-	pthread_cond_timedwait(&ksm->wait, &ksm->wait_lock, &ts);
+	cond_timedwait(&ksm->wait, &ksm->wait_lock, &ts);
 }
 
 static void *ksmd(void *arg)
@@ -1866,18 +1863,18 @@ static void *ksmd(void *arg)
 	struct sp_pool *pool = arg;
 	struct sp_ksm *ksm = &pool->ksm;
 
-	pthread_mutex_lock(&ksm->wait_lock);
+	mutex_lock(&ksm->wait_lock);
 	while (!ksm->stop) {
 		long scanned, ms;
 
 		if (knob(pool, KSM_RUN) != 1) {
-			pthread_cond_wait(&ksm->wait, &ksm->wait_lock);
+			cond_wait(&ksm->wait, &ksm->wait_lock);
 			continue;
 		}
-		pthread_mutex_unlock(&ksm->wait_lock);
+		mutex_unlock(&ksm->wait_lock);
 		scanned = ksm_scan(pool, (unsigned long)knob(pool, KSM_PAGES_TO_SCAN), true);
 		ms = knob(pool, KSM_SLEEP_MILLISECS);
-		pthread_mutex_lock(&ksm->wait_lock);
+		mutex_lock(&ksm->wait_lock);
 		if (ksm->stop)
 			break;
 		if (!scanned)
@@ -1885,15 +1882,15 @@ static void *ksmd(void *arg)
 		if (ms)
 			wait_ms(ksm, ms);
 	}
-	pthread_mutex_unlock(&ksm->wait_lock);
+	mutex_unlock(&ksm->wait_lock);
 	return NULL;
 }
 
 void ksm_kick(struct sp_pool *pool)
 {
-	pthread_mutex_lock(&pool->ksm.wait_lock);
+	mutex_lock(&pool->ksm.wait_lock);
 	pthread_cond_broadcast(&pool->ksm.wait);
-	pthread_mutex_unlock(&pool->ksm.wait_lock);
+	mutex_unlock(&pool->ksm.wait_lock);
 }
 
 int ksm_init(struct sp_pool *pool)
@@ -1907,8 +1904,8 @@ int ksm_init(struct sp_pool *pool)
 	ksm->zero_hash = page_hash(zeros);
 	if (stable_init(&ksm->stable))
 		return -1;
-	pthread_mutex_init(&ksm->mutex, NULL);
-	pthread_mutex_init(&ksm->wait_lock, NULL);
+	mutex_init(&ksm->mutex, LOCK_KSM);
+	mutex_init(&ksm->wait_lock, LOCK_KSM_WAIT);
 	pthread_cond_init(&ksm->wait, NULL);
 	return 0;
 }
@@ -1931,10 +1928,10 @@ void ksm_stop(struct sp_pool *pool)
 
 	if (!ksm->thread_started)
 		return;
-	pthread_mutex_lock(&ksm->wait_lock);
+	mutex_lock(&ksm->wait_lock);
 	ksm->stop = true;
 	pthread_cond_broadcast(&ksm->wait);
-	pthread_mutex_unlock(&ksm->wait_lock);
+	mutex_unlock(&ksm->wait_lock);
 	pthread_join(ksm->thread, NULL);
 	ksm->thread_started = false;
 }
@@ -1948,8 +1945,8 @@ void ksm_exit(struct sp_pool *pool)
 	unstable_exit(&ksm->unstable);
 	free(ksm->freed);
 	pthread_cond_destroy(&ksm->wait);
-	pthread_mutex_destroy(&ksm->wait_lock);
-	pthread_mutex_destroy(&ksm->mutex);
+	mutex_destroy(&ksm->wait_lock);
+	mutex_destroy(&ksm->mutex);
 }
 
 /* ---- memory hotplug (the seed) ----------------------------------------- */
@@ -1987,14 +1984,14 @@ int ksm_memory_callback(sp_pool *pool, enum sp_mem_action action,
 	(void)priv;
 	switch (action) {
 	case SP_MEM_GOING_OFFLINE:
-		pthread_mutex_lock(&pool->ksm.mutex);
+		mutex_lock(&pool->ksm.mutex);
 		break;
 	case SP_MEM_OFFLINE:
 		prune_range(pool, arg->start_pfn, arg->nr_pages);
-		pthread_mutex_unlock(&pool->ksm.mutex);
+		mutex_unlock(&pool->ksm.mutex);
 		break;
 	case SP_MEM_CANCEL_OFFLINE:
-		pthread_mutex_unlock(&pool->ksm.mutex);
+		mutex_unlock(&pool->ksm.mutex);
 		break;
 	default:
 		break;
@@ -2014,8 +2011,8 @@ int sp_set_merge_domain(sp_pool *pool, void *addr, size_t len, unsigned domain)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&pool->ksm.mutex);
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	mutex_lock(&pool->ksm.mutex);
+	rwlock_rdlock(&pool->rt.lock);
 	r = region_range(pool, addr, len, &first, &nr);
 	if (!r)
 		goto out_unlock;
@@ -2041,8 +2038,8 @@ int sp_set_merge_domain(sp_pool *pool, void *addr, size_t len, unsigned domain)
 		r->domain[i] = domain;
 	ret = 0;
 out_unlock:
-	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	rwlock_unlock(&pool->rt.lock);
+	mutex_unlock(&pool->ksm.mutex);
 	return ret;
 }
 
@@ -2088,8 +2085,8 @@ static void domain_profit(long v[DOM_NR])
 void ksm_domain_figures(struct sp_pool *pool, unsigned domain, long v[DOM_NR])
 {
 	memset(v, 0, sizeof(long) * DOM_NR);
-	pthread_mutex_lock(&pool->ksm.mutex);
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	mutex_lock(&pool->ksm.mutex);
+	rwlock_rdlock(&pool->rt.lock);
 	for (unsigned k = 0; k < pool->rt.nr; k++) {
 		const struct sp_region *r = pool->rt.sorted[k];
 
@@ -2098,8 +2095,8 @@ void ksm_domain_figures(struct sp_pool *pool, unsigned domain, long v[DOM_NR])
 			if (region_domain(r, i) == domain)
 				domain_count(r, i, v);
 	}
-	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	rwlock_unlock(&pool->rt.lock);
+	mutex_unlock(&pool->ksm.mutex);
 	domain_profit(v);
 }
 
@@ -2168,11 +2165,11 @@ struct ksm_domain_fig *ksm_domain_all(struct sp_pool *pool, size_t *nr)
 	int ret;
 
 	*nr = 0;
-	pthread_mutex_lock(&pool->ksm.mutex);
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	mutex_lock(&pool->ksm.mutex);
+	rwlock_rdlock(&pool->rt.lock);
 	ret = domain_walk(pool, &all, nr);
-	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	rwlock_unlock(&pool->rt.lock);
+	mutex_unlock(&pool->ksm.mutex);
 	if (ret) {
 		free(all);
 		errno = ENOMEM;

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lock.h"
+
 struct sp_pool;
 struct sp_region;
 
@@ -115,7 +117,7 @@ struct ksm_advisor {
 };
 
 struct sp_ksm {
-	pthread_mutex_t mutex; /* the KSM mutex (ksm_thread_mutex) */
+	struct sp_mutex mutex; /* the KSM mutex (ksm_thread_mutex) */
 	_Atomic long knob[KSM_NR_KNOBS];
 	_Atomic long counter[KSM_NR_COUNTERS];
 
@@ -136,7 +138,7 @@ struct sp_ksm {
 
 	pthread_t thread; /* ksmd */
 	bool thread_started, stop;
-	pthread_mutex_t wait_lock;
+	struct sp_mutex wait_lock;
 	pthread_cond_t wait;
 };
 

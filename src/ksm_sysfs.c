@@ -145,16 +145,16 @@ int sp_ksm_set(sp_pool *pool, const char *knob, long value)
 	}
 	if (i == KSM_RUN && value == 2)
 		return ksm_unmerge_all(pool);
-	pthread_mutex_lock(&pool->ksm.mutex);
+	mutex_lock(&pool->ksm.mutex);
 	if (knob_busy(pool, i, value)) {
-		pthread_mutex_unlock(&pool->ksm.mutex);
+		mutex_unlock(&pool->ksm.mutex);
 		errno = EBUSY;
 		return -1;
 	}
 	if (i == KSM_ADVISOR_MODE && atomic_load(&pool->ksm.knob[i]) != value)
 		ksm_advisor_reset(pool, value);
 	atomic_store(&pool->ksm.knob[i], value);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	mutex_unlock(&pool->ksm.mutex);
 	ksm_kick(pool);
 	return 0;
 }

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lock.h"
 #include "log.h"
 
 #define LOG_QUEUE 256
@@ -54,7 +55,7 @@ struct log_line {
 	char msg[LOG_LINE];
 };
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sp_mutex log_lock = SP_MUTEX_INITIALIZER(LOCK_LOG);
 /* A line delivered, or a hook call ended, or the deliverer stopped. */
 static pthread_cond_t log_progress = PTHREAD_COND_INITIALIZER;
 static sp_log_fn log_fn;
@@ -102,14 +103,14 @@ static void deliver_one(void)
 	q_head = (q_head + 1) % LOG_QUEUE;
 	q_nr--;
 	hook_calls++;
-	pthread_mutex_unlock(&log_lock);
+	mutex_unlock_pair(&log_lock); /* the caller's: the hook runs under no lock */
 	in_hook = true;
 	if (fn)
 		fn(l.level, l.msg, priv);
 	else
 		fprintf(stderr, "samepage: %s: %s\n", names[l.level], l.msg);
 	in_hook = false;
-	pthread_mutex_lock(&log_lock);
+	mutex_lock_pair(&log_lock); /* back to the caller, who releases it */
 	hook_calls--;
 	delivered++;
 	pthread_cond_broadcast(&log_progress);
@@ -128,12 +129,12 @@ static void deliver_all(void)
 static void *deliverer_main(void *arg)
 {
 	(void)arg;
-	pthread_mutex_lock(&log_lock);
+	mutex_lock(&log_lock);
 	deliver_all();
 	running = false;
 	unjoined = true;
 	pthread_cond_broadcast(&log_progress);
-	pthread_mutex_unlock(&log_lock);
+	mutex_unlock(&log_lock);
 	return NULL;
 }
 
@@ -185,7 +186,7 @@ static void flush(long timeout_ms)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
-	pthread_mutex_lock(&log_lock);
+	mutex_lock(&log_lock);
 	for (unsigned long target = queued; delivered < target;) {
 		if (!running) {
 			running = true;
@@ -193,8 +194,8 @@ static void flush(long timeout_ms)
 			running = false;
 			pthread_cond_broadcast(&log_progress);
 		} else if (timeout_ms < 0) {
-			pthread_cond_wait(&log_progress, &log_lock);
-		} else if (pthread_cond_timedwait(&log_progress, &log_lock, &until) == ETIMEDOUT) {
+			cond_wait(&log_progress, &log_lock);
+		} else if (cond_timedwait(&log_progress, &log_lock, &until) == ETIMEDOUT) {
 			break;
 		}
 	}
@@ -202,7 +203,7 @@ static void flush(long timeout_ms)
 	join = unjoined && !running;
 	ended = deliverer;
 	unjoined &= !join;
-	pthread_mutex_unlock(&log_lock);
+	mutex_unlock(&log_lock);
 	if (join)
 		pthread_join(ended, NULL);
 }
@@ -220,12 +221,12 @@ static void flush_at_exit(void)
 /* Holds log_lock across fork(): the child starts with no deliverer and an empty queue. */
 static void fork_prepare(void)
 {
-	pthread_mutex_lock(&log_lock);
+	mutex_lock_pair(&log_lock); /* fork_parent and fork_child release it */
 }
 
 static void fork_parent(void)
 {
-	pthread_mutex_unlock(&log_lock);
+	mutex_unlock_pair(&log_lock);
 }
 
 static void fork_child(void)
@@ -237,7 +238,7 @@ static void fork_child(void)
 	q_nr = 0;
 	dropped = 0;
 	delivered = queued - in_hook;
-	pthread_mutex_unlock(&log_lock);
+	mutex_unlock_pair(&log_lock);
 }
 
 static void log_setup(void)
@@ -250,13 +251,13 @@ void sp_set_log(sp_log_fn fn, void *priv)
 {
 	pthread_once(&log_once, log_setup);
 	flush(-1); /* the lines so far go to the hook that was in force */
-	pthread_mutex_lock(&log_lock);
+	mutex_lock(&log_lock);
 	log_fn = fn;
 	log_priv = priv;
 	/* The old hook's priv may be freed once we return (a hook itself cannot wait). */
 	while (hook_calls && !in_hook)
-		pthread_cond_wait(&log_progress, &log_lock);
-	pthread_mutex_unlock(&log_lock);
+		cond_wait(&log_progress, &log_lock);
+	mutex_unlock(&log_lock);
 }
 
 void sp_log(enum sp_log_level level, const char *fmt, ...)
@@ -269,7 +270,7 @@ void sp_log(enum sp_log_level level, const char *fmt, ...)
 	va_end(ap);
 
 	pthread_once(&log_once, log_setup);
-	pthread_mutex_lock(&log_lock);
+	mutex_lock(&log_lock);
 	if (dropped && q_nr + 2 <= LOG_QUEUE)
 		push_dropped();
 	if (q_nr < LOG_QUEUE)
@@ -277,5 +278,5 @@ void sp_log(enum sp_log_level level, const char *fmt, ...)
 	else
 		dropped++;
 	deliverer_start();
-	pthread_mutex_unlock(&log_lock);
+	mutex_unlock(&log_lock);
 }

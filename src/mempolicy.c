@@ -12,8 +12,8 @@
  * policy tree; a region keeps one mapping and says per range).
  *
  * Locks: mpol_lock (pool.h) makes sp_mbind calls one at a time, policy and
- * move together, as the kernel's mmap write lock does; it comes before all
- * others. The list changes under rt.lock (write) and is read only under
+ * move together, as the kernel's mmap write lock does; its rank is in
+ * lock.h. The list changes under rt.lock (write) and is read only under
  * rt.lock (read or write): nothing keeps a pointer into it, or to its region,
  * past the lock. A move holds hotplug.lock (read) so that no section goes
  * away under it, then takes what migrate_pages() takes; it allocates by the
@@ -265,8 +265,8 @@ static long ksm_follow(struct sp_pool *pool, void *addr, size_t len, int mode, u
 	struct sp_region *r;
 	long pages = 0;
 
-	pthread_mutex_lock(&pool->ksm.mutex);
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	mutex_lock(&pool->ksm.mutex);
+	rwlock_rdlock(&pool->rt.lock);
 	r = region_range(pool, addr, len, &first, &nr);
 	if (r) {
 		pfns = malloc(nr * sizeof(*pfns));
@@ -292,10 +292,10 @@ static long ksm_follow(struct sp_pool *pool, void *addr, size_t len, int mode, u
 next:;
 	}
 	/* r is not ours past here: the move needs only the frames and the policy. */
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	if (n && migrate_pages(pool, pfns, n, mbind_new_frame, &t, MR_KSM_NUMA, &res))
 		pages = -1; /* not all could: leave the count to the caller's recount */
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	mutex_unlock(&pool->ksm.mutex);
 	free(pfns);
 	free(t.idx);
 	return pages;
@@ -311,19 +311,19 @@ static int mbind_move(struct sp_pool *pool, void *addr, size_t len, int mode, un
 	long skipped = 0, failed = 0;
 	int err = 0;
 
-	pthread_rwlock_rdlock(&pool->hotplug.lock);
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->hotplug.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	r = region_range(pool, addr, len, &first, &nr);
 	if (!r) {
 		err = errno;
-		pthread_rwlock_unlock(&pool->rt.lock);
+		rwlock_unlock(&pool->rt.lock);
 		goto out;
 	}
 	pfns = malloc(nr * sizeof(*pfns));
 	t.idx = malloc(nr * sizeof(*t.idx));
 	n = pfns && t.idx ? collect(pool, r, first, nr, mode, mask, pfns, t.idx, &skipped) : 0;
 	/* r is not ours past here: the move needs only the frames and the policy. */
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	if (!pfns || !t.idx) {
 		err = ENOMEM;
 	} else if (flags & SP_MPOL_MF_MOVE) {
@@ -341,7 +341,7 @@ static int mbind_move(struct sp_pool *pool, void *addr, size_t len, int mode, un
 	if (!err && (flags & SP_MPOL_MF_STRICT) && (failed || skipped))
 		err = EIO;
 out:
-	pthread_rwlock_unlock(&pool->hotplug.lock);
+	rwlock_unlock(&pool->hotplug.lock);
 	errno = err;
 	return err ? -1 : 0;
 }
@@ -358,15 +358,15 @@ int sp_mbind(sp_pool *pool, void *addr, size_t len, int mode, unsigned long node
 		return -1;
 	}
 	/* One at a time, as under the kernel's mmap write lock: the move is by the latest policy. */
-	pthread_mutex_lock(&pool->mpol_lock);
-	pthread_rwlock_wrlock(&pool->rt.lock);
+	mutex_lock(&pool->mpol_lock);
+	rwlock_wrlock(&pool->rt.lock);
 	r = region_range(pool, addr, len, &first, &nr);
 	ret = r ? policy_add(r, first, nr, mode, nodemask) : -1;
 	if (r && ret)
 		errno = ENOMEM;
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	if (!ret && flags)
 		ret = mbind_move(pool, addr, len, mode, nodemask, flags);
-	pthread_mutex_unlock(&pool->mpol_lock);
+	mutex_unlock(&pool->mpol_lock);
 	return ret;
 }

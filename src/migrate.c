@@ -16,10 +16,10 @@
  * remapped onto the new frame. A writer waits for its own page's window only.
  * The stable node's kpfn changes last: it names a frame, never a pointer.
  *
- * Locks: KSM mutex (held by the caller for KSM frames: offline holds it from
- * GOING_OFFLINE on) -> rt.lock (read, taken here per frame) -> frame locks,
- * try-locked: a frame someone else holds is busy, and the caller retries a
- * bounded number of times -> pool lock (inside frame allocation).
+ * Locks (the order is in lock.h): the caller holds the KSM mutex for KSM
+ * frames (an offline holds it from GOING_OFFLINE on); rt.lock is taken here
+ * (read) per frame or KSM run, and frame locks only tried: a frame someone
+ * else holds is busy, and the caller retries a bounded number of times.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -312,7 +312,7 @@ static int migrate_one(struct sp_pool *pool, unsigned long pfn, migrate_new_fn g
 	new = get_new(pool, pfn, priv);
 	if (new < 0)
 		return -1;
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	if (flags & PG_ksm) {
 		if (frame_trylock(pool, pfn)) {
 			ret = move_ksm(pool, pfn, (unsigned long)new);
@@ -330,7 +330,7 @@ static int migrate_one(struct sp_pool *pool, unsigned long pfn, migrate_new_fn g
 		if (r && page->index < r->npages)
 			ret = move_private(pool, r, page->index, pfn, (unsigned long)new);
 	}
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	if (ret == -2) {
 		sp_log(SP_LOG_ERR, "frame %ld kept: a page still maps it after a failed move", new);
 		ret = -1;
@@ -669,13 +669,13 @@ static unsigned migrate_ksm_frames(struct sp_pool *pool, const unsigned long *pf
 {
 	unsigned n, moved = 0;
 
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	n = lock_ksm_run(pool, pfns, i, nr);
 	if (n > 1)
 		moved = migrate_ksm_run(pool, &pfns[i], n);
 	else
 		unlock_ksm_run(pool, &pfns[i], n);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	*locked = n;
 	return moved;
 }

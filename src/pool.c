@@ -4,19 +4,11 @@
  * pfn * 4096. Sections are the unit of online/offline; nodes own sections
  * round-robin.
  *
- * Locking (whole project, outermost first):
- *
- *   mpol_lock (mempolicy.c) -> hotplug lock (hotplug.c) -> KSM mutex (ksm.c)
- *   -> region table lock (region.c) -> reclaim lock (vmscan.c) -> frame lock
- *   -> pool lock
- *
- * and the leaves: swap.lock (swap.c), the fault queue and window locks
- * (fault.c), the reclaim thread's wait lock (vmscan.c), the log queue's lock
- * (log.c: sp_log may be called under any of them; the hook runs under none).
+ * Locking: the order of every lock is in lock.h.
  *
  * - pool->lock (this file) guards the free maps, section states and the frame
- *   totals. It is a leaf: nothing else is taken under it, and no system call
- *   that can sleep for long (punching, mapping) runs under it.
+ *   totals. Only leaves are taken under it, and no system call that can
+ *   sleep for long (punching, mapping) runs under it.
  * - The frame lock is PG_locked in sp_page.flags, the PG_locked analogue. It
  *   serialises merge, migration, swap-out and swap-in of one frame. Taken
  *   with the region table lock held (read) so that the owner it names cannot
@@ -54,33 +46,41 @@ struct sp_page *pfn_to_page(struct sp_pool *pool, unsigned long pfn)
 
 /* ---- frame lock ------------------------------------------------------- */
 
-bool frame_trylock(struct sp_pool *pool, unsigned long pfn)
+bool frame_trylock_at(struct sp_pool *pool, unsigned long pfn, const char *func)
 {
 	struct sp_page *page = pfn_to_page(pool, pfn);
 
-	return !(atomic_fetch_or(&page->flags, PG_locked) & PG_locked);
+	if (atomic_fetch_or(&page->flags, PG_locked) & PG_locked)
+		return false;
+	lock_acquired(page, LOCK_FRAME, func, true);
+	return true;
 }
 
-void frame_lock(struct sp_pool *pool, unsigned long pfn)
+void frame_lock_at(struct sp_pool *pool, unsigned long pfn, const char *func)
 {
 	struct sp_page *page = pfn_to_page(pool, pfn);
 	uint32_t old;
 
+	lock_check_order(page, LOCK_FRAME, func);
 	for (;;) {
 		old = atomic_fetch_or(&page->flags, PG_locked);
-		if (!(old & PG_locked))
+		if (!(old & PG_locked)) {
+			lock_acquired(page, LOCK_FRAME, func, true);
 			return;
+		}
 		old = atomic_fetch_or(&page->flags, PG_waiters) | PG_waiters;
 		if (old & PG_locked)
 			os_futex_wait(&page->flags, old);
 	}
 }
 
-void frame_unlock(struct sp_pool *pool, unsigned long pfn)
+void frame_unlock_at(struct sp_pool *pool, unsigned long pfn, const char *func)
 {
 	struct sp_page *page = pfn_to_page(pool, pfn);
-	uint32_t old = atomic_fetch_and(&page->flags, ~(PG_locked | PG_waiters));
+	uint32_t old;
 
+	lock_releasing(page, LOCK_FRAME, func, true);
+	old = atomic_fetch_and(&page->flags, ~(PG_locked | PG_waiters));
 	if (old & PG_waiters)
 		os_futex_wake(&page->flags, INT_MAX);
 }
@@ -195,7 +195,7 @@ int frames_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer, unsi
 
 	*runs = NULL;
 	*nr_runs = 0;
-	pthread_mutex_lock(&pool->lock);
+	mutex_lock(&pool->lock);
 	if (pool->frames_free < nr)
 		goto out_nomem;
 	for (k = 0; got < nr && (s = section_order(pool, prefer, k)) < pool->max_sections; k++) {
@@ -216,7 +216,7 @@ int frames_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer, unsi
 	if (got < nr)
 		goto out_undo;
 	low = pool->frames_free < reclaim_low(pool);
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 	if (low)
 		reclaim_kick(pool);
 	return 0;
@@ -229,7 +229,7 @@ out_undo:
 	*nr_runs = 0;
 out_nomem:
 	low = pool->frames_free < reclaim_low(pool);
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 	if (low)
 		reclaim_kick(pool);
 	errno = ENOMEM;
@@ -259,11 +259,11 @@ bool nodes_have_memory(struct sp_pool *pool, unsigned long mask)
 {
 	bool any = false;
 
-	pthread_mutex_lock(&pool->lock);
+	mutex_lock(&pool->lock);
 	for (unsigned s = 0; s < pool->max_sections && !any; s++)
 		any = (mask >> pool->sections[s].node & 1) &&
 		      pool->sections[s].state == SECTION_ONLINE && !pool->sections[s].isolated;
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 	return any;
 }
 
@@ -319,9 +319,9 @@ void frames_free_run(struct sp_pool *pool, unsigned long pfn, unsigned long nr)
 	if (!nr)
 		return;
 	frames_clear(pool, pfn, nr);
-	pthread_mutex_lock(&pool->lock);
+	mutex_lock(&pool->lock);
 	frames_unlocked_release(pool, pfn, nr);
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 }
 
 static int cmp_ulong(const void *a, const void *b)
@@ -420,9 +420,9 @@ int section_online(struct sp_pool *pool, unsigned s)
 {
 	int ret;
 
-	pthread_mutex_lock(&pool->lock);
+	mutex_lock(&pool->lock);
 	ret = section_bring_online(pool, s);
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 	if (!ret)
 		section_bind(pool, s);
 	return ret;
@@ -454,13 +454,13 @@ int commit_charge(struct sp_pool *pool, unsigned long npages)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&pool->lock);
+	mutex_lock(&pool->lock);
 	if (commit_fits(pool, atomic_load(&pool->rt.committed) + (long)npages,
 			pool->frames_total - pool->frames_leaving))
 		atomic_fetch_add(&pool->rt.committed, (long)npages);
 	else
 		ret = -1;
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 	if (ret)
 		errno = ENOMEM;
 	return ret;
@@ -476,7 +476,7 @@ int section_isolate(struct sp_pool *pool, unsigned s, bool isolate)
 	struct sp_section *sec = &pool->sections[s];
 	int ret = 0;
 
-	pthread_mutex_lock(&pool->lock);
+	mutex_lock(&pool->lock);
 	if (sec->isolated == isolate)
 		goto out_unlock;
 	/* Going: what is committed must fit without its frames, from now on. */
@@ -496,7 +496,7 @@ int section_isolate(struct sp_pool *pool, unsigned s, bool isolate)
 		pool->frames_leaving -= pool->section_pages;
 	}
 out_unlock:
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 	if (ret)
 		errno = ENOMEM;
 	return ret;
@@ -527,11 +527,11 @@ int section_remove(struct sp_pool *pool, unsigned s)
 	 * done with it once we get the lock for writing; after that, no page
 	 * table names a frame here, and the descriptors can go.
 	 */
-	pthread_rwlock_wrlock(&pool->rt.lock);
-	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_lock(&pool->lock);
+	rwlock_wrlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
+	mutex_lock(&pool->lock);
 	if (sec->nr_free != pool->section_pages) {
-		pthread_mutex_unlock(&pool->lock);
+		mutex_unlock(&pool->lock);
 		errno = EBUSY;
 		return -1;
 	}
@@ -541,7 +541,7 @@ int section_remove(struct sp_pool *pool, unsigned s)
 	pool->frames_leaving -= pool->section_pages;
 	pool->sections_online--;
 	section_free(sec);
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 	/* Only gives memory back: its free frames were cleared when freed. */
 	os_memfd_punch(pool->memfd, (off_t)((unsigned long)s * pool->section_size),
 		       pool->section_size);
@@ -636,8 +636,8 @@ static void pool_release(struct sp_pool *pool)
 		close(pool->memfd);
 	if (pool->pagemap >= 0)
 		close(pool->pagemap);
-	pthread_mutex_destroy(&pool->lock);
-	pthread_mutex_destroy(&pool->mpol_lock);
+	mutex_destroy(&pool->lock);
+	mutex_destroy(&pool->mpol_lock);
 	free(pool);
 	errno = err;
 }
@@ -670,8 +670,8 @@ static sp_pool *pool_create(const struct sp_pool_config *in)
 		return NULL;
 	pool->memfd = pool->pagemap = -1;
 	pool->swap.fd = -1;
-	pthread_mutex_init(&pool->lock, NULL);
-	pthread_mutex_init(&pool->mpol_lock, NULL);
+	mutex_init(&pool->lock, LOCK_POOL);
+	mutex_init(&pool->mpol_lock, LOCK_MPOL);
 	export_init(pool);
 	pool->flags = cfg.flags;
 	pool->section_size = cfg.section_size;

@@ -74,7 +74,7 @@ struct sp_run {
 
 /* The swap area (swap.c). */
 struct sp_swap {
-	pthread_mutex_t lock; /* the slot map; a leaf */
+	struct sp_mutex lock; /* the slot map; a leaf */
 	int fd; /* -1: no swap; holds the file's lock (OFD) while the pool lives */
 	int dirfd; /* the directory the file is in (O_PATH): a chdir cannot fool us */
 	char *path; /* as given, for messages */
@@ -107,8 +107,8 @@ long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, 
 
 /* Reclaim (vmscan.c). */
 struct sp_reclaim {
-	pthread_mutex_t lock; /* one reclaimer at a time; the clock hand */
-	pthread_mutex_t wait_lock; /* the thread's sleep; a leaf */
+	struct sp_mutex lock; /* one reclaimer at a time; the clock hand */
+	struct sp_mutex wait_lock; /* the thread's sleep; a leaf */
 	pthread_cond_t cond;
 	_Atomic bool thread_started; /* read by reclaim_kick from any thread */
 	bool stop, kick;
@@ -173,7 +173,7 @@ int reclaim_knob_range(const char *name, long *min, long *max, long *def);
 struct export_srv;
 
 struct sp_export {
-	pthread_mutex_t lock;
+	struct sp_mutex lock;
 	struct export_srv *srv; /* NULL: not exported */
 };
 
@@ -192,8 +192,8 @@ struct sp_pool {
 	unsigned nr_nodes;
 	bool real_numa; /* sections are mbind()-ed to machine nodes */
 
-	pthread_mutex_t lock; /* pool lock: free maps, section states, totals */
-	pthread_mutex_t mpol_lock; /* sp_mbind, one at a time (mempolicy.c): outermost */
+	struct sp_mutex lock; /* pool lock: free maps, section states, totals */
+	struct sp_mutex mpol_lock; /* sp_mbind, one at a time (mempolicy.c) */
 	struct sp_section *sections;
 	unsigned sections_online;
 	unsigned long frames_total; /* frames of online sections */
@@ -247,10 +247,13 @@ bool nodes_have_memory(struct sp_pool *pool, unsigned long mask);
 void frames_free_run(struct sp_pool *pool, unsigned long pfn, unsigned long nr);
 void frames_free_pfns(struct sp_pool *pool, unsigned long *pfns, unsigned long nr);
 
-/* The frame lock, PG_locked: sleeps (futex) when contended. */
-void frame_lock(struct sp_pool *pool, unsigned long pfn);
-bool frame_trylock(struct sp_pool *pool, unsigned long pfn);
-void frame_unlock(struct sp_pool *pool, unsigned long pfn);
+/* The frame lock, PG_locked: sleeps (futex) when contended. Ranked in lock.h. */
+void frame_lock_at(struct sp_pool *pool, unsigned long pfn, const char *func);
+bool frame_trylock_at(struct sp_pool *pool, unsigned long pfn, const char *func);
+void frame_unlock_at(struct sp_pool *pool, unsigned long pfn, const char *func);
+#define frame_lock(pool, pfn) frame_lock_at(pool, pfn, __func__)
+#define frame_trylock(pool, pfn) frame_trylock_at(pool, pfn, __func__)
+#define frame_unlock(pool, pfn) frame_unlock_at(pool, pfn, __func__)
 
 long pool_bytes_resident(struct sp_pool *pool);
 

@@ -9,7 +9,7 @@
  * (lookups, the scanner, migration) holds it for read across the whole page
  * operation, so a region cannot be freed under it. Writers: sp_alloc and
  * sp_free, only to insert or unlink; the slow work (mapping, punching) runs
- * outside it. Lock order: KSM mutex -> rt.lock -> frame lock -> pool lock.
+ * outside it. Its place in the lock order: lock.h.
  *
  * Page table entries change only under the frame lock of the frame they name
  * (or, for a region not yet published or already unlinked, by its owner
@@ -38,7 +38,7 @@ int region_table_init(struct sp_pool *pool)
 	 */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	err = pthread_rwlock_init(&rt->lock, &attr);
+	err = rwlock_init(&rt->lock, LOCK_REGIONS, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	return err ? -1 : 0;
 }
@@ -62,7 +62,7 @@ void region_table_exit(struct sp_pool *pool)
 	}
 	free(rt->sorted);
 	free(rt->by_id);
-	pthread_rwlock_destroy(&rt->lock);
+	rwlock_destroy(&rt->lock);
 }
 
 /* Index of the first region that starts above addr. */
@@ -93,12 +93,12 @@ void region_table_close(struct sp_pool *pool)
 {
 	struct sp_region_table *rt = &pool->rt;
 
-	pthread_rwlock_wrlock(&rt->lock);
+	rwlock_wrlock(&rt->lock);
 	rt->closed = true;
 	for (unsigned i = 0; i < rt->nr; i++)
 		if (os_map_none(rt->sorted[i]->start, rt->sorted[i]->len))
 			os_unmap(rt->sorted[i]->start, rt->sorted[i]->len);
-	pthread_rwlock_unlock(&rt->lock);
+	rwlock_unlock(&rt->lock);
 }
 
 struct sp_region *region_find(struct sp_pool *pool, const void *addr)
@@ -235,9 +235,9 @@ static void region_free_frames(struct sp_pool *pool, struct sp_region *r)
 
 static void region_unlink(struct sp_pool *pool, struct sp_region *r)
 {
-	pthread_rwlock_wrlock(&pool->rt.lock);
+	rwlock_wrlock(&pool->rt.lock);
 	table_unlink(pool, r);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 }
 
 /*
@@ -247,9 +247,9 @@ static void region_unlink(struct sp_pool *pool, struct sp_region *r)
  */
 static void region_release_ksm(struct sp_pool *pool, struct sp_region *r)
 {
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	ksm_region_release(pool, r);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 }
 
 /* Then, with no lock held, its mapping, frames and slots go back. */
@@ -343,9 +343,9 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	if (!r->start)
 		goto out_free;
 
-	pthread_rwlock_wrlock(&pool->rt.lock);
+	rwlock_wrlock(&pool->rt.lock);
 	err = table_insert(pool, r);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	if (err)
 		goto out_unmap;
 	/* Published, but every pte is PTE_NONE until mapped: nobody acts on it. */
@@ -369,10 +369,10 @@ out_frames:
 	 * others were nobody's.
 	 */
 	err = errno;
-	pthread_mutex_lock(&pool->ksm.mutex);
+	mutex_lock(&pool->ksm.mutex);
 	region_unlink(pool, r);
 	region_release_ksm(pool, r);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	mutex_unlock(&pool->ksm.mutex);
 	region_release(pool, r);
 	for (unsigned k = mapped; k < nr_runs; k++)
 		frames_free_run(pool, runs[k].pfn, runs[k].nr);
@@ -400,19 +400,19 @@ int sp_free(sp_pool *pool, void *addr)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&pool->ksm.mutex);
-	pthread_rwlock_wrlock(&pool->rt.lock);
+	mutex_lock(&pool->ksm.mutex);
+	rwlock_wrlock(&pool->rt.lock);
 	r = region_find(pool, addr);
 	if (!r || r->start != (char *)addr) {
-		pthread_rwlock_unlock(&pool->rt.lock);
-		pthread_mutex_unlock(&pool->ksm.mutex);
+		rwlock_unlock(&pool->rt.lock);
+		mutex_unlock(&pool->ksm.mutex);
 		errno = EINVAL;
 		return -1;
 	}
 	table_unlink(pool, r);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	region_release_ksm(pool, r);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	mutex_unlock(&pool->ksm.mutex);
 	region_release(pool, r);
 	region_destroy(r);
 	return 0;
@@ -428,8 +428,8 @@ int sp_madvise(sp_pool *pool, void *addr, size_t len, int advice)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&pool->ksm.mutex);
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	mutex_lock(&pool->ksm.mutex);
+	rwlock_rdlock(&pool->rt.lock);
 	r = region_range(pool, addr, len, &first, &nr);
 	if (!r)
 		ret = -1;
@@ -441,8 +441,8 @@ int sp_madvise(sp_pool *pool, void *addr, size_t len, int advice)
 		else
 			atomic_fetch_and(&r->pte[i], ~PTE_MERGEABLE);
 	}
-	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	rwlock_unlock(&pool->rt.lock);
+	mutex_unlock(&pool->ksm.mutex);
 	if (!ret && advice == SP_MADV_MERGEABLE)
 		ksm_kick(pool);
 	return ret;
@@ -481,10 +481,10 @@ static long frame_of(struct sp_pool *pool, const void *addr, bool *ksm)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	r = region_find(pool, addr);
 	pte = r ? atomic_load(&r->pte[region_index(r, addr)]) : 0;
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	if (!r) {
 		errno = EINVAL;
 		return -1;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lock.h"
 #include "os.h"
 
 struct sp_pool;
@@ -74,7 +75,7 @@ struct sp_region {
  * so that a frame's owner number finds its region (the anon rmap).
  */
 struct sp_region_table {
-	pthread_rwlock_t lock;
+	struct sp_rwlock lock;
 	struct sp_region **sorted;
 	unsigned nr, cap;
 	struct sp_region **by_id;

@@ -64,12 +64,12 @@ static long stat_read(struct sp_pool *pool, enum sp_stat_item item)
 	case ST_FRAMES_FREE:
 	case ST_FRAMES_USED:
 	case ST_SECTIONS_ONLINE:
-		pthread_mutex_lock(&pool->lock);
+		mutex_lock(&pool->lock);
 		v = item == ST_FRAMES_TOTAL    ? (long)pool->frames_total :
 		    item == ST_FRAMES_FREE     ? (long)pool->frames_free :
 		    item == ST_SECTIONS_ONLINE ? (long)pool->sections_online :
 						 (long)(pool->frames_total - pool->frames_free);
-		pthread_mutex_unlock(&pool->lock);
+		mutex_unlock(&pool->lock);
 		return v;
 	case ST_FRAMES_KSM:
 		return atomic_load(&pool->ksm.counter[KSM_PAGES_SHARED]);

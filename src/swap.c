@@ -25,7 +25,8 @@
  * so they need no lock of their own; the entries of a swapped KSM frame's
  * sharers change only under the KSM mutex.
  *
- * Locks: swap.lock guards the slot map only and is a leaf. sp_swap_out takes
+ * Locks (the order is in lock.h): swap.lock guards the slot map only and is
+ * a leaf. sp_swap_out takes
  * the KSM mutex (no merge or unmerge meanwhile), the region table lock
  * (read) and each frame's lock. The worker takes the KSM mutex (for a KSM
  * slot, first), the region table lock (read), reclaim.lock (direct reclaim,
@@ -235,7 +236,7 @@ int swap_init(struct sp_pool *pool, const char *path, size_t size)
 
 	memset(sw, 0, sizeof(*sw));
 	sw->fd = sw->dirfd = -1;
-	pthread_mutex_init(&sw->lock, NULL);
+	mutex_init(&sw->lock, LOCK_SWAP);
 	if (!path)
 		return 0;
 	sw->nr_slots = size / PAGE_SIZE;
@@ -294,7 +295,7 @@ void swap_exit(struct sp_pool *pool)
 	free(sw->sum);
 	free(sw->path);
 	free(sw->readahead);
-	pthread_mutex_destroy(&sw->lock);
+	mutex_destroy(&sw->lock);
 }
 
 static bool slot_used(const struct sp_swap *sw, unsigned long i)
@@ -307,7 +308,7 @@ static unsigned long slots_alloc(struct sp_swap *sw, unsigned long want, unsigne
 {
 	unsigned long best = 0, best_at = 0;
 
-	pthread_mutex_lock(&sw->lock);
+	mutex_lock(&sw->lock);
 	for (unsigned long i = 0; i < sw->nr_slots && best < want;) {
 		unsigned long n = 0;
 
@@ -322,7 +323,7 @@ static unsigned long slots_alloc(struct sp_swap *sw, unsigned long want, unsigne
 	for (unsigned long i = 0; i < best; i++)
 		sw->map[(best_at + i) / 64] |= 1ull << ((best_at + i) % 64);
 	sw->used += best;
-	pthread_mutex_unlock(&sw->lock);
+	mutex_unlock(&sw->lock);
 	*slot = best_at;
 	if (!best)
 		errno = ENOSPC;
@@ -333,7 +334,7 @@ static long slot_alloc(struct sp_swap *sw)
 {
 	long slot = -1;
 
-	pthread_mutex_lock(&sw->lock);
+	mutex_lock(&sw->lock);
 	for (unsigned long n = 0; n < sw->nr_slots && slot < 0; n++) {
 		unsigned long i = (sw->hint + n) % sw->nr_slots;
 
@@ -344,7 +345,7 @@ static long slot_alloc(struct sp_swap *sw)
 			slot = (long)i;
 		}
 	}
-	pthread_mutex_unlock(&sw->lock);
+	mutex_unlock(&sw->lock);
 	if (slot < 0)
 		errno = ENOSPC;
 	return slot;
@@ -354,21 +355,21 @@ void swap_slot_free(struct sp_pool *pool, unsigned long slot)
 {
 	struct sp_swap *sw = &pool->swap;
 
-	pthread_mutex_lock(&sw->lock);
+	mutex_lock(&sw->lock);
 	if (slot < sw->nr_slots && (sw->map[slot / 64] >> (slot % 64) & 1)) {
 		sw->map[slot / 64] &= ~(1ull << (slot % 64));
 		sw->used--;
 	}
-	pthread_mutex_unlock(&sw->lock);
+	mutex_unlock(&sw->lock);
 }
 
 long swap_slots_used(struct sp_pool *pool)
 {
 	long n;
 
-	pthread_mutex_lock(&pool->swap.lock);
+	mutex_lock(&pool->swap.lock);
 	n = (long)pool->swap.used;
-	pthread_mutex_unlock(&pool->swap.lock);
+	mutex_unlock(&pool->swap.lock);
 	return n;
 }
 
@@ -617,8 +618,8 @@ int sp_swap_out(sp_pool *pool, void *addr, size_t len)
 
 	if (swap_usable(pool))
 		return -1;
-	pthread_mutex_lock(&pool->ksm.mutex);
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	mutex_lock(&pool->ksm.mutex);
+	rwlock_rdlock(&pool->rt.lock);
 	r = region_range(pool, addr, len, &first, &nr);
 	if (!r)
 		ret = -1;
@@ -640,8 +641,8 @@ int sp_swap_out(sp_pool *pool, void *addr, size_t len)
 			ret = -1;
 		i += done > 0 ? (unsigned long)done : 1;
 	}
-	pthread_rwlock_unlock(&pool->rt.lock);
-	pthread_mutex_unlock(&pool->ksm.mutex);
+	rwlock_unlock(&pool->rt.lock);
+	mutex_unlock(&pool->ksm.mutex);
 	return ret;
 }
 
@@ -892,7 +893,7 @@ void swap_prefetch(struct sp_pool *pool)
 	if (!sw->ra_prefetch)
 		return;
 	sw->ra_prefetch = false;
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	r = region_find(pool, (void *)sw->ra_next);
 	if (r) {
 		unsigned long idx = region_index(r, (void *)sw->ra_next);
@@ -902,7 +903,7 @@ void swap_prefetch(struct sp_pool *pool)
 		    !fault_in(pool, r, idx, true, NULL, 0))
 			sw->ra_prefetch = false; /* the reader's next fault asks again */
 	}
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 }
 
 /* swap_fault's look under the region table lock; *ksm: a KSM slot, for ksm_fault. */
@@ -910,7 +911,7 @@ static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm, char *why
 {
 	int ret = 0;
 
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	for (;;) {
 		struct sp_region *r = region_find(pool, (void *)addr);
 		unsigned long idx, pfn;
@@ -944,9 +945,9 @@ static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm, char *why
 		 */
 		pfn = pte_val(pte);
 		if (!frame_trylock(pool, pfn)) {
-			pthread_rwlock_unlock(&pool->rt.lock);
+			rwlock_unlock(&pool->rt.lock);
 			sched_yield();
-			pthread_rwlock_rdlock(&pool->rt.lock);
+			rwlock_rdlock(&pool->rt.lock);
 			continue;
 		}
 		if (atomic_load(&r->pte[idx]) != pte) {
@@ -958,7 +959,7 @@ static int fault_look(struct sp_pool *pool, uintptr_t addr, bool *ksm, char *why
 		frame_unlock(pool, pfn);
 		break;
 	}
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	return ret;
 }
 

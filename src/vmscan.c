@@ -26,11 +26,10 @@
  *
  * Locks: reclaim.lock serialises reclaimers (the thread, the worker's direct
  * reclaim, offlining, sp_reclaim) and guards the hand and the step's
- * buffers. Order: KSM mutex (only tried under reclaim.lock) -> rt.lock (read,
- * held by every caller) -> reclaim.lock -> frame locks, only ever tried (a
- * busy frame is skipped: a reclaimer never waits on a frame lock whose
- * holder may wait on it) -> pool lock. reclaim.wait_lock is a leaf: the
- * thread's sleep, and kicks.
+ * buffers; every caller holds rt.lock (read). Under it the KSM mutex and
+ * frame locks are only ever tried (a busy frame is skipped: a reclaimer never
+ * waits on a frame lock whose holder may wait on it). reclaim.wait_lock
+ * guards the thread's sleep, and kicks. The order: lock.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -71,11 +70,11 @@ static unsigned long free_frames(struct sp_pool *pool, unsigned long *low, unsig
 {
 	unsigned long n;
 
-	pthread_mutex_lock(&pool->lock);
+	mutex_lock(&pool->lock);
 	n = pool->frames_free;
 	*low = reclaim_low(pool);
 	*high = reclaim_high(pool);
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 	return n;
 }
 
@@ -250,11 +249,11 @@ static long shrink(struct sp_pool *pool, unsigned long want, unsigned long mask)
 
 	if (!can_swap(pool))
 		return 0;
-	pthread_mutex_lock(&rc->lock);
+	mutex_lock(&rc->lock);
 	turn = clock_pages(pool) + CLOCK_STEP;
 	while (freed < want && !stop && scanned < 3 * turn)
 		freed += clock_step(pool, scanned >= 2 * turn, want - freed, mask, &scanned, &stop);
-	pthread_mutex_unlock(&rc->lock);
+	mutex_unlock(&rc->lock);
 	atomic_fetch_add(&rc->scanned, (long)scanned);
 	atomic_fetch_add(&rc->reclaimed, (long)freed);
 	return (long)freed;
@@ -372,9 +371,9 @@ long sp_reclaim(sp_pool *pool, unsigned long nr_pages)
 
 	if (swap_usable(pool))
 		return -1;
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	n = shrink(pool, nr_pages, NODES_ALL);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	return n;
 }
 
@@ -385,10 +384,10 @@ void reclaim_kick(struct sp_pool *pool)
 	/* Awake already: it looks at the watermarks again before it sleeps. */
 	if (!atomic_load(&rc->thread_started) || atomic_load(&rc->awake))
 		return;
-	pthread_mutex_lock(&rc->wait_lock);
+	mutex_lock(&rc->wait_lock);
 	rc->kick = true;
 	pthread_cond_signal(&rc->cond);
-	pthread_mutex_unlock(&rc->wait_lock);
+	mutex_unlock(&rc->wait_lock);
 }
 
 /* Sleep until kicked, or for a period; false: stop. */
@@ -403,15 +402,15 @@ static bool kswapd_sleep(struct sp_reclaim *rc)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000l;
 	}
-	pthread_mutex_lock(&rc->wait_lock);
+	mutex_lock(&rc->wait_lock);
 	atomic_store(&rc->awake, false);
 	while (!rc->stop && !rc->kick)
-		if (pthread_cond_timedwait(&rc->cond, &rc->wait_lock, &ts) == ETIMEDOUT)
+		if (cond_timedwait(&rc->cond, &rc->wait_lock, &ts) == ETIMEDOUT)
 			break;
 	rc->kick = false;
 	atomic_store(&rc->awake, true);
 	go = !rc->stop;
-	pthread_mutex_unlock(&rc->wait_lock);
+	mutex_unlock(&rc->wait_lock);
 	return go;
 }
 
@@ -430,10 +429,10 @@ static void *kswapd(void *arg)
 		while (free < high) {
 			long got;
 
-			pthread_rwlock_rdlock(&pool->rt.lock);
+			rwlock_rdlock(&pool->rt.lock);
 			got = shrink(pool, high - free < CLOCK_STEP ? high - free : CLOCK_STEP,
 				     NODES_ALL);
-			pthread_rwlock_unlock(&pool->rt.lock);
+			rwlock_unlock(&pool->rt.lock);
 			if (got <= 0)
 				break;
 			free = free_frames(pool, &low, &high);
@@ -450,8 +449,8 @@ int reclaim_init(struct sp_pool *pool)
 	memset(rc, 0, sizeof(*rc));
 	atomic_store(&rc->low, -1);
 	atomic_store(&rc->high, -1);
-	pthread_mutex_init(&rc->lock, NULL);
-	pthread_mutex_init(&rc->wait_lock, NULL);
+	mutex_init(&rc->lock, LOCK_RECLAIM);
+	mutex_init(&rc->wait_lock, LOCK_RECLAIM_WAIT);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&rc->cond, &attr);
@@ -487,10 +486,10 @@ void reclaim_stop(struct sp_pool *pool)
 
 	if (!atomic_load(&rc->thread_started))
 		return;
-	pthread_mutex_lock(&rc->wait_lock);
+	mutex_lock(&rc->wait_lock);
 	rc->stop = true;
 	pthread_cond_signal(&rc->cond);
-	pthread_mutex_unlock(&rc->wait_lock);
+	mutex_unlock(&rc->wait_lock);
 	pthread_join(rc->thread, NULL);
 	atomic_store(&rc->thread_started, false);
 }
@@ -510,8 +509,8 @@ void reclaim_exit(struct sp_pool *pool)
 		close(rc->pidfd);
 	rc->pidfd = -1;
 	pthread_cond_destroy(&rc->cond);
-	pthread_mutex_destroy(&rc->wait_lock);
-	pthread_mutex_destroy(&rc->lock);
+	mutex_destroy(&rc->wait_lock);
+	mutex_destroy(&rc->lock);
 }
 
 /* The knobs: swap.low_watermark and swap.high_watermark, in frames; -1: automatic. */
@@ -577,9 +576,9 @@ int sp_tune_get(sp_pool *pool, const char *name, long *value)
 		return -1;
 	}
 	/* What is in force, automatic or not. */
-	pthread_mutex_lock(&pool->lock);
+	mutex_lock(&pool->lock);
 	*value = (long)(!strcmp(name, "swap.low_watermark") ? reclaim_low(pool) :
 							      reclaim_high(pool));
-	pthread_mutex_unlock(&pool->lock);
+	mutex_unlock(&pool->lock);
 	return 0;
 }

@@ -58,10 +58,10 @@ static void move_under_writer(void **state)
 	while (!atomic_load(&w.last))
 		sched_yield();
 	for (int i = 0; i < 2000; i++) {
-		pthread_rwlock_rdlock(&pool->rt.lock);
+		rwlock_rdlock(&pool->rt.lock);
 		r = region_find(pool, p);
 		moved += !migrate_private_page(pool, r, 0, -1);
-		pthread_rwlock_unlock(&pool->rt.lock);
+		rwlock_unlock(&pool->rt.lock);
 	}
 	atomic_store(&w.stop, 1);
 	pthread_join(t, NULL);

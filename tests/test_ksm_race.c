@@ -229,10 +229,10 @@ static void *mover_main(void *p)
 		char *addr = m->mem + (size_t)(rand_r(&seed) % PAGES) * SP_PAGE_SIZE;
 		struct sp_region *r;
 
-		pthread_rwlock_rdlock(&m->pool->rt.lock);
+		rwlock_rdlock(&m->pool->rt.lock);
 		r = region_find(m->pool, addr);
 		m->moved += !migrate_private_page(m->pool, r, region_index(r, addr), -1);
-		pthread_rwlock_unlock(&m->pool->rt.lock);
+		rwlock_unlock(&m->pool->rt.lock);
 	}
 	return NULL;
 }

@@ -17,10 +17,10 @@ static int move(sp_pool *pool, void *addr)
 	struct sp_region *r;
 	int ret;
 
-	pthread_rwlock_rdlock(&pool->rt.lock);
+	rwlock_rdlock(&pool->rt.lock);
 	r = region_find(pool, addr);
 	ret = migrate_private_page(pool, r, region_index(r, addr), -1);
-	pthread_rwlock_unlock(&pool->rt.lock);
+	rwlock_unlock(&pool->rt.lock);
 	return ret;
 }
 
