@@ -11,8 +11,8 @@
  *       hotplug.lock            (hotplug.c)
  *         KSM mutex             (ksm.c)
  *           region table lock   (region.c)
- *             reclaim.lock      (vmscan.c)
- *               frame locks     (pool.c, PG_locked)
+ *             frame locks       (pool.c, PG_locked)
+ *               reclaim.lock    (vmscan.c)
  *                 pool lock     (pool.c)
  *                   the leaves: swap.lock, reclaim.wait_lock, ksm.wait_lock,
  *                   the fault queue lock, the window lock, the SIGSEGV lock,
@@ -44,8 +44,6 @@
  *   or a frame owner to a region (so the region cannot be freed under it);
  *   write by sp_alloc/sp_free to insert or unlink only. Writer-preferring and
  *   not recursive: a thread never takes it twice, even for read.
- * - reclaim.lock: one reclaimer at a time, the clock hand and the step's
- *   buffers. Every reclaimer holds rt.lock (read) first.
  * - frame locks (PG_locked in sp_page.flags): one frame's merge, migration,
  *   swap-out and swap-in, and the page table entries naming that frame. Taken
  *   with rt.lock held (read), so the owner a frame names cannot be freed under
@@ -56,6 +54,13 @@
  *   order (swap-out's private runs, under the KSM mutex); anywhere else it
  *   tries and backs off (the scanner, reclaim, an offline's KSM run). Nobody
  *   holding a frame lock waits for rt.lock or the KSM mutex.
+ * - reclaim.lock: one reclaimer at a time, the clock hand and the step's
+ *   buffers. Every reclaimer holds rt.lock (read) first. It ranks below the
+ *   frame locks, as the kernel's direct reclaim runs under a page lock: an
+ *   allocation that reclaims may hold frames (the last sharer's copy by its
+ *   policy, in ksm_settle under the KSM frame's lock, reclaims for it), and
+ *   a reclaimer only tries frame locks, so it never waits for their holder.
+ *   The checker makes that so: blocking on a frame under it aborts.
  * - pool lock: the free maps, section states and frame totals. Nothing but a
  *   leaf is taken under it, and no system call that can sleep for long runs
  *   under it.
@@ -106,8 +111,8 @@ enum lock_class {
 	LOCK_HOTPLUG,
 	LOCK_KSM,
 	LOCK_REGIONS,
-	LOCK_RECLAIM,
 	LOCK_FRAME,
+	LOCK_RECLAIM,
 	LOCK_POOL,
 	LOCK_SWAP, /* the leaves: one rank */
 	LOCK_RECLAIM_WAIT,

@@ -23,13 +23,14 @@
 #include "common.h"
 #include "pool.h"
 
-static struct sp_mutex export_lock, ksm, pool_lock, swap_lock, window, log_lock;
+static struct sp_mutex export_lock, mpol, ksm, pool_lock, swap_lock, window, log_lock;
 static struct sp_rwlock hotplug, regions;
 static struct sp_mutex reclaim;
 
 static void locks_init(void)
 {
 	mutex_init(&export_lock, LOCK_EXPORT);
+	mutex_init(&mpol, LOCK_MPOL);
 	rwlock_init(&hotplug, LOCK_HOTPLUG, NULL);
 	mutex_init(&ksm, LOCK_KSM);
 	rwlock_init(&regions, LOCK_REGIONS, NULL);
@@ -106,23 +107,26 @@ static void whole_order(void)
 
 	assert_non_null(pool);
 	mutex_lock(&export_lock);
+	mutex_lock(&mpol);
 	rwlock_wrlock(&hotplug);
 	mutex_lock(&ksm);
 	rwlock_rdlock(&regions);
-	mutex_lock(&reclaim);
 	frame_lock(pool, 1);
 	frame_lock(pool, 0); /* frames nest (the new frame of a migration) */
 	assert_true(frame_trylock(pool, 2));
+	mutex_lock(&reclaim); /* direct reclaim under frame locks */
+	assert_true(frame_trylock(pool, 7)); /* which only tries frames */
 	mutex_lock(&pool_lock);
 	mutex_lock(&swap_lock);
 	mutex_lock(&log_lock);
 #if LOCK_CHECK
-	assert_int_equal(lock_held(), 8);
-	assert_int_equal(lock_frames_held(), 3);
+	assert_int_equal(lock_held(), 9);
+	assert_int_equal(lock_frames_held(), 4);
 #endif
 	mutex_unlock(&log_lock);
 	mutex_unlock(&swap_lock);
 	mutex_unlock(&pool_lock);
+	frame_unlock(pool, 7);
 	frame_unlock(pool, 0);
 	frame_unlock(pool, 2);
 	frame_unlock(pool, 1);
@@ -130,6 +134,7 @@ static void whole_order(void)
 	mutex_unlock(&reclaim);
 	rwlock_unlock(&regions);
 	mutex_unlock(&ksm);
+	mutex_unlock(&mpol);
 	mutex_unlock(&export_lock);
 #if LOCK_CHECK
 	assert_int_equal(lock_held(), 0);
@@ -234,6 +239,24 @@ static void frame_then_regions(void **state)
 	expect_abort(frame_then_regions_child, "frame lock", "region table lock");
 }
 
+/*
+ * A reclaimer waiting for a frame: whoever holds the frame may be waiting
+ * for reclaim.lock (direct reclaim under a frame lock).
+ */
+static void reclaim_then_frame_child(void)
+{
+	sp_pool *pool = pool_small(SP_POOL_NO_KSMD, 1);
+
+	mutex_lock(&reclaim);
+	frame_lock(pool, 0);
+}
+
+static void reclaim_then_frame(void **state)
+{
+	(void)state;
+	expect_abort(reclaim_then_frame_child, "frame lock", "reclaim.lock");
+}
+
 /* rt.lock is writer-preferring: a second read lock can wait behind a writer for ever. */
 static void recursive_read_child(void)
 {
@@ -320,10 +343,10 @@ int main(void)
 		cmocka_unit_test(checking_on),	      cmocka_unit_test(trylock_against_order),
 		cmocka_unit_test(documented_orders),  cmocka_unit_test(pair_release),
 		cmocka_unit_test(pool_calls),	      cmocka_unit_test(inversion),
-		cmocka_unit_test(frame_then_regions), cmocka_unit_test(recursive_read),
-		cmocka_unit_test(leaves_nest),	      cmocka_unit_test(leaf_under_log),
-		cmocka_unit_test(foreign_release),    cmocka_unit_test(release_not_held),
-		cmocka_unit_test(frame_not_held),
+		cmocka_unit_test(frame_then_regions), cmocka_unit_test(reclaim_then_frame),
+		cmocka_unit_test(recursive_read),     cmocka_unit_test(leaves_nest),
+		cmocka_unit_test(leaf_under_log),     cmocka_unit_test(foreign_release),
+		cmocka_unit_test(release_not_held),   cmocka_unit_test(frame_not_held),
 	};
 
 	locks_init();
