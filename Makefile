@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 SUITE ?= unit
 
-.PHONY: all deps build check syscalls format-check model test outside stress fuzz demo bench format clean
+.PHONY: all deps build check syscalls locks format-check model test outside stress fuzz demo bench format clean
 
 all: build
 
@@ -44,12 +44,16 @@ syscalls:
 format-check:
 	@scripts/check-format.sh
 
+# Every lock is ranked in src/lock.h and taken through its wrappers.
+locks:
+	@scripts/check-locks.sh
+
 # The Promela model of the window protocol (docs/model), checked with spin.
 model:
 	@scripts/install-deps.sh check
 	scripts/check-model.sh
 
-check: syscalls format-check model test outside
+check: syscalls locks format-check model test outside
 
 # The long soak of tests/test_stress.c: SECONDS in all (half of it with swap);
 # CONFIG=swap|noswap|sigsegv runs one configuration for all of it.
