@@ -62,6 +62,7 @@ static __thread struct held held[MAX_HELD];
 static __thread unsigned nr_held;
 static __thread unsigned long frames; /* frame locks held */
 static __thread const char *frame_func; /* who took the last frame lock */
+static __thread unsigned long frame_max; /* highest pfn locked since frames was 0 */
 
 /* No stdio: a lock of libc's may be what is broken. */
 static __attribute__((noreturn)) void die(const char *msg)
@@ -94,6 +95,25 @@ void lock_check_order(const void *lock, enum lock_class cls, const char *func)
 		if (held[i].lock == lock || lock_rank(held[i].cls) >= rank)
 			die_order(cls, func, held[i].cls, held[i].func);
 	}
+}
+
+void lock_frame_order(unsigned long pfn, const char *func)
+{
+	char msg[512];
+
+	if (!frames || pfn > frame_max)
+		return;
+	snprintf(msg, sizeof(msg),
+		 "samepage: frame locks out of pfn order: %s waits for frame %lu while holding "
+		 "frame %lu (taken in %s); see src/lock.h\n",
+		 func, pfn, frame_max, frame_func);
+	die(msg);
+}
+
+void lock_frame_acquired(unsigned long pfn)
+{
+	if (!frames || pfn > frame_max)
+		frame_max = pfn;
 }
 
 void lock_acquired(const void *lock, enum lock_class cls, const char *func, bool pair)

@@ -47,13 +47,12 @@
  * - frame locks (PG_locked in sp_page.flags): one frame's merge, migration,
  *   swap-out and swap-in, and the page table entries naming that frame. Taken
  *   with rt.lock held (read), so the owner a frame names cannot be freed under
- *   it. Several may be held (same rank; the checker does not order them
- *   among themselves, so this rule is the code's): a thread blocks on a frame
- *   lock while holding others only on frames nobody else can reach yet (the
- *   new frames of a migration or a swap-in) or along a run in ascending pfn
- *   order (swap-out's private runs, under the KSM mutex); anywhere else it
- *   tries and backs off (the scanner, reclaim, an offline's KSM run). Nobody
- *   holding a frame lock waits for rt.lock or the KSM mutex.
+ *   it. Several may be held (same rank, in pfn order): a thread holding
+ *   frame locks blocks only on a frame above every one it holds (swap-out's
+ *   runs, in ascending pfn); anywhere else it tries and backs off (the
+ *   scanner, reclaim, an offline's KSM run). Two threads that block in pfn
+ *   order cannot wait for each other. Nobody holding a frame lock waits for
+ *   rt.lock or the KSM mutex.
  * - reclaim.lock: one reclaimer at a time, the clock hand and the step's
  *   buffers. Every reclaimer holds rt.lock (read) first. It ranks below the
  *   frame locks, as the kernel's direct reclaim runs under a page lock: an
@@ -79,16 +78,17 @@
  * Checking (jemalloc's witness): unless NDEBUG is defined (meson's release
  * build), each thread keeps the locks it holds, and the wrappers abort with
  * both names when a thread
- * - blocks on a lock ranked above or equal to one it holds (frame locks
- *   excepted among themselves; a trylock is never an inversion, since it
- *   cannot wait),
+ * - blocks on a lock ranked above or equal to one it holds (a trylock is
+ *   never an inversion, since it cannot wait), or on a frame lock at or
+ *   below the highest frame it has locked (tried or not) since it held none,
  * - takes a lock it holds already,
  * - releases a lock it does not hold, or that another function took: a lock
  *   is released by the function that took it, or, where the pair is
  *   documented at both calls, one side says so: mutex_lock_pair (taken for
  *   the caller, who releases it) or mutex_unlock_pair (released for the
  *   caller, who took it).
- * Frame locks are counted, not named (a run may hold hundreds). With NDEBUG
+ * Frame locks are counted, not named (a run may hold hundreds), and only
+ * their highest pfn is kept. With NDEBUG
  * the wrappers are the bare pthread calls.
  */
 #ifndef SAMEPAGE_LOCK_H
@@ -174,10 +174,23 @@ void lock_check_order(const void *lock, enum lock_class cls, const char *func);
 void lock_acquired(const void *lock, enum lock_class cls, const char *func, bool pair);
 /* Before a release; pair: the taker may be another function (documented at the call). */
 void lock_releasing(const void *lock, enum lock_class cls, const char *func, bool pair);
+/* Frame locks: before a blocking one, abort unless pfn is above all held; after any. */
+void lock_frame_order(unsigned long pfn, const char *func);
+void lock_frame_acquired(unsigned long pfn);
 /* Frame locks this thread holds; locks of other classes it holds. */
 unsigned long lock_frames_held(void);
 unsigned lock_held(void);
 #else
+static inline void lock_frame_order(unsigned long pfn, const char *func)
+{
+	(void)pfn, (void)func;
+}
+
+static inline void lock_frame_acquired(unsigned long pfn)
+{
+	(void)pfn;
+}
+
 static inline void lock_check_order(const void *lock, enum lock_class cls, const char *func)
 {
 	(void)lock, (void)cls, (void)func;

@@ -12,10 +12,8 @@
  * - The frame lock is PG_locked in sp_page.flags, the PG_locked analogue. It
  *   serialises merge, migration, swap-out and swap-in of one frame. Taken
  *   with the region table lock held (read) so that the owner it names cannot
- *   be freed under it. Two frame locks are only ever taken in the order old
- *   frame, then new frame, and the new frame is one nobody else can know of
- *   yet, so they cannot deadlock. Copy-on-write is the kernel's and takes
- *   no lock of ours.
+ *   be freed under it; how several nest is in lock.h. Copy-on-write is the
+ *   kernel's and takes no lock of ours.
  * - A frame's memory goes back to the OS (punched) while the frame is still
  *   marked used, and only then becomes free: a frame on a free map is always
  *   a hole, so a new owner always reads zeros.
@@ -52,6 +50,7 @@ bool frame_trylock_at(struct sp_pool *pool, unsigned long pfn, const char *func)
 
 	if (atomic_fetch_or(&page->flags, PG_locked) & PG_locked)
 		return false;
+	lock_frame_acquired(pfn);
 	lock_acquired(page, LOCK_FRAME, func, true);
 	return true;
 }
@@ -62,9 +61,11 @@ void frame_lock_at(struct sp_pool *pool, unsigned long pfn, const char *func)
 	uint32_t old;
 
 	lock_check_order(page, LOCK_FRAME, func);
+	lock_frame_order(pfn, func);
 	for (;;) {
 		old = atomic_fetch_or(&page->flags, PG_locked);
 		if (!(old & PG_locked)) {
+			lock_frame_acquired(pfn);
 			lock_acquired(page, LOCK_FRAME, func, true);
 			return;
 		}

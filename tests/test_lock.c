@@ -112,8 +112,8 @@ static void whole_order(void)
 	mutex_lock(&ksm);
 	rwlock_rdlock(&regions);
 	frame_lock(pool, 1);
-	frame_lock(pool, 0); /* frames nest (the new frame of a migration) */
-	assert_true(frame_trylock(pool, 2));
+	frame_lock(pool, 3); /* frames nest in ascending pfn order */
+	assert_true(frame_trylock(pool, 0)); /* or tried, in any order */
 	mutex_lock(&reclaim); /* direct reclaim under frame locks */
 	assert_true(frame_trylock(pool, 7)); /* which only tries frames */
 	mutex_lock(&pool_lock);
@@ -128,7 +128,7 @@ static void whole_order(void)
 	mutex_unlock(&pool_lock);
 	frame_unlock(pool, 7);
 	frame_unlock(pool, 0);
-	frame_unlock(pool, 2);
+	frame_unlock(pool, 3);
 	frame_unlock(pool, 1);
 	rwlock_unlock(&hotplug); /* not last in, first out: allowed */
 	mutex_unlock(&reclaim);
@@ -257,6 +257,34 @@ static void reclaim_then_frame(void **state)
 	expect_abort(reclaim_then_frame_child, "frame lock", "reclaim.lock");
 }
 
+/*
+ * Two threads waiting for frames each holds: one holds 5 and waits for 3,
+ * the other holds 3 (tried, say) and waits for 5. Waiting for a frame below
+ * one held is what makes the cycle possible.
+ */
+static void frames_descending_child(void)
+{
+	sp_pool *pool = pool_small(SP_POOL_NO_KSMD, 1);
+
+	frame_lock(pool, 5);
+	frame_lock(pool, 3);
+}
+
+static void frames_after_trylock_child(void)
+{
+	sp_pool *pool = pool_small(SP_POOL_NO_KSMD, 1);
+
+	assert_true(frame_trylock(pool, 5));
+	frame_lock(pool, 2);
+}
+
+static void frames_out_of_order(void **state)
+{
+	(void)state;
+	expect_abort(frames_descending_child, "waits for frame 3", "holding frame 5");
+	expect_abort(frames_after_trylock_child, "waits for frame 2", "holding frame 5");
+}
+
 /* rt.lock is writer-preferring: a second read lock can wait behind a writer for ever. */
 static void recursive_read_child(void)
 {
@@ -340,13 +368,14 @@ static void frame_not_held(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(checking_on),	      cmocka_unit_test(trylock_against_order),
-		cmocka_unit_test(documented_orders),  cmocka_unit_test(pair_release),
-		cmocka_unit_test(pool_calls),	      cmocka_unit_test(inversion),
-		cmocka_unit_test(frame_then_regions), cmocka_unit_test(reclaim_then_frame),
-		cmocka_unit_test(recursive_read),     cmocka_unit_test(leaves_nest),
-		cmocka_unit_test(leaf_under_log),     cmocka_unit_test(foreign_release),
-		cmocka_unit_test(release_not_held),   cmocka_unit_test(frame_not_held),
+		cmocka_unit_test(checking_on),	       cmocka_unit_test(trylock_against_order),
+		cmocka_unit_test(documented_orders),   cmocka_unit_test(pair_release),
+		cmocka_unit_test(pool_calls),	       cmocka_unit_test(inversion),
+		cmocka_unit_test(frame_then_regions),  cmocka_unit_test(reclaim_then_frame),
+		cmocka_unit_test(frames_out_of_order), cmocka_unit_test(recursive_read),
+		cmocka_unit_test(leaves_nest),	       cmocka_unit_test(leaf_under_log),
+		cmocka_unit_test(foreign_release),     cmocka_unit_test(release_not_held),
+		cmocka_unit_test(frame_not_held),
 	};
 
 	locks_init();
