@@ -373,29 +373,43 @@ long swap_slots_used(struct sp_pool *pool)
 	return n;
 }
 
+#define SLOT_CHUNK 16 /* pages copied out per write: 64 KiB */
+
 /*
  * m frames from src (the direct map) into slots slot.., taken already, with
- * their checksums. 0, or -1 with EIO (the slots are still the caller's).
+ * their checksums. 0, or -1 with EIO or ENOMEM (the slots are still the
+ * caller's).
+ *
+ * The frames go through a buffer of ours, and what is checksummed is that
+ * buffer, the very bytes written. A write-protect window does not stop a
+ * device or the kernel on a pinned page (O_DIRECT, io_uring): checksumming
+ * the live frame after the write could see a late write the slot never got,
+ * and a healthy slot would read back as damaged.
  */
 static int slots_write(struct sp_pool *pool, const char *src, unsigned long slot, unsigned long m)
 {
 	struct sp_swap *sw = &pool->swap;
+	char *buf = malloc((m < SLOT_CHUNK ? m : SLOT_CHUNK) << PAGE_SHIFT);
+	int ret = 0;
 
-	/*
-	 * The direct map first: pwrite copies with page faults off, and a
-	 * source page not mapped yet cuts the copy short, after which the file
-	 * system zeroes the rest of its (large) page cache folio and copies
-	 * again. One populate maps them (they hold data: no hole is filled).
-	 */
-	os_populate((void *)src, m << PAGE_SHIFT, false);
-	if (os_file_write(sw->fd, src, m << PAGE_SHIFT, (off_t)(slot * PAGE_SIZE))) {
-		errno = EIO;
+	if (!buf)
 		return -1;
+	for (unsigned long i = 0; i < m; i += SLOT_CHUNK) {
+		unsigned long c = m - i < SLOT_CHUNK ? m - i : SLOT_CHUNK;
+
+		memcpy(buf, src + (i << PAGE_SHIFT), c << PAGE_SHIFT);
+		if (os_file_write(sw->fd, buf, c << PAGE_SHIFT, (off_t)((slot + i) * PAGE_SIZE))) {
+			errno = EIO;
+			ret = -1;
+			break;
+		}
+		for (unsigned long k = 0; k < c; k++)
+			sw->sum[slot + i + k] = XXH3_64bits(buf + (k << PAGE_SHIFT), PAGE_SIZE);
 	}
-	for (unsigned long i = 0; i < m; i++)
-		sw->sum[slot + i] = XXH3_64bits(src + (i << PAGE_SHIFT), PAGE_SIZE);
-	atomic_fetch_add(&sw->pages_out, (long)m);
-	return 0;
+	free(buf);
+	if (!ret)
+		atomic_fetch_add(&sw->pages_out, (long)m);
+	return ret;
 }
 
 /* A frame out to a new slot, checksummed: the slot, or -1 (ENOSPC full, EIO). */
