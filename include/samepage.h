@@ -196,6 +196,21 @@ int sp_domain_stat(sp_pool *pool, unsigned domain, const char *name, long *value
 const char *sp_domain_stat_name(unsigned i);
 long sp_domain_list(sp_pool *pool, unsigned *domains, size_t max);
 
+/*
+ * Pinned memory: pages that something outside the program's code writes or
+ * reads by reference (O_DIRECT, io_uring fixed buffers, a device, another
+ * process). Merge, migration, swap-out and reclaim leave a pinned page
+ * alone, the KSM scanner skips it, and an offline meeting one retries for a
+ * bounded time, then fails with EBUSY with nothing lost. Pins are counted
+ * per page (up to 255 at a time: EOVERFLOW beyond), so overlapping buffers
+ * pin and unpin independently; addr need not be page-aligned (the pages it
+ * touches count). sp_unpin of a page that is not pinned: EINVAL, nothing
+ * changed. A range outside one region: ENOMEM. When sp_pin returns, no move
+ * of those pages is under way and none starts until sp_unpin.
+ */
+int sp_pin(sp_pool *pool, void *addr, size_t len);
+int sp_unpin(sp_pool *pool, void *addr, size_t len);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "gup.h"
 #include "log.h"
 #include "pool.h"
 
@@ -458,8 +459,14 @@ static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long
 		return -1;
 	if (type == PTE_KSM)
 		frame_lock(pool, k);
+	move_begin(pool); /* before the pin check (gup.c) */
 	if (atomic_load(&r->pte[idx]) != pte)
 		goto out_unlock;
+	/* The kernel's own copy, pinned, is written by reference: it stays. */
+	if (type == PTE_COPIED && page_pinned(r, idx)) {
+		err = EBUSY;
+		goto out_unlock;
+	}
 	if (wp_window_open(pool, &win, addr, PAGE_SIZE)) {
 		err = errno;
 		goto out_unlock;
@@ -486,11 +493,13 @@ static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long
 	wp_window_close(pool, &win);
 	if (type == PTE_KSM)
 		frame_unlock(pool, k);
+	move_end(pool);
 	return 0;
 
 out_unlock:
 	if (type == PTE_KSM)
 		frame_unlock(pool, k);
+	move_end(pool);
 	frames_free_run(pool, (unsigned long)f, 1);
 	errno = err;
 	return -1;
@@ -1143,12 +1152,14 @@ static void run_lock(struct sp_pool *pool, struct run *run)
 {
 	struct stable_tree *t = &pool->ksm.stable;
 
+	move_begin(pool); /* pins are read under the frame locks, after this (gup.c) */
 	for (int j = 0; j < run->n; j++) {
 		struct plan *e = &run->e[j];
 
 		e->ok = run_trylock(pool, run, e->a) &&
 			atomic_load(&run->r->pte[e->idx]) ==
-				mk_pte(PTE_PRIVATE, e->a, PTE_MERGEABLE);
+				mk_pte(PTE_PRIVATE, e->a, PTE_MERGEABLE) &&
+			!page_pinned(run->r, e->idx);
 		/* A node swapped out meanwhile has kpfn KPFN_NONE. */
 		if (e->ok && e->kind == PLAN_STABLE)
 			e->ok = run_trylock(pool, run, e->target) && t->nodes[e->sid].live &&
@@ -1156,7 +1167,8 @@ static void run_lock(struct sp_pool *pool, struct run *run)
 		else if (e->ok && e->kind == PLAN_PROMOTE)
 			e->ok = run_trylock(pool, run, e->target) &&
 				atomic_load(&e->ur->pte[e->uidx]) ==
-					mk_pte(PTE_PRIVATE, e->target, PTE_MERGEABLE);
+					mk_pte(PTE_PRIVATE, e->target, PTE_MERGEABLE) &&
+				!page_pinned(e->ur, e->uidx);
 	}
 }
 
@@ -1165,6 +1177,7 @@ static void run_unlock(struct sp_pool *pool, struct run *run)
 	for (int i = 0; i < run->nr_locked; i++)
 		frame_unlock(pool, run->locked[i]);
 	run->nr_locked = 0;
+	move_end(pool);
 }
 
 /* The last of the PROMOTE entries from j whose candidates are consecutive. */
@@ -1634,6 +1647,8 @@ static unsigned long scan_chunk(struct sp_pool *pool, struct sp_region *r, unsig
 			continue;
 		}
 		(*visited)++;
+		if (page_pinned(r, i))
+			continue; /* as the kernel's KSM leaves a page with extra references */
 		if (pte_type(pte) == PTE_PRIVATE) {
 			if (res[i - first]) {
 				scanned += (unsigned long)scan_private(pool, run, i, pte_val(pte));

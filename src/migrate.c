@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gup.h"
 #include "log.h"
 #include "migrate.h"
 #include "pool.h"
@@ -59,19 +60,19 @@ static int move_lost(struct sp_pool *pool, struct sp_region *r, unsigned long id
 	return 0;
 }
 
-/* Page idx of r, backed by private frame old, moves to frame new. rt.lock held. */
-static int move_private(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
-			unsigned long old, unsigned long new)
+/* move_private's work once old is locked and still named by pte: unlocks old. */
+static int move_locked(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+		       unsigned long old, unsigned long new, uint64_t pte)
 {
-	uint64_t pte = atomic_load(&r->pte[idx]);
 	void *addr = page_addr(r, idx);
 	struct sp_window w;
 	int err = EAGAIN;
 
-	if (pte_type(pte) != PTE_PRIVATE || pte_val(pte) != old || !frame_trylock(pool, old))
-		goto out;
-	if (atomic_load(&r->pte[idx]) != pte)
+	if (page_pinned(r, idx)) {
+		/* Something writes it by reference: as the kernel's refcount check. */
+		err = EBUSY;
 		goto out_unlock;
+	}
 	if (pte & PTE_LOST)
 		return move_lost(pool, r, idx, old, new);
 	if (wp_window_open(pool, &w, addr, PAGE_SIZE)) {
@@ -98,9 +99,30 @@ static int move_private(struct sp_pool *pool, struct sp_region *r, unsigned long
 
 out_unlock:
 	frame_unlock(pool, old);
-out:
 	errno = err;
 	return -1;
+}
+
+/* Page idx of r, backed by private frame old, moves to frame new. rt.lock held. */
+static int move_private(struct sp_pool *pool, struct sp_region *r, unsigned long idx,
+			unsigned long old, unsigned long new)
+{
+	uint64_t pte = atomic_load(&r->pte[idx]);
+	int ret;
+
+	if (pte_type(pte) != PTE_PRIVATE || pte_val(pte) != old || !frame_trylock(pool, old)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (atomic_load(&r->pte[idx]) != pte) {
+		frame_unlock(pool, old);
+		errno = EAGAIN;
+		return -1;
+	}
+	move_begin(pool); /* before the pin check, under the frame lock (gup.c) */
+	ret = move_locked(pool, r, idx, old, new, pte);
+	move_end(pool);
+	return ret;
 }
 
 int migrate_private_page(struct sp_pool *pool, struct sp_region *r, unsigned long idx, int node)

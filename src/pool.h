@@ -214,6 +214,7 @@ struct sp_pool {
 	_Atomic long faults_swapin;
 	_Atomic long faults_alloc; /* frames given at first touch (pages that had none) */
 	_Atomic long pages_unmapped; /* found unmapped behind our back */
+	_Atomic long moving; /* movers between move_begin and move_end (gup.c) */
 };
 
 static inline void *pfn_to_virt(struct sp_pool *pool, unsigned long pfn)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gup.h"
 #include "log.h"
 #include "pool.h"
 
@@ -49,6 +50,7 @@ static void region_destroy(struct sp_region *r)
 	free(r->domain);
 	free(r->items);
 	free(r->policies);
+	free((void *)r->pins);
 	free(r);
 }
 
@@ -337,7 +339,7 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	r->len = r->npages << PAGE_SHIFT;
 	r->flags = flags & SP_MERGEABLE;
 	r->pte = calloc(r->npages, sizeof(*r->pte));
-	if (!r->pte)
+	if (!r->pte || pins_init(r))
 		goto out_free;
 	r->start = os_reserve(r->len);
 	if (!r->start)

@@ -68,6 +68,7 @@ struct sp_region {
 	_Atomic uint64_t *pte; /* npages entries */
 	uint32_t *domain; /* merge domain per page; NULL: all 0 */
 	struct ksm_item *items; /* KSM's per-page state, once the scanner visits */
+	_Atomic uint64_t *pins; /* declared pins, a byte per page (gup.c) */
 };
 
 /*

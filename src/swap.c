@@ -44,6 +44,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "gup.h"
 #include "log.h"
 #include "pool.h"
 
@@ -549,19 +550,25 @@ out_close:
  *
  * The n frames are unlocked here: *f0 is the first of them. Returns how many
  * pages from idx went: the caller frees that many frames from *f0. 0: the
- * first page was skipped (the program unmapped it). -1: error (ENOSPC: swap
- * full), nothing changed.
+ * first page was skipped (the program unmapped it, or it is pinned: a run
+ * stops before its first pinned page). -1: error (ENOSPC: swap full),
+ * nothing changed.
  */
 long swap_out_run(struct sp_pool *pool, struct sp_region *r, unsigned long idx, unsigned long n,
 		  unsigned long *f0)
 {
 	long ret;
 
+	unsigned long m;
+
 	/* Read under the frame lock the caller holds: the entry names the first frame. */
 	*f0 = pte_val(atomic_load(&r->pte[idx]));
-	ret = run_out(pool, r, idx, n, *f0);
+	move_begin(pool); /* under the frame locks, before the pin check (gup.c) */
+	m = pages_unpinned(r, idx, n); /* pinned pages stay, as the kernel's do */
+	ret = m ? run_out(pool, r, idx, m, *f0) : 0;
 	for (unsigned long k = 0; k < n; k++) /* by frame: the entries changed */
 		frame_unlock(pool, *f0 + k);
+	move_end(pool);
 	return ret;
 }
 
@@ -597,7 +604,7 @@ static int swap_out_other(struct sp_pool *pool, struct sp_region *r, unsigned lo
 {
 	uint64_t pte = atomic_load(&r->pte[idx]);
 
-	if (pte & PTE_LOST)
+	if ((pte & PTE_LOST) || page_pinned(r, idx))
 		return 1;
 	switch (pte_type(pte)) {
 	case PTE_KSM:

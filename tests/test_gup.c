@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Pinned memory: memory that something outside the program's code writes by
- * reference (O_DIRECT reads, a device). Swap-out checksums the bytes it
- * wrote, so a late write into the old frame never makes a healthy slot look
+ * reference (O_DIRECT reads, a device). Declared pins (sp_pin, sp_unpin):
+ * counted per page, bad calls refused with nothing changed; merge, swap-out,
+ * policy moves and offline leave pinned pages alone (an offline fails with
+ * EBUSY after its retries); O_DIRECT reads racing offline, swap-out and
+ * sp_mbind lose nothing when pinned. Swap-out checksums the bytes it wrote,
+ * so a late write into the old frame never makes a healthy slot look
  * damaged.
  */
 #include <errno.h>
@@ -23,7 +27,7 @@
 #define BUF_PAGES 16 /* 64 KiB per read */
 #define BUF_LEN (BUF_PAGES * SP_PAGE_SIZE)
 
-enum mover { MOVE_SWAP };
+enum mover { MOVE_SWAP, MOVE_OFFLINE, MOVE_MBIND };
 
 /* An O_DIRECT file of known pages, and threads reading it into a region. */
 struct odirect {
@@ -31,7 +35,9 @@ struct odirect {
 	char *region;
 	char file[64];
 	enum mover mover;
+	bool pin; /* readers declare their buffers pinned around each read */
 	atomic_int stop;
+	atomic_long failures; /* move calls failing with anything but EBUSY */
 	atomic_long reads, bad_pages, moves;
 };
 
@@ -67,8 +73,15 @@ static void *odirect_reader(void *arg)
 	while (!atomic_load(&o->stop)) {
 		unsigned long first = (unsigned long)rand_r(&seed) % (FILE_PAGES - BUF_PAGES);
 
+		ssize_t got;
+
 		memset(buf, 0xee, BUF_LEN);
-		if (pread(fd, buf, BUF_LEN, (off_t)(first * SP_PAGE_SIZE)) != BUF_LEN)
+		if (o->pin)
+			assert_int_equal(sp_pin(o->pool, buf, BUF_LEN), 0);
+		got = pread(fd, buf, BUF_LEN, (off_t)(first * SP_PAGE_SIZE));
+		if (o->pin)
+			assert_int_equal(sp_unpin(o->pool, buf, BUF_LEN), 0);
+		if (got != BUF_LEN)
 			continue;
 		for (int p = 0; p < BUF_PAGES; p++)
 			if (check_page(buf + p * SP_PAGE_SIZE, first + p))
@@ -79,15 +92,35 @@ static void *odirect_reader(void *arg)
 	return NULL;
 }
 
-static void odirect_move(struct odirect *o)
+static int odirect_move_one(struct odirect *o)
 {
+	static int node;
+	int s;
+
 	switch (o->mover) {
 	case MOVE_SWAP:
-		if (!sp_swap_out(o->pool, o->region, READERS * BUF_LEN))
-			atomic_fetch_add(&o->moves, 1);
 		usleep(200);
-		break;
+		return sp_swap_out(o->pool, o->region, READERS * BUF_LEN);
+	case MOVE_OFFLINE:
+		s = sp_page_section(o->pool, o->region);
+		if (s < 0 || sp_section_offline(o->pool, (unsigned)s))
+			return -1;
+		assert_int_equal(sp_section_online(o->pool, (unsigned)s), 0);
+		return 0;
+	case MOVE_MBIND:
+		node ^= 1;
+		return sp_mbind(o->pool, o->region, READERS * BUF_LEN, SP_MPOL_BIND, 1ul << node,
+				SP_MPOL_MF_MOVE);
 	}
+	return -1;
+}
+
+static void odirect_move(struct odirect *o)
+{
+	if (!odirect_move_one(o))
+		atomic_fetch_add(&o->moves, 1);
+	else if (errno != EBUSY)
+		atomic_fetch_add(&o->failures, 1);
 }
 
 static void *odirect_mover(void *arg)
@@ -112,19 +145,21 @@ static void odirect_run(struct odirect *o, unsigned ms)
 	for (int i = 0; i <= READERS; i++)
 		pthread_join(th[i], NULL);
 	assert_true(atomic_load(&o->reads) > 0);
-	assert_true(atomic_load(&o->moves) > 0);
+	assert_int_equal(atomic_load(&o->failures), 0);
 }
 
-static void odirect_setup(struct odirect *o, enum mover mover, const char *swap)
+static void odirect_setup(struct odirect *o, enum mover mover, const char *swap, bool pin)
 {
 	struct sp_pool_config cfg = { .section_size = 1 << 20,
 				      .nr_sections = 4,
+				      .nr_nodes = mover == MOVE_MBIND ? 2 : 1,
 				      .swap_path = swap,
 				      .swap_size = swap ? 16 << 20 : 0,
 				      .flags = SP_POOL_NO_KSMD };
 
 	memset(o, 0, sizeof(*o));
 	o->mover = mover;
+	o->pin = pin;
 	odirect_file(o);
 	o->pool = sp_pool_create(&cfg);
 	assert_non_null(o->pool);
@@ -152,16 +187,238 @@ static void swap_late_write_not_damage(void **state)
 
 	(void)state;
 	snprintf(swap, sizeof(swap), "gup-%d.swap", getpid());
-	odirect_setup(&o, MOVE_SWAP, swap);
+	odirect_setup(&o, MOVE_SWAP, swap, false);
 	odirect_run(&o, 2000);
+	assert_true(atomic_load(&o.moves) > 0);
 	assert_int_equal(stat_of(o.pool, "swap_errors"), 0);
 	odirect_teardown(&o);
+}
+
+/*
+ * O_DIRECT reads into pinned buffers racing a mover: not one byte lost. The
+ * mover still does its work on what is not pinned at the time.
+ */
+static void odirect_pinned(enum mover mover, const char *swap)
+{
+	struct odirect o;
+
+	odirect_setup(&o, mover, swap, true);
+	odirect_run(&o, 2000);
+	assert_int_equal(atomic_load(&o.bad_pages), 0);
+	assert_true(atomic_load(&o.moves) > 0);
+	if (swap)
+		assert_int_equal(stat_of(o.pool, "swap_errors"), 0);
+	odirect_teardown(&o);
+}
+
+static void odirect_pinned_offline(void **state)
+{
+	(void)state;
+	odirect_pinned(MOVE_OFFLINE, NULL);
+}
+
+static void odirect_pinned_mbind(void **state)
+{
+	(void)state;
+	odirect_pinned(MOVE_MBIND, NULL);
+}
+
+static void odirect_pinned_swap(void **state)
+{
+	char swap[64];
+
+	(void)state;
+	snprintf(swap, sizeof(swap), "gup-%d.swap", getpid());
+	odirect_pinned(MOVE_SWAP, swap);
+}
+
+#define NP 16
+
+static sp_pool *gup_pool(unsigned nodes, const char *swap)
+{
+	struct sp_pool_config cfg = { .section_size = 1 << 20,
+				      .nr_sections = 4,
+				      .nr_nodes = nodes,
+				      .swap_path = swap,
+				      .swap_size = swap ? 4 << 20 : 0,
+				      .flags = SP_POOL_NO_KSMD };
+	sp_pool *pool = sp_pool_create(&cfg);
+
+	assert_non_null(pool);
+	return pool;
+}
+
+/* Counted per page; every bad call fails with nothing changed. */
+static void pin_counts(void **state)
+{
+	sp_pool *pool = gup_pool(1, NULL);
+	char *a = sp_alloc(pool, NP * SP_PAGE_SIZE, 0);
+	int i;
+
+	(void)state;
+	assert_non_null(a);
+	/* Not pinned: EINVAL. Partly pinned: EINVAL, and the pinned part stays pinned. */
+	assert_int_equal(sp_unpin(pool, a, SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_pin(pool, a + 9 * SP_PAGE_SIZE, 3 * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_unpin(pool, a + 8 * SP_PAGE_SIZE, 4 * SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_unpin(pool, a + 9 * SP_PAGE_SIZE, 3 * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_unpin(pool, a + 9 * SP_PAGE_SIZE, SP_PAGE_SIZE), -1);
+	/* Overlapping pins: an unaligned range counts each page it touches. */
+	assert_int_equal(sp_pin(pool, a + 100, 2 * SP_PAGE_SIZE), 0); /* pages 0..2 */
+	assert_int_equal(sp_pin(pool, a + 2 * SP_PAGE_SIZE, SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_unpin(pool, a, 3 * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_unpin(pool, a + 2 * SP_PAGE_SIZE, SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_unpin(pool, a, SP_PAGE_SIZE), -1);
+	/* 255 pins of a page; the 256th fails and changes nothing, over a word boundary too. */
+	for (i = 0; i < 255; i++)
+		assert_int_equal(sp_pin(pool, a + 7 * SP_PAGE_SIZE, SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_pin(pool, a + 5 * SP_PAGE_SIZE, 4 * SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, EOVERFLOW);
+	assert_int_equal(sp_unpin(pool, a + 8 * SP_PAGE_SIZE, SP_PAGE_SIZE), -1);
+	for (i = 0; i < 255; i++)
+		assert_int_equal(sp_unpin(pool, a + 7 * SP_PAGE_SIZE, SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_unpin(pool, a + 7 * SP_PAGE_SIZE, SP_PAGE_SIZE), -1);
+	/* Outside a region, past its end, no pool, no length. */
+	assert_int_equal(sp_pin(pool, a, (NP + 1) * SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(sp_pin(pool, &i, 4), -1);
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(sp_pin(NULL, a, SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_pin(pool, a, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_unpin(NULL, a, SP_PAGE_SIZE), -1);
+	assert_int_equal(errno, EINVAL);
+	sp_pool_destroy(pool);
+}
+
+/* A pinned page is never merged; unpinned, it merges. */
+static void pinned_not_merged(void **state)
+{
+	sp_pool *pool = gup_pool(1, NULL);
+	char *a = alloc_alike(pool, NP), *b = alloc_alike(pool, NP);
+
+	(void)state;
+	assert_int_equal(sp_pin(pool, b, NP * SP_PAGE_SIZE), 0);
+	full_scan(pool);
+	full_scan(pool);
+	for (int i = 0; i < NP; i++)
+		assert_int_equal(sp_page_is_ksm(pool, b + i * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_unpin(pool, b, NP * SP_PAGE_SIZE), 0);
+	full_scan(pool);
+	full_scan(pool);
+	for (int i = 0; i < NP; i++) {
+		assert_int_equal(sp_page_is_ksm(pool, b + i * SP_PAGE_SIZE), 1);
+		assert_int_equal(check_page(b + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	}
+	(void)a;
+	sp_pool_destroy(pool);
+}
+
+/* Swap-out and sp_reclaim leave a pinned page resident; the others go. */
+static void pinned_not_swapped(void **state)
+{
+	char swap[64];
+	sp_pool *pool;
+	char *a;
+
+	(void)state;
+	snprintf(swap, sizeof(swap), "gup-%d.swap", getpid());
+	pool = gup_pool(1, swap);
+	a = sp_alloc(pool, NP * SP_PAGE_SIZE, 0);
+	assert_non_null(a);
+	for (int i = 0; i < NP; i++)
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+	assert_int_equal(sp_pin(pool, a + 4 * SP_PAGE_SIZE, 2 * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_swap_out(pool, a, NP * SP_PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), NP - 2);
+	assert_true(sp_page_section(pool, a + 4 * SP_PAGE_SIZE) >= 0);
+	assert_true(sp_page_section(pool, a + 5 * SP_PAGE_SIZE) >= 0);
+	for (int i = 0; i < NP; i++)
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	assert_int_equal(sp_reclaim(pool, NP), NP - 2);
+	assert_true(sp_page_section(pool, a + 4 * SP_PAGE_SIZE) >= 0);
+	assert_int_equal(sp_unpin(pool, a + 4 * SP_PAGE_SIZE, 2 * SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_swap_out(pool, a, NP * SP_PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), NP);
+	for (int i = 0; i < NP; i++)
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	sp_pool_destroy(pool);
+}
+
+/* A policy move leaves a pinned page on its node; STRICT says EIO. */
+static void pinned_not_moved(void **state)
+{
+	sp_pool *pool = gup_pool(2, NULL);
+	char *a = sp_alloc(pool, NP * SP_PAGE_SIZE, 0);
+	int node;
+
+	(void)state;
+	assert_non_null(a);
+	memset(a, 7, NP * SP_PAGE_SIZE);
+	node = sp_page_node(pool, a);
+	assert_int_equal(sp_pin(pool, a, SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_mbind(pool, a, NP * SP_PAGE_SIZE, SP_MPOL_BIND, 1ul << (1 - node),
+				  SP_MPOL_MF_MOVE | SP_MPOL_MF_STRICT),
+			 -1);
+	assert_int_equal(errno, EIO);
+	assert_int_equal(sp_page_node(pool, a), node);
+	assert_int_equal(sp_page_node(pool, a + SP_PAGE_SIZE), 1 - node);
+	assert_int_equal(sp_unpin(pool, a, SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_mbind(pool, a, NP * SP_PAGE_SIZE, SP_MPOL_BIND, 1ul << (1 - node),
+				  SP_MPOL_MF_MOVE | SP_MPOL_MF_STRICT),
+			 0);
+	assert_int_equal(sp_page_node(pool, a), 1 - node);
+	sp_pool_destroy(pool);
+}
+
+/*
+ * An offline meeting a pinned frame retries for a bounded time, then fails
+ * with EBUSY: every page where it was, the section online. Unpinned, it goes.
+ */
+static void pinned_offline_busy(void **state)
+{
+	sp_pool *pool = gup_pool(1, NULL);
+	char *a = sp_alloc(pool, NP * SP_PAGE_SIZE, 0);
+	struct timespec t0, t1;
+	int s;
+
+	(void)state;
+	assert_non_null(a);
+	for (int i = 0; i < NP; i++)
+		fill_page(a + i * SP_PAGE_SIZE, (uint64_t)i);
+	s = sp_page_section(pool, a + 3 * SP_PAGE_SIZE);
+	assert_int_equal(sp_pin(pool, a + 3 * SP_PAGE_SIZE, SP_PAGE_SIZE), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(sp_section_offline(pool, (unsigned)s), -1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(errno, EBUSY);
+	assert_true(t1.tv_sec - t0.tv_sec < 10);
+	assert_int_equal(sp_page_section(pool, a + 3 * SP_PAGE_SIZE), s);
+	for (int i = 0; i < NP; i++)
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	assert_int_equal(sp_unpin(pool, a + 3 * SP_PAGE_SIZE, SP_PAGE_SIZE), 0);
+	assert_int_equal(sp_section_offline(pool, (unsigned)s), 0);
+	assert_true(sp_page_section(pool, a + 3 * SP_PAGE_SIZE) != s);
+	for (int i = 0; i < NP; i++)
+		assert_int_equal(check_page(a + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	sp_pool_destroy(pool);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(swap_late_write_not_damage),
+		cmocka_unit_test(pin_counts),
+		cmocka_unit_test(pinned_not_merged),
+		cmocka_unit_test(pinned_not_swapped),
+		cmocka_unit_test(pinned_not_moved),
+		cmocka_unit_test(pinned_offline_busy),
+		cmocka_unit_test(odirect_pinned_offline),
+		cmocka_unit_test(odirect_pinned_mbind),
+		cmocka_unit_test(odirect_pinned_swap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
