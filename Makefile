@@ -71,6 +71,7 @@ bench: build
 	./$(BUILD)/bench/bench_ksm
 	./$(BUILD)/bench/bench_hotplug
 	./$(BUILD)/bench/bench_swap
+	./$(BUILD)/bench/bench_gup
 
 format:
 	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.[ch] tests/*.[ch] tests/outside/*.[ch]
