@@ -211,6 +211,22 @@ long sp_domain_list(sp_pool *pool, unsigned *domains, size_t max);
 int sp_pin(sp_pool *pool, void *addr, size_t len);
 int sp_unpin(sp_pool *pool, void *addr, size_t len);
 
+/*
+ * Pinned for life (DMA targets, registered buffers): an sp_alloc flag. Every
+ * page gets its frame at sp_alloc, from a section onlined unmovable, and is
+ * pinned until sp_free: never merged, moved, swapped or reclaimed (not with
+ * SP_MERGEABLE: EINVAL; too few free frames in unmovable sections: ENOMEM).
+ * A pool declares unmovable sections by onlining them with
+ * sp_section_online_unmovable (the kernel's online_kernel, ZONE_NORMAL)
+ * instead of sp_section_online (online_movable, ZONE_MOVABLE): create it
+ * with max_sections above nr_sections and online the others so. Other
+ * regions take frames from movable sections first, from unmovable ones when
+ * those are full. An offline of a section holding pinned-for-life frames
+ * fails with EBUSY (after the bounded retries), as the kernel's does.
+ */
+#define SP_PINNED 0x4
+int sp_section_online_unmovable(sp_pool *pool, unsigned section);
+
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

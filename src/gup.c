@@ -59,7 +59,7 @@ bool page_pinned(const struct sp_region *r, unsigned long idx)
 {
 	uint64_t w = atomic_load(&r->pins[idx / LANES]);
 
-	return (w >> (idx % LANES * 8)) & 0xff;
+	return (r->flags & SP_PINNED) || ((w >> (idx % LANES * 8)) & 0xff);
 }
 
 unsigned long pages_unpinned(const struct sp_region *r, unsigned long idx, unsigned long n)

@@ -275,6 +275,9 @@ static const struct transition to_offline = { SECTION_ONLINE, SP_MEM_GOING_OFFLI
 					      SP_MEM_CANCEL_OFFLINE, take_offline };
 static const struct transition to_online = { SECTION_OFFLINE, SP_MEM_GOING_ONLINE, SP_MEM_ONLINE,
 					     SP_MEM_CANCEL_ONLINE, section_online };
+static const struct transition to_online_unmovable = { SECTION_OFFLINE, SP_MEM_GOING_ONLINE,
+						       SP_MEM_ONLINE, SP_MEM_CANCEL_ONLINE,
+						       section_online_unmovable };
 
 /* GOING_* (a veto: EBUSY), the change, then the outcome down the chain. */
 static int transition(sp_pool *pool, unsigned section, const struct transition *t)
@@ -321,4 +324,10 @@ int sp_section_offline(sp_pool *pool, unsigned section)
 int sp_section_online(sp_pool *pool, unsigned section)
 {
 	return transition(pool, section, &to_online);
+}
+
+/* The kernel's online_kernel against online_movable: ZONE_NORMAL, for pinned-for-life memory. */
+int sp_section_online_unmovable(sp_pool *pool, unsigned section)
+{
+	return transition(pool, section, &to_online_unmovable);
 }

@@ -187,8 +187,8 @@ static int runs_push(struct sp_run **runs, unsigned *nr, unsigned *cap, unsigned
 static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, unsigned long nr);
 
 /* Frames of sections on a node of mask: first fit, prefer's sections first. */
-int frames_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer, unsigned long nr,
-		      struct sp_run **runs, unsigned *nr_runs)
+static int frames_alloc_zone(struct sp_pool *pool, unsigned long mask, int prefer, unsigned long nr,
+			     struct sp_run **runs, unsigned *nr_runs, bool pinned)
 {
 	unsigned cap = 0, k, s;
 	unsigned long got = 0;
@@ -199,21 +199,26 @@ int frames_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer, unsi
 	mutex_lock(&pool->lock);
 	if (pool->frames_free < nr)
 		goto out_nomem;
-	for (k = 0; got < nr && (s = section_order(pool, prefer, k)) < pool->max_sections; k++) {
-		if (!(mask >> pool->sections[s].node & 1))
-			continue;
-		while (got < nr && section_allocatable(&pool->sections[s])) {
-			unsigned long pfn = 0, len = section_take_run(pool, s, nr - got, &pfn);
+	/* Movable sections (ZONE_MOVABLE), then (pinned: only) unmovable ones. */
+	for (int turn = pinned; turn < 2; turn++)
+		for (k = 0; got < nr && (s = section_order(pool, prefer, k)) < pool->max_sections;
+		     k++) {
+			if (!(mask >> pool->sections[s].node & 1) ||
+			    pool->sections[s].unmovable != turn)
+				continue;
+			while (got < nr && section_allocatable(&pool->sections[s])) {
+				unsigned long pfn = 0,
+					      len = section_take_run(pool, s, nr - got, &pfn);
 
-			if (!len)
-				break;
-			if (runs_push(runs, nr_runs, &cap, pfn, len)) {
-				frames_unlocked_release(pool, pfn, len);
-				goto out_undo;
+				if (!len)
+					break;
+				if (runs_push(runs, nr_runs, &cap, pfn, len)) {
+					frames_unlocked_release(pool, pfn, len);
+					goto out_undo;
+				}
+				got += len;
 			}
-			got += len;
 		}
-	}
 	if (got < nr)
 		goto out_undo;
 	low = pool->frames_free < reclaim_low(pool);
@@ -235,6 +240,19 @@ out_nomem:
 		reclaim_kick(pool);
 	errno = ENOMEM;
 	return -1;
+}
+
+/* Frames of sections on a node of mask: first fit, prefer's sections first. */
+int frames_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer, unsigned long nr,
+		      struct sp_run **runs, unsigned *nr_runs)
+{
+	return frames_alloc_zone(pool, mask, prefer, nr, runs, nr_runs, false);
+}
+
+int frames_alloc_pinned(struct sp_pool *pool, unsigned long nr, struct sp_run **runs,
+			unsigned *nr_runs)
+{
+	return frames_alloc_zone(pool, NODES_ALL, -1, nr, runs, nr_runs, true);
 }
 
 int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run **runs,
@@ -417,16 +435,27 @@ static void section_bind(struct sp_pool *pool, unsigned s)
 		       strerror(errno));
 }
 
-int section_online(struct sp_pool *pool, unsigned s)
+static int section_online_zone(struct sp_pool *pool, unsigned s, bool unmovable)
 {
 	int ret;
 
 	mutex_lock(&pool->lock);
 	ret = section_bring_online(pool, s);
+	pool->sections[s].unmovable = !ret && unmovable;
 	mutex_unlock(&pool->lock);
 	if (!ret)
 		section_bind(pool, s);
 	return ret;
+}
+
+int section_online(struct sp_pool *pool, unsigned s)
+{
+	return section_online_zone(pool, s, false);
+}
+
+int section_online_unmovable(struct sp_pool *pool, unsigned s)
+{
+	return section_online_zone(pool, s, true);
 }
 
 /* ---- strict overcommit ------------------------------------------------ */

@@ -60,6 +60,12 @@ struct sp_section {
 	enum sp_section_state state;
 	int node;
 	bool isolated; /* no allocation from it (going offline) */
+	/*
+	 * ZONE_NORMAL (onlined with sp_section_online_unmovable): the only
+	 * home of pinned-for-life regions' frames. Other frames come from
+	 * movable sections first (ZONE_MOVABLE), from these when those are full.
+	 */
+	bool unmovable;
 	struct sp_page *pages; /* descriptors, NULL while offline */
 	uint64_t *free_map; /* bit set: frame free */
 	unsigned long nr_free;
@@ -241,6 +247,9 @@ int frames_alloc(struct sp_pool *pool, int node, unsigned long nr, struct sp_run
 		 unsigned *nr_runs);
 int frames_alloc_mask(struct sp_pool *pool, unsigned long mask, int prefer, unsigned long nr,
 		      struct sp_run **runs, unsigned *nr_runs);
+/* For a pinned-for-life region: frames from unmovable sections only. */
+int frames_alloc_pinned(struct sp_pool *pool, unsigned long nr, struct sp_run **runs,
+			unsigned *nr_runs);
 long frame_alloc(struct sp_pool *pool, int node);
 /* Some section on a node of mask is online and not going offline. */
 bool nodes_have_memory(struct sp_pool *pool, unsigned long mask);
@@ -260,6 +269,7 @@ long pool_bytes_resident(struct sp_pool *pool);
 
 /* Sections (hotplug.c drives them; pool.c owns their state). */
 int section_online(struct sp_pool *pool, unsigned s);
+int section_online_unmovable(struct sp_pool *pool, unsigned s);
 /*
  * No allocation from section s (or again). Isolating fails with ENOMEM when
  * what is committed would not fit without the section (commit_charge).

@@ -324,7 +324,8 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	struct sp_region *r;
 	int err;
 
-	if (!pool || !len || (flags & ~(SP_MERGEABLE | SP_POPULATE))) {
+	if (!pool || !len || (flags & ~(SP_MERGEABLE | SP_POPULATE | SP_PINNED)) ||
+	    (flags & (SP_MERGEABLE | SP_PINNED)) == (SP_MERGEABLE | SP_PINNED)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -337,7 +338,7 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 		return NULL;
 	r->npages = (len + PAGE_SIZE - 1) / PAGE_SIZE;
 	r->len = r->npages << PAGE_SHIFT;
-	r->flags = flags & SP_MERGEABLE;
+	r->flags = flags & (SP_MERGEABLE | SP_PINNED);
 	r->pte = calloc(r->npages, sizeof(*r->pte));
 	if (!r->pte || pins_init(r))
 		goto out_free;
@@ -351,7 +352,13 @@ void *sp_alloc(sp_pool *pool, size_t len, unsigned flags)
 	if (err)
 		goto out_unmap;
 	/* Published, but every pte is PTE_NONE until mapped: nobody acts on it. */
-	if (frames_alloc(pool, -1, r->npages, &runs, &nr_runs)) {
+	if (flags & SP_PINNED) {
+		/* Frames now, from unmovable sections: nothing may move them later. */
+		if (frames_alloc_pinned(pool, r->npages, &runs, &nr_runs))
+			goto out_unlink;
+		if (region_map(pool, r, runs, nr_runs, pte_flags, &mapped))
+			goto out_frames;
+	} else if (frames_alloc(pool, -1, r->npages, &runs, &nr_runs)) {
 		if (errno != ENOMEM || region_map_lazy(pool, r, pte_flags))
 			goto out_unlink;
 	} else if (region_map(pool, r, runs, nr_runs, pte_flags, &mapped)) {

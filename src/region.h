@@ -61,7 +61,7 @@ struct sp_region {
 	size_t len;
 	unsigned long npages;
 	uint32_t id;
-	unsigned flags; /* SP_MERGEABLE as passed to sp_alloc */
+	unsigned flags; /* SP_MERGEABLE, SP_PINNED as passed to sp_alloc */
 	struct sp_policy *policies; /* sorted, disjoint; under rt.lock (mempolicy.c) */
 	int nr_policies;
 	bool lost_logged; /* said once that the program unmapped pages of it */

@@ -407,6 +407,65 @@ static void pinned_offline_busy(void **state)
 	sp_pool_destroy(pool);
 }
 
+/*
+ * Pinned for life: frames only from sections onlined unmovable, never
+ * merged, swapped or moved; an offline of their section fails with EBUSY,
+ * and goes once the region is freed.
+ */
+static void pinned_for_life(void **state)
+{
+	struct sp_pool_config cfg = { .section_size = 1 << 20,
+				      .nr_sections = 2,
+				      .max_sections = 4,
+				      .flags = SP_POOL_NO_KSMD };
+	char swap[64];
+	sp_pool *pool;
+	char *p, *q;
+
+	(void)state;
+	snprintf(swap, sizeof(swap), "gup-%d.swap", getpid());
+	cfg.swap_path = swap;
+	cfg.swap_size = 4 << 20;
+	pool = sp_pool_create(&cfg);
+	assert_non_null(pool);
+	/* No unmovable section yet; and pinned memory is never mergeable. */
+	assert_null(sp_alloc(pool, NP * SP_PAGE_SIZE, SP_PINNED));
+	assert_int_equal(errno, ENOMEM);
+	assert_null(sp_alloc(pool, NP * SP_PAGE_SIZE, SP_PINNED | SP_MERGEABLE));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_section_online_unmovable(pool, 0), -1); /* online already */
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_section_online_unmovable(pool, 4), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sp_section_online_unmovable(pool, 3), 0);
+	p = sp_alloc(pool, NP * SP_PAGE_SIZE, SP_PINNED);
+	q = alloc_alike(pool, NP); /* movable first: not in section 3 */
+	assert_non_null(p);
+	for (int i = 0; i < NP; i++) {
+		fill_page(p + i * SP_PAGE_SIZE, (uint64_t)i);
+		assert_int_equal(sp_page_section(pool, p + i * SP_PAGE_SIZE), 3);
+		assert_int_not_equal(sp_page_section(pool, q + i * SP_PAGE_SIZE), 3);
+	}
+	assert_int_equal(sp_madvise(pool, p, NP * SP_PAGE_SIZE, SP_MADV_MERGEABLE), 0);
+	full_scan(pool);
+	full_scan(pool);
+	assert_int_equal(sp_swap_out(pool, p, NP * SP_PAGE_SIZE), 0);
+	assert_int_equal(stat_of(pool, "swap_slots_used"), 0);
+	assert_int_equal(sp_section_offline(pool, 3), -1);
+	assert_int_equal(errno, EBUSY);
+	for (int i = 0; i < NP; i++) {
+		assert_int_equal(sp_page_is_ksm(pool, p + i * SP_PAGE_SIZE), 0);
+		assert_int_equal(sp_page_section(pool, p + i * SP_PAGE_SIZE), 3);
+		assert_int_equal(check_page(p + i * SP_PAGE_SIZE, (uint64_t)i), 0);
+	}
+	assert_int_equal(sp_unpin(pool, p, SP_PAGE_SIZE), -1); /* not pinned by sp_pin */
+	assert_int_equal(sp_free(pool, p), 0);
+	assert_int_equal(sp_section_offline(pool, 3), 0);
+	assert_int_equal(sp_section_online(pool, 3), 0); /* movable now */
+	assert_null(sp_alloc(pool, NP * SP_PAGE_SIZE, SP_PINNED));
+	sp_pool_destroy(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +475,7 @@ int main(void)
 		cmocka_unit_test(pinned_not_swapped),
 		cmocka_unit_test(pinned_not_moved),
 		cmocka_unit_test(pinned_offline_busy),
+		cmocka_unit_test(pinned_for_life),
 		cmocka_unit_test(odirect_pinned_offline),
 		cmocka_unit_test(odirect_pinned_mbind),
 		cmocka_unit_test(odirect_pinned_swap),
