@@ -7,7 +7,7 @@
 #                                   clang-format, spin (the protocol model)
 set -eu
 
-PKGS="gcc pkg-config meson ninja-build libxxhash-dev libnuma-dev libcmocka-dev"
+PKGS="gcc pkg-config meson ninja-build libxxhash-dev libnuma-dev libcmocka-dev liburing-dev"
 CHECK_PKGS="prometheus tmux jq man-db clang-format spin"
 [ "${1:-}" = check ] && PKGS="$PKGS $CHECK_PKGS"
 

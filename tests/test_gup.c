@@ -4,10 +4,13 @@
  * reference (O_DIRECT reads, a device). Declared pins (sp_pin, sp_unpin):
  * counted per page, bad calls refused with nothing changed; merge, swap-out,
  * policy moves and offline leave pinned pages alone (an offline fails with
- * EBUSY after its retries); O_DIRECT reads racing offline, swap-out and
- * sp_mbind lose nothing when pinned. Swap-out checksums the bytes it wrote,
- * so a late write into the old frame never makes a healthy slot look
- * damaged.
+ * EBUSY after its retries); pinned-for-life regions live on unmovable
+ * sections. The reproducers of ../shared/repro as tests: O_DIRECT reads
+ * racing offline, swap-out and sp_mbind, process_vm_writev and /proc/PID/mem
+ * writes from a child racing offlines, io_uring fixed reads after merges and
+ * offlines: with pins declared, nothing is lost and nothing fails. Swap-out
+ * checksums the bytes it wrote, so a late write into the old frame never
+ * makes a healthy slot look damaged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef HAVE_LIBURING
+#include <liburing.h>
+#endif
 
 #include "common.h"
 
@@ -466,6 +475,238 @@ static void pinned_for_life(void **state)
 	sp_pool_destroy(pool);
 }
 
+/* ---- remote writers: another process writes pool pages ----------------- */
+
+#define PVM_PAGES 64
+#define PVM_LEN (PVM_PAGES * SP_PAGE_SIZE)
+
+struct remote {
+	pid_t kid;
+	int req[2], ack[2];
+	sp_pool *pool;
+	char *region;
+	atomic_int stop;
+	atomic_long offlines;
+};
+
+/* The child: for each (addr, key), PVM_PAGES pages of key + i, written by reference. */
+static void remote_writer(struct remote *rm, pid_t parent, bool procmem)
+{
+	static uint64_t buf[PVM_LEN / 8];
+	uint64_t addr, key;
+	char path[64];
+	int mfd;
+
+	close(rm->req[1]); /* EOF when the parent is done */
+	close(rm->ack[0]);
+	snprintf(path, sizeof(path), "/proc/%d/mem", parent);
+	mfd = open(path, O_RDWR);
+	while (read(rm->req[0], &addr, 8) == 8 && read(rm->req[0], &key, 8) == 8) {
+		struct iovec l = { buf, PVM_LEN }, r = { (void *)(uintptr_t)addr, PVM_LEN };
+		long n;
+
+		for (size_t i = 0; i < PVM_LEN / 8; i++)
+			buf[i] = key + i;
+		if (procmem)
+			n = pwrite(mfd, buf, PVM_LEN, (off_t)addr);
+		else
+			n = process_vm_writev(parent, &l, 1, &r, 1, 0);
+		if (n < 0)
+			n = -errno;
+		if (write(rm->ack[1], &n, 8) != 8)
+			break;
+	}
+	_exit(0);
+}
+
+static void *remote_offliner(void *arg)
+{
+	struct remote *rm = arg;
+
+	while (!atomic_load(&rm->stop)) {
+		int s = sp_page_section(rm->pool, rm->region);
+
+		if (s >= 0 && !sp_section_offline(rm->pool, (unsigned)s)) {
+			atomic_fetch_add(&rm->offlines, 1);
+			assert_int_equal(sp_section_online(rm->pool, (unsigned)s), 0);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * process_vm_writev or /proc/PID/mem writes from a child into pages the
+ * pool's owner pins around each exchange, while their section is offlined
+ * nonstop: every write succeeds and every byte is there.
+ */
+static void remote_pinned(bool procmem)
+{
+	struct sp_pool_config cfg = { .section_size = 1 << 20,
+				      .nr_sections = 3,
+				      .max_sections = 3,
+				      .flags = SP_POOL_NO_KSMD };
+	struct remote rm = { 0 };
+	long writes = 0, failed = 0, lost = 0;
+	uint64_t key = 1;
+	struct timespec t0, t;
+	pthread_t th;
+
+	assert_int_equal(pipe(rm.req), 0);
+	assert_int_equal(pipe(rm.ack), 0);
+	rm.kid = fork();
+	assert_true(rm.kid >= 0);
+	if (!rm.kid)
+		remote_writer(&rm, getppid(), procmem);
+	close(rm.req[0]);
+	close(rm.ack[1]);
+	prctl(PR_SET_PTRACER, rm.kid); /* Yama: the child may write its parent */
+	rm.pool = sp_pool_create(&cfg);
+	assert_non_null(rm.pool);
+	rm.region = sp_alloc(rm.pool, PVM_LEN, 0);
+	assert_non_null(rm.region);
+	memset(rm.region, 1, PVM_LEN);
+	assert_int_equal(pthread_create(&th, NULL, remote_offliner, &rm), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		uint64_t a = (uint64_t)(uintptr_t)rm.region, *p = (uint64_t *)rm.region;
+		long n = 0;
+
+		key += 1ull << 32;
+		assert_int_equal(sp_pin(rm.pool, rm.region, PVM_LEN), 0);
+		assert_int_equal(write(rm.req[1], &a, 8), 8);
+		assert_int_equal(write(rm.req[1], &key, 8), 8);
+		assert_int_equal(read(rm.ack[0], &n, 8), 8);
+		assert_int_equal(sp_unpin(rm.pool, rm.region, PVM_LEN), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (n != PVM_LEN) {
+			if (!failed++)
+				print_error("remote write: %ld\n", n);
+			continue;
+		}
+		writes++;
+		for (size_t i = 0; i < PVM_LEN / 8; i++)
+			lost += p[i] != key + i;
+	} while (t.tv_sec - t0.tv_sec < 2);
+	atomic_store(&rm.stop, 1);
+	pthread_join(th, NULL);
+	close(rm.req[1]);
+	close(rm.ack[0]);
+	waitpid(rm.kid, NULL, 0);
+	assert_true(writes > 0);
+	assert_int_equal(failed, 0);
+	assert_int_equal(lost, 0);
+	assert_true(atomic_load(&rm.offlines) > 0);
+	sp_pool_destroy(rm.pool);
+}
+
+static void pvm_writev_pinned(void **state)
+{
+	(void)state;
+	remote_pinned(false);
+}
+
+static void procmem_pinned(void **state)
+{
+	(void)state;
+	remote_pinned(true);
+}
+
+#ifdef HAVE_LIBURING
+/* ---- io_uring fixed buffers -------------------------------------------- */
+
+/* A READ_FIXED of BUF_LEN at file page first into buf (registered as buffer 0). */
+static void read_fixed(struct io_uring *ring, int fd, char *buf, unsigned long first)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+
+	assert_non_null(sqe);
+	io_uring_prep_read_fixed(sqe, fd, buf, BUF_LEN, (off_t)(first * SP_PAGE_SIZE), 0);
+	assert_int_equal(io_uring_submit(ring), 1);
+	assert_int_equal(io_uring_wait_cqe(ring, &cqe), 0);
+	assert_int_equal(cqe->res, BUF_LEN);
+	io_uring_cqe_seen(ring, cqe);
+	for (int p = 0; p < BUF_PAGES; p++)
+		assert_int_equal(check_page(buf + p * SP_PAGE_SIZE, first + p), 0);
+}
+
+/*
+ * A registered buffer in an SP_PINNED region: the offline of every movable
+ * section goes, its own section's fails with EBUSY, KSM leaves it unmerged,
+ * and every fixed read lands where the program reads. A buffer pinned with
+ * sp_pin for as long as it is registered fares the same.
+ */
+static void uring_fixed(bool for_life)
+{
+	struct sp_pool_config cfg = { .section_size = 1 << 20,
+				      .nr_sections = 3,
+				      .max_sections = 4,
+				      .flags = SP_POOL_NO_KSMD };
+	struct io_uring ring;
+	struct odirect o;
+	struct iovec iov;
+	char *buf, *twin;
+	int fd, s;
+
+	odirect_file(&o);
+	fd = open(o.file, O_RDONLY | O_DIRECT);
+	assert_true(fd >= 0);
+	o.pool = sp_pool_create(&cfg);
+	assert_non_null(o.pool);
+	assert_int_equal(sp_section_online_unmovable(o.pool, 3), 0);
+	buf = sp_alloc(o.pool, BUF_LEN, for_life ? SP_PINNED : 0);
+	twin = sp_alloc(o.pool, BUF_LEN, SP_MERGEABLE);
+	assert_non_null(buf);
+	assert_non_null(twin);
+	if (!for_life)
+		assert_int_equal(sp_pin(o.pool, buf, BUF_LEN), 0);
+	assert_int_equal(io_uring_queue_init(8, &ring, 0), 0);
+	iov = (struct iovec){ buf, BUF_LEN };
+	assert_int_equal(io_uring_register_buffers(&ring, &iov, 1), 0);
+	read_fixed(&ring, fd, buf, 0);
+
+	/* A merge: the twin holds the same pages. */
+	memcpy(twin, buf, BUF_LEN);
+	assert_int_equal(sp_madvise(o.pool, buf, BUF_LEN, SP_MADV_MERGEABLE), 0);
+	full_scan(o.pool);
+	full_scan(o.pool);
+	assert_int_equal(sp_page_is_ksm(o.pool, buf), 0);
+	read_fixed(&ring, fd, buf, BUF_PAGES);
+
+	/* Offlines: every section but the buffer's goes; the buffer's cannot. */
+	s = sp_page_section(o.pool, buf);
+	assert_true(for_life ? s == 3 : s >= 0);
+	for (int k = 0; k < 4; k++) {
+		if (k == s)
+			continue;
+		assert_int_equal(sp_section_offline(o.pool, (unsigned)k), 0);
+		read_fixed(&ring, fd, buf, (unsigned long)(2 + k) * BUF_PAGES);
+		assert_int_equal(sp_section_online(o.pool, (unsigned)k), 0);
+	}
+	assert_int_equal(sp_section_offline(o.pool, (unsigned)s), -1);
+	assert_int_equal(errno, EBUSY);
+	read_fixed(&ring, fd, buf, 7 * BUF_PAGES);
+
+	io_uring_queue_exit(&ring);
+	if (!for_life)
+		assert_int_equal(sp_unpin(o.pool, buf, BUF_LEN), 0);
+	close(fd);
+	odirect_teardown(&o);
+}
+
+static void uring_fixed_pinned_for_life(void **state)
+{
+	(void)state;
+	uring_fixed(true);
+}
+
+static void uring_fixed_sp_pin(void **state)
+{
+	(void)state;
+	uring_fixed(false);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +720,12 @@ int main(void)
 		cmocka_unit_test(odirect_pinned_offline),
 		cmocka_unit_test(odirect_pinned_mbind),
 		cmocka_unit_test(odirect_pinned_swap),
+		cmocka_unit_test(pvm_writev_pinned),
+		cmocka_unit_test(procmem_pinned),
+#ifdef HAVE_LIBURING
+		cmocka_unit_test(uring_fixed_pinned_for_life),
+		cmocka_unit_test(uring_fixed_sp_pin),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
