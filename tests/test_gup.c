@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -383,6 +384,66 @@ static void pinned_not_moved(void **state)
 	sp_pool_destroy(pool);
 }
 
+struct pin_race {
+	sp_pool *pool;
+	char *a;
+	atomic_int stop;
+	atomic_long moves;
+};
+
+static void *pin_race_mover(void *arg)
+{
+	struct pin_race *pr = arg;
+
+	for (int node = 0; !atomic_load(&pr->stop); node ^= 1)
+		if (!sp_mbind(pr->pool, pr->a, NP * SP_PAGE_SIZE, SP_MPOL_BIND, 1ul << node,
+			      SP_MPOL_MF_MOVE))
+			atomic_fetch_add(&pr->moves, 1);
+	return NULL;
+}
+
+/*
+ * A pin racing policy moves: once sp_pin returns, no move of the page is
+ * under way and none starts, so its frame stays the same until sp_unpin;
+ * unpinned, it moves again. (The mover's check and the pinner's are ordered
+ * both ways: without that, a move that passed its check before the pin
+ * would finish after sp_pin returned.)
+ */
+static void pin_races_move(void **state)
+{
+	struct pin_race pr = { .pool = gup_pool(2, NULL) };
+	long pinned_moves = 0, seen = 0;
+	struct timespec t0, t;
+	pthread_t th;
+
+	(void)state;
+	pr.a = sp_alloc(pr.pool, NP * SP_PAGE_SIZE, 0);
+	assert_non_null(pr.a);
+	memset(pr.a, 3, NP * SP_PAGE_SIZE);
+	assert_int_equal(pthread_create(&th, NULL, pin_race_mover, &pr), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		int page = (int)(seen % NP), node, section;
+		char *p = pr.a + page * SP_PAGE_SIZE;
+
+		assert_int_equal(sp_pin(pr.pool, p, SP_PAGE_SIZE), 0);
+		node = sp_page_node(pr.pool, p);
+		section = sp_page_section(pr.pool, p);
+		for (int i = 0; i < 50; i++)
+			sched_yield(); /* let the mover at it */
+		pinned_moves +=
+			sp_page_node(pr.pool, p) != node || sp_page_section(pr.pool, p) != section;
+		assert_int_equal(sp_unpin(pr.pool, p, SP_PAGE_SIZE), 0);
+		seen++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < 1 || atomic_load(&pr.moves) < 10);
+	atomic_store(&pr.stop, 1);
+	pthread_join(th, NULL);
+	assert_int_equal(pinned_moves, 0);
+	assert_true(atomic_load(&pr.moves) >= 10);
+	sp_pool_destroy(pr.pool);
+}
+
 /*
  * An offline meeting a pinned frame retries for a bounded time, then fails
  * with EBUSY: every page where it was, the section online. Unpinned, it goes.
@@ -716,6 +777,7 @@ int main(void)
 		cmocka_unit_test(pinned_not_swapped),
 		cmocka_unit_test(pinned_not_moved),
 		cmocka_unit_test(pinned_offline_busy),
+		cmocka_unit_test(pin_races_move),
 		cmocka_unit_test(pinned_for_life),
 		cmocka_unit_test(odirect_pinned_offline),
 		cmocka_unit_test(odirect_pinned_mbind),
