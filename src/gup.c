@@ -134,39 +134,36 @@ static void move_wait(struct sp_pool *pool, struct sp_region *r, unsigned long i
 	}
 }
 
-/* The region holding [addr, addr+len), rt.lock held for read on success. */
+/* The region holding [addr, addr+len), or NULL (ENOMEM); rt.lock held (read). */
 static struct sp_region *pin_range(sp_pool *pool, void *addr, size_t len, unsigned long *first,
 				   unsigned long *nr)
 {
-	struct sp_region *r;
-
 	uintptr_t a = (uintptr_t)addr & ~(uintptr_t)(PAGE_SIZE - 1);
 
-	if (!pool || !len || len > SIZE_MAX - PAGE_SIZE) {
-		errno = EINVAL;
-		return NULL;
-	}
-	pthread_rwlock_rdlock(&pool->rt.lock);
-	r = region_range(pool, (void *)a, len + ((uintptr_t)addr - a), first, nr);
-	if (!r)
-		pthread_rwlock_unlock(&pool->rt.lock);
-	return r;
+	return region_range(pool, (void *)a, len + ((uintptr_t)addr - a), first, nr);
 }
 
 /* One pin more (up) or less on each page of the range; a pin waits out moves under way. */
 static int pin_call(sp_pool *pool, void *addr, size_t len, bool up)
 {
 	unsigned long first, nr;
-	struct sp_region *r = pin_range(pool, addr, len, &first, &nr);
-	int ret;
+	struct sp_region *r;
+	int ret = -1;
 
-	if (!r)
+	if (!pool || !len || len > SIZE_MAX - PAGE_SIZE) {
+		errno = EINVAL;
 		return -1;
+	}
+	rwlock_rdlock(&pool->rt.lock);
+	r = pin_range(pool, addr, len, &first, &nr);
+	if (!r)
+		goto out_unlock;
 	ret = pins_change(r, first, nr, up);
 	if (up && !ret && atomic_load(&pool->moving))
 		for (unsigned long i = first; i < first + nr; i++)
 			move_wait(pool, r, i);
-	pthread_rwlock_unlock(&pool->rt.lock);
+out_unlock:
+	rwlock_unlock(&pool->rt.lock);
 	return ret;
 }
 
