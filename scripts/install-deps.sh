@@ -4,11 +4,12 @@
 #   scripts/install-deps.sh         what the build needs
 #   scripts/install-deps.sh check   and what the tests use when present:
 #                                   promtool (prometheus), tmux, jq, man,
-#                                   clang-format, spin (the protocol model)
+#                                   clang-format, spin (the protocol model),
+#                                   python3
 set -eu
 
-PKGS="gcc pkg-config meson ninja-build libxxhash-dev libnuma-dev libcmocka-dev liburing-dev"
-CHECK_PKGS="prometheus tmux jq man-db clang-format spin"
+PKGS="gcc pkg-config meson ninja-build libxxhash-dev libnuma-dev libcmocka-dev liburing-dev libmimalloc-dev"
+CHECK_PKGS="prometheus tmux jq man-db clang-format spin python3"
 [ "${1:-}" = check ] && PKGS="$PKGS $CHECK_PKGS"
 
 missing=""

@@ -127,6 +127,12 @@ int os_file_allocate(int fd, size_t len);
  */
 void *os_reserve(size_t len);
 /*
+ * The same at addr (MAP_FIXED), replacing whatever is there: a child of
+ * fork() fences off the pool's addresses it did not inherit, so that no new
+ * mapping lands there and a touch faults. -1 with errno (ENOMEM, EINVAL).
+ */
+int os_reserve_at(void *addr, size_t len);
+/*
  * The whole memfd (len bytes) mapped once MAP_SHARED read-write, and not
  * inherited by fork(): the direct map. The address, or NULL with errno.
  */

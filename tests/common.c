@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "../bench/bench.h" /* count_lines */
 #include "common.h"
@@ -125,4 +126,21 @@ void full_scan(sp_pool *pool)
 	for (int i = 0; i < 1000000 && ksm_of(pool, "full_scans") == f; i++)
 		assert_true(sp_ksm_scan(pool, 1) >= 0);
 	assert_int_equal(ksm_of(pool, "full_scans"), f + 1);
+}
+
+int vshell(char *out, size_t len, const char *fmt, va_list ap)
+{
+	char cmd[4096];
+	size_t n;
+	FILE *p;
+	int status;
+
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, len - 1, p);
+	out[n] = 0;
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -33,6 +33,12 @@ long meminfo_kb(const char *field); /* a /proc/meminfo field, kB */
 #define for_each_page(p, base, len) \
 	for (char *p = (char *)(base); p < (char *)(base) + (len); p += SP_PAGE_SIZE)
 
+/*
+ * A shell command (vprintf-style), its stdout and stderr into out[len]; its
+ * exit status, -1 if a signal ended it.
+ */
+int vshell(char *out, size_t len, const char *fmt, va_list ap);
+
 /* KSM helpers. */
 long ksm_of(sp_pool *pool, const char *name);
 void full_scan(sp_pool *pool); /* until full_scans grows by one */

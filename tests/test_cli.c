@@ -63,22 +63,13 @@ static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int sh(const char *fmt, ...)
 {
-	char cmd[2048];
 	va_list ap;
-	size_t n;
-	FILE *p;
 	int status;
 
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	status = vshell(out, OUT_MAX, fmt, ap);
 	va_end(ap);
-	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, OUT_MAX - 1, p);
-	out[n] = 0;
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return status;
 }
 
 static const char *bin(void)

@@ -92,5 +92,7 @@ int cmd_set(int argc, char **argv); /* ctl.c */
 int cmd_top(int argc, char **argv); /* top.c */
 int cmd_estimate(int argc, char **argv); /* estimate.c */
 int cmd_bench(int argc, char **argv); /* bench.c */
+int cmd_run(int argc, char **argv); /* run.c */
+int cmd_ps(int argc, char **argv); /* run.c */
 
 #endif

@@ -309,11 +309,13 @@ static void stats_usage(FILE *f)
 {
 	fprintf(f, "usage: samepage stats --socket PATH [--json | --prometheus] [--pool NAME]\n"
 		   "                      [--domain N]\n"
+		   "       samepage stats --pid PID [...]\n"
 		   "  print the knobs, counters and figures of the pool served at PATH\n"
 		   "  --domain N      only merge domain N's figures, as /proc/PID/ksm_stat:\n"
 		   "                  ksm_rmap_items, ksm_zero_pages, ksm_merging_pages,\n"
 		   "                  ksm_process_profit\n"
 		   "  --socket PATH   the pool's control socket (sp_pool_export)\n"
+		   "  --pid PID       the socket of a program under `samepage run`\n"
 		   "  --json          one JSON object instead of \"name value\" lines\n"
 		   "  --prometheus    the Prometheus text format (for node_exporter's textfile\n"
 		   "                  collector), every metric labelled pool=\"NAME\"\n"
@@ -349,6 +351,7 @@ static long parse_domain(const char *arg)
 int cmd_stats(int argc, char **argv)
 {
 	static const struct option opts[] = { { "socket", required_argument, NULL, 's' },
+					      { "pid", required_argument, NULL, 'P' },
 					      { "json", no_argument, NULL, 'j' },
 					      { "prometheus", no_argument, NULL, 'p' },
 					      { "pool", required_argument, NULL, 'n' },
@@ -371,6 +374,11 @@ int cmd_stats(int argc, char **argv)
 			return print_version();
 		case 's':
 			c.socket = optarg;
+			break;
+		case 'P':
+			c.socket = run_pid_socket("stats", optarg);
+			if (!c.socket)
+				return EXIT_USAGE;
 			break;
 		case 'j':
 			json = 1;
@@ -449,6 +457,7 @@ static void set_usage(FILE *f)
 	fprintf(f, "usage: samepage set --socket PATH KNOB VALUE\n"
 		   "  set a knob of the pool served at PATH and print its new value\n"
 		   "  --socket PATH   the pool's control socket (sp_pool_export)\n"
+		   "  --pid PID       the socket of a program under `samepage run`\n"
 		   "  --knobs         print the knob names, one a line\n"
 		   "  --version       print samepage's version\n"
 		   "knobs (range, default):\n");
@@ -617,6 +626,7 @@ static int list_knobs(void)
 int cmd_set(int argc, char **argv)
 {
 	static const struct option opts[] = { { "socket", required_argument, NULL, 's' },
+					      { "pid", required_argument, NULL, 'P' },
 					      { "knobs", no_argument, NULL, 'k' },
 					      { "help", no_argument, NULL, 'h' },
 					      OPT_VERSION,
@@ -640,6 +650,11 @@ int cmd_set(int argc, char **argv)
 			return list_knobs();
 		case 's':
 			c.socket = optarg;
+			break;
+		case 'P':
+			c.socket = run_pid_socket("set", optarg);
+			if (!c.socket)
+				return EXIT_USAGE;
 			break;
 		default:
 			option_error("set", opt, argv);

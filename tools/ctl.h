@@ -62,6 +62,9 @@ int ctl_domains(struct ctl *c, struct snapshot *s);
 /* One domain's figures (`domain N`) into s->fig; -1 having said why. */
 int ctl_domain(struct ctl *c, unsigned domain, struct snapshot *s);
 
+/* run.c: the socket of PID under `samepage run`; NULL having said why. */
+const char *run_pid_socket(const char *cmd, const char *arg);
+
 /* prom.c: the snapshot in the Prometheus text format. */
 void print_prometheus(const struct ctl *c, const struct snapshot *s);
 /* Only the per-domain families, from s->dom. */

@@ -485,6 +485,8 @@ static const struct command {
 	const char *name, *help;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
+	{ "run", "run a program with its malloc served from a pool (-- CMD [ARGS])", cmd_run },
+	{ "ps", "list the programs running under `samepage run`", cmd_ps },
 	{ "demo", "tenants share a pool: merge, hot-remove, verify", cmd_demo },
 	{ "stats", "print a running pool's counters (--socket PATH)", cmd_stats },
 	{ "set", "change a running pool's knob (--socket PATH KNOB VALUE)", cmd_set },

@@ -612,6 +612,7 @@ static void top_usage(FILE *f)
 		"  watch the pool served at PATH: on a terminal a screen (80x24) that q quits,\n"
 		"  otherwise that screen as text once per interval\n"
 		"  --socket PATH   the pool's control socket (sp_pool_export)\n"
+		"  --pid PID       the socket of a program under `samepage run`\n"
 		"  --interval MS   milliseconds between updates, %d..%d (default 1000)\n"
 		"  --count N       stop after N updates (default: until q or interrupted)\n"
 		"  --json          one JSON object per update per line (JSON Lines), with a\n"
@@ -625,6 +626,7 @@ static void top_usage(FILE *f)
 static int parse_top(int argc, char **argv, struct top *t)
 {
 	static const struct option opts[] = { { "socket", required_argument, NULL, 's' },
+					      { "pid", required_argument, NULL, 'P' },
 					      { "interval", required_argument, NULL, 'i' },
 					      { "count", required_argument, NULL, 'c' },
 					      { "json", no_argument, NULL, 'j' },
@@ -645,6 +647,11 @@ static int parse_top(int argc, char **argv, struct top *t)
 			return 1;
 		case 's':
 			t->c.socket = optarg;
+			break;
+		case 'P':
+			t->c.socket = run_pid_socket("top", optarg);
+			if (!t->c.socket)
+				return EXIT_USAGE;
 			break;
 		case 'i':
 			if (option_long("top", "--interval", optarg, INTERVAL_MIN, INTERVAL_MAX,

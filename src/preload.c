@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libsamepage-preload.so: a program that was never written for samepage
+ * gets its malloc family served from a samepage pool (`samepage run`, or
+ * LD_PRELOAD and the SAMEPAGE_* variables by hand; samepage(1)).
+ *
+ * The allocator is mimalloc (Debian's libmimalloc 2.0.9), handed the pool's
+ * memory as an arena (mi_manage_os_memory_ex) with OS allocations switched
+ * off (mi_option_limit_os_alloc), so that every block it hands out lies in
+ * one mergeable region of the pool. Why mimalloc, and what it is told, is in
+ * docs/design.md ("samepage run").
+ *
+ * Three kinds of caller keep glibc's malloc: samepage's own threads (ksmd,
+ * the fault handler, reclaim, the socket: they must never fault on a page
+ * they are themselves resolving), everything before the pool is up, and a
+ * child of fork(), which does not have the pool's memory (MADV_DONTFORK).
+ * free() and realloc() tell the two apart by address, so a block may be
+ * freed by any thread whatever kind allocated it.
+ */
+#include <dlfcn.h>
+#include <link.h>
+#include <malloc.h>
+#include <mimalloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "samepage.h"
+
+#include "os.h"
+#include "preload_env.h"
+
+#define PUBLIC __attribute__((visibility("default")))
+/* mimalloc 2.0 carves its arena in 32 MiB segments that must be aligned. */
+#define ARENA_ALIGN (64UL << 20)
+#define SECTION_SIZE (64UL << 20)
+
+void *__libc_malloc(size_t size);
+void __libc_free(void *p);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+void *__libc_memalign(size_t align, size_t size);
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+static struct {
+	sp_pool *pool;
+	uintptr_t lo, hi; /* the arena: a block is mimalloc's iff it lies here */
+	size_t min_alloc;
+	pid_t pid; /* the process the pool belongs to */
+	atomic_bool ready;
+	bool forked; /* a child of fork(): [lo, hi) is not mapped here */
+	uintptr_t text_lo, text_hi; /* this object: samepage's thread functions */
+	atomic_ulong fallbacks; /* requests the arena could not serve */
+	pthread_create_fn real_pthread_create;
+	size_t (*real_usable_size)(void *p);
+	struct sigaction child_old_segv;
+} pl;
+
+/* Set on samepage's own threads, and while the pool is being set up. */
+static __thread bool sp_internal;
+
+static inline bool in_arena(const void *p)
+{
+	return (uintptr_t)p - pl.lo < pl.hi - pl.lo;
+}
+
+static inline bool use_pool(size_t size)
+{
+	return atomic_load_explicit(&pl.ready, memory_order_acquire) && !pl.forked &&
+	       !sp_internal && size >= pl.min_alloc;
+}
+
+static inline void *fell_back(void)
+{
+	atomic_fetch_add_explicit(&pl.fallbacks, 1, memory_order_relaxed);
+	return NULL;
+}
+
+/* ---- the malloc family ------------------------------------------------- */
+
+PUBLIC void *malloc(size_t size)
+{
+	if (use_pool(size)) {
+		void *p = mi_malloc(size);
+
+		if (p)
+			return p;
+		fell_back();
+	}
+	return __libc_malloc(size);
+}
+
+PUBLIC void free(void *p)
+{
+	if (!in_arena(p))
+		__libc_free(p);
+	else if (!pl.forked)
+		mi_free(p);
+	/* a child's copy of a parent's block: there is nothing to free here */
+}
+
+PUBLIC void *calloc(size_t n, size_t size)
+{
+	size_t bytes;
+
+	if (__builtin_mul_overflow(n, size, &bytes))
+		bytes = SIZE_MAX; /* both allocators fail it with ENOMEM */
+	if (use_pool(bytes)) {
+		void *p = mi_calloc(n, size);
+
+		if (p)
+			return p;
+		fell_back();
+	}
+	return __libc_calloc(n, size);
+}
+
+/* A block moves between the allocators: a copy, as glibc's realloc does. */
+static void *realloc_move(void *p, size_t old, size_t size)
+{
+	void *q = malloc(size);
+
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < size ? old : size);
+	free(p);
+	return q;
+}
+
+PUBLIC void *realloc(void *p, size_t size)
+{
+	if (!p)
+		return malloc(size);
+	if (!size) {
+		free(p);
+		return NULL;
+	}
+	if (!in_arena(p)) {
+		/* Grown past --min-alloc (or born before the pool): it moves in. */
+		if (use_pool(size))
+			return realloc_move(p, malloc_usable_size(p), size);
+		return __libc_realloc(p, size);
+	}
+	if (use_pool(size)) {
+		void *q = mi_realloc(p, size);
+
+		if (q)
+			return q;
+		fell_back();
+	}
+	/* A child reads its parent's block here, and faults as samepage(1) says. */
+	return realloc_move(p, mi_usable_size(p), size);
+}
+
+PUBLIC void *reallocarray(void *p, size_t n, size_t size)
+{
+	size_t bytes;
+
+	if (__builtin_mul_overflow(n, size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(p, bytes);
+}
+
+static void *aligned(size_t align, size_t size)
+{
+	/* glibc rounds a bad alignment up; mimalloc refuses it: glibc's then. */
+	if (use_pool(size) && align && !(align & (align - 1))) {
+		void *p = mi_malloc_aligned(size, align);
+
+		if (p)
+			return p;
+		fell_back();
+	}
+	return __libc_memalign(align, size);
+}
+
+PUBLIC void *memalign(size_t align, size_t size)
+{
+	return aligned(align, size);
+}
+
+PUBLIC void *aligned_alloc(size_t align, size_t size)
+{
+	return aligned(align, size);
+}
+
+PUBLIC int posix_memalign(void **out, size_t align, size_t size)
+{
+	void *p;
+
+	if (!align || (align & (align - 1)) || align % sizeof(void *))
+		return EINVAL;
+	p = aligned(align, size);
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+
+PUBLIC void *valloc(size_t size)
+{
+	return aligned(SP_PAGE_SIZE, size);
+}
+
+PUBLIC void *pvalloc(size_t size)
+{
+	size_t bytes;
+
+	if (__builtin_add_overflow(size, SP_PAGE_SIZE - 1, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return aligned(SP_PAGE_SIZE, (bytes & ~(size_t)(SP_PAGE_SIZE - 1)) ?: SP_PAGE_SIZE);
+}
+
+PUBLIC size_t malloc_usable_size(void *p)
+{
+	if (in_arena(p))
+		return pl.forked ? 0 : mi_usable_size(p);
+	if (!pl.real_usable_size)
+		pl.real_usable_size = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+	return p && pl.real_usable_size ? pl.real_usable_size(p) : 0;
+}
+
+/* ---- samepage's own threads -------------------------------------------- */
+
+struct start {
+	void *(*fn)(void *);
+	void *arg;
+};
+
+/* Runs first on a thread of samepage's: glibc's malloc, no signals. */
+static void *internal_start(void *v)
+{
+	struct start s = *(struct start *)v;
+	sigset_t all;
+
+	sp_internal = true;
+	__libc_free(v);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	return s.fn(s.arg);
+}
+
+/*
+ * Every pthread_create of the process passes here; those whose thread
+ * function is samepage's code (linked into this object) are marked.
+ */
+PUBLIC int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	struct start *s;
+	int err;
+
+	if (!pl.real_pthread_create)
+		pl.real_pthread_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+	if (!pl.real_pthread_create)
+		return EAGAIN;
+	if ((uintptr_t)fn - pl.text_lo >= pl.text_hi - pl.text_lo)
+		return pl.real_pthread_create(t, attr, fn, arg);
+	s = __libc_malloc(sizeof(*s));
+	if (!s)
+		return EAGAIN;
+	s->fn = fn;
+	s->arg = arg;
+	err = pl.real_pthread_create(t, attr, internal_start, s);
+	if (err)
+		__libc_free(s);
+	return err;
+}
+
+static int find_text(struct dl_phdr_info *info, size_t size, void *data)
+{
+	uintptr_t me = (uintptr_t)data;
+
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && me - lo < ph->p_memsz) {
+			pl.text_lo = lo;
+			pl.text_hi = lo + ph->p_memsz;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- fork -------------------------------------------------------------- */
+
+/*
+ * In a child the arena is gone (pool memory is MADV_DONTFORK). Its range is
+ * fenced off so that nothing else is mapped there, and a touch of it ends
+ * the child with a line that says why and SIGSEGV; other faults go to the
+ * handler the program had.
+ */
+static void child_segv(int sig, siginfo_t *si, void *uc)
+{
+	static const char msg[] = "samepage: a child of fork() touched memory of its parent's "
+				  "pool, which it does not have (samepage(1), FORK)\n";
+
+	(void)uc;
+	if (in_arena(si->si_addr)) {
+		ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+
+		(void)n;
+		signal(sig, SIG_DFL);
+		return; /* the access faults again, now fatally */
+	}
+	sigaction(SIGSEGV, &pl.child_old_segv, NULL);
+}
+
+static void after_fork_child(void)
+{
+	struct sigaction sa = { .sa_sigaction = child_segv, .sa_flags = SA_SIGINFO | SA_NODEFER };
+
+	if (!atomic_load(&pl.ready))
+		return;
+	pl.forked = true;
+	os_reserve_at((void *)pl.lo, pl.hi - pl.lo);
+	sigaction(SIGSEGV, &sa, &pl.child_old_segv);
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static bool strict; /* this process was started by `samepage run` */
+
+static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("samepage: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (strict) {
+		fputs("\n", stderr);
+		_exit(127);
+	}
+	fputs("; running without samepage\n", stderr);
+}
+
+static int env_size(const char *name, size_t def, size_t *out)
+{
+	const char *v = getenv(name);
+
+	*out = def;
+	if (!v || !*v)
+		return 0;
+	if (sp_parse_size(v, out)) {
+		fail("%s=%s: not a size (bytes, or with K, M, G, T)", name, v);
+		return -1;
+	}
+	return 0;
+}
+
+/* SAMEPAGE_KNOBS="pages_to_scan=5000,sleep_millisecs=10" */
+static int set_knobs(sp_pool *pool)
+{
+	const char *v = getenv(SP_ENV_KNOBS);
+	char buf[1024], *save, *kv;
+
+	if (!v || !*v)
+		return 0;
+	if (strlen(v) >= sizeof(buf)) {
+		fail("%s: too long", SP_ENV_KNOBS);
+		return -1;
+	}
+	strcpy(buf, v);
+	for (kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '='), *end;
+		long val;
+
+		if (!eq)
+			goto out_bad;
+		*eq = 0;
+		errno = 0;
+		val = strtol(eq + 1, &end, 10);
+		if (errno || end == eq + 1 || *end)
+			goto out_bad;
+		if (sp_ksm_set(pool, kv, val)) {
+			fail("%s: %s=%ld: %s", SP_ENV_KNOBS, kv, val, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+out_bad:
+	fail("%s: '%s' is not NAME=NUMBER", SP_ENV_KNOBS, kv);
+	return -1;
+}
+
+static int export_socket(sp_pool *pool)
+{
+	const char *v = getenv(SP_ENV_SOCKET);
+	char path[256], dir[256];
+
+	if (v && !*v)
+		return 0; /* SAMEPAGE_SOCKET="": none */
+	if (v) {
+		snprintf(path, sizeof(path), "%s", v);
+	} else {
+		if (sp_run_dir(dir, sizeof(dir)) || sp_run_socket(getpid(), path, sizeof(path))) {
+			fail("the socket's directory: %s", strerror(errno));
+			return -1;
+		}
+		if (mkdir(dir, 0700) && errno != EEXIST) {
+			fail("%s: %s", dir, strerror(errno));
+			return -1;
+		}
+	}
+	if (sp_pool_export(pool, path)) {
+		fail("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Unless SAMEPAGE_CHILDREN=1, the programs this one execs run without
+ * samepage: this library leaves LD_PRELOAD (every word naming it), since a
+ * descendant that forks, as a shell does for a pipe, would fail (FORK in
+ * samepage(1)).
+ */
+static void leave_ld_preload(void)
+{
+	const char *v = getenv("LD_PRELOAD"), *children = getenv(SP_ENV_CHILDREN);
+	char buf[4096], out[4096], *save, *word;
+	size_t n = 0;
+
+	if (!v || (children && !strcmp(children, "1")) || strlen(v) >= sizeof(buf))
+		return;
+	strcpy(buf, v);
+	for (word = strtok_r(buf, ": ", &save); word; word = strtok_r(NULL, ": ", &save)) {
+		const char *base = strrchr(word, '/');
+
+		if (!strcmp(base ? base + 1 : word, SP_PRELOAD_NAME))
+			continue;
+		n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s", n ? ":" : "", word);
+	}
+	if (n)
+		setenv("LD_PRELOAD", out, 1);
+	else
+		unsetenv("LD_PRELOAD");
+}
+
+static void set_mimalloc_options(void)
+{
+	mi_option_set(mi_option_limit_os_alloc, 1); /* the arena, nothing else */
+	mi_option_set(mi_option_allow_decommit, 0); /* see docs/design.md */
+	mi_option_set(mi_option_page_reset, 0);
+	mi_option_set(mi_option_abandoned_page_decommit, 0);
+	mi_option_set(mi_option_eager_commit, 1);
+	mi_option_set(mi_option_show_errors, 0); /* a full arena is no error here */
+	mi_option_set(mi_option_reserve_os_memory, 0);
+}
+
+static int make_arena(sp_pool *pool, size_t size)
+{
+	char *base = sp_alloc(pool, size + ARENA_ALIGN, SP_MERGEABLE);
+	mi_arena_id_t id;
+	uintptr_t start;
+
+	if (!base) {
+		fail("the arena (%zu bytes): %s", size, strerror(errno));
+		return -1;
+	}
+	start = ((uintptr_t)base + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+	if (!mi_manage_os_memory_ex((void *)start, size, true, false, true, -1, false, &id)) {
+		fail("mimalloc refused the arena at %p (%zu bytes)", (void *)start, size);
+		return -1;
+	}
+	pl.lo = start;
+	pl.hi = start + size;
+	return 0;
+}
+
+static sp_pool *make_pool(size_t arena)
+{
+	struct sp_pool_config cfg = { .section_size = SECTION_SIZE };
+	size_t swap_size;
+	sp_pool *pool;
+
+	/* The arena, its alignment slack, and a section of room for COW. */
+	cfg.nr_sections = (unsigned)(arena / SECTION_SIZE + 2);
+	cfg.max_sections = cfg.nr_sections;
+	cfg.swap_path = getenv(SP_ENV_SWAP);
+	if (cfg.swap_path && !*cfg.swap_path)
+		cfg.swap_path = NULL;
+	if (env_size(SP_ENV_SWAP_SIZE, 0, &swap_size))
+		return NULL;
+	cfg.swap_size = swap_size;
+	if (getenv(SP_ENV_NO_KSMD) && !strcmp(getenv(SP_ENV_NO_KSMD), "1"))
+		cfg.flags |= SP_POOL_NO_KSMD;
+	pool = sp_pool_create(&cfg);
+	if (!pool)
+		fail("creating the pool (%zu bytes): %s", arena, strerror(errno));
+	else if (cfg.swap_path)
+		unlink(cfg.swap_path); /* open: nothing is left behind at exit */
+	return pool;
+}
+
+static void __attribute__((constructor)) preload_init(void)
+{
+	const char *s = getenv(SP_ENV_STRICT);
+	size_t arena;
+	sp_pool *pool;
+
+	sp_internal = true;
+	strict = s && atoi(s) == getpid();
+	leave_ld_preload();
+	dl_iterate_phdr(find_text, (void *)(uintptr_t)&preload_init);
+	if (env_size(SP_ENV_POOL_SIZE, SP_DEFAULT_POOL_SIZE, &arena) ||
+	    env_size(SP_ENV_MIN_ALLOC, 0, &pl.min_alloc))
+		goto out;
+	arena = (arena + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+	if (!arena) {
+		fail("%s: 0 bytes", SP_ENV_POOL_SIZE);
+		goto out;
+	}
+	set_mimalloc_options();
+	pool = make_pool(arena);
+	if (!pool)
+		goto out;
+	if (set_knobs(pool) || make_arena(pool, arena) || export_socket(pool)) {
+		sp_pool_destroy(pool);
+		pl.lo = pl.hi = 0;
+		goto out;
+	}
+	pl.pool = pool;
+	pl.pid = getpid();
+	pthread_atfork(NULL, NULL, after_fork_child);
+	atomic_store_explicit(&pl.ready, true, memory_order_release);
+out:
+	sp_internal = false;
+}
+
+/*
+ * At exit the socket goes; the pool stays until the process is gone, since
+ * destructors that run after this one may still free blocks of the arena.
+ * A child of fork() leaves its parent's socket alone.
+ */
+static void __attribute__((destructor)) preload_fini(void)
+{
+	if (!atomic_load(&pl.ready) || pl.forked || getpid() != pl.pid)
+		return;
+	sp_internal = true;
+	sp_pool_unexport(pl.pool);
+}
