@@ -37,9 +37,14 @@
 #include "preload_env.h"
 
 #define PUBLIC __attribute__((visibility("default")))
-/* mimalloc 2.0 carves its arena in 32 MiB segments that must be aligned. */
-#define ARENA_ALIGN (64UL << 20)
+/*
+ * mimalloc 2.0 carves arenas into 32 MiB segments that must be aligned to
+ * their size; the pool's region is handed over in chunks of at least that.
+ */
+#define ARENA_ALIGN (32UL << 20)
+#define FIRST_CHUNK (64UL << 20)
 #define SECTION_SIZE (64UL << 20)
+#define MAX_CHUNKS 48
 
 void *__libc_malloc(size_t size);
 void __libc_free(void *p);
@@ -51,7 +56,13 @@ typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(
 
 static struct {
 	sp_pool *pool;
-	uintptr_t lo, hi; /* the arena: a block is mimalloc's iff it lies here */
+	struct chunk {
+		uintptr_t lo, hi;
+	} chunks[MAX_CHUNKS]; /* mimalloc's arenas: a block is its iff it lies in one */
+	atomic_uint nr_chunks; /* only grows: readers need no lock */
+	size_t limit, managed; /* most bytes the arenas may have; bytes they have */
+	unsigned next_section, max_sections; /* the pool's, onlined as arenas grow */
+	pthread_mutex_t grow_lock;
 	size_t min_alloc;
 	pid_t pid; /* the process the pool belongs to */
 	atomic_bool ready;
@@ -68,7 +79,12 @@ static __thread bool sp_internal;
 
 static inline bool in_arena(const void *p)
 {
-	return (uintptr_t)p - pl.lo < pl.hi - pl.lo;
+	unsigned n = atomic_load_explicit(&pl.nr_chunks, memory_order_acquire);
+
+	for (unsigned i = 0; i < n; i++)
+		if ((uintptr_t)p - pl.chunks[i].lo < pl.chunks[i].hi - pl.chunks[i].lo)
+			return true;
+	return false;
 }
 
 static inline bool use_pool(size_t size)
@@ -76,6 +92,17 @@ static inline bool use_pool(size_t size)
 	return atomic_load_explicit(&pl.ready, memory_order_acquire) && !pl.forked &&
 	       !sp_internal && size >= pl.min_alloc;
 }
+
+static bool grow(void);
+
+/* f(args) from the arena, which grows while the pool has room; NULL: glibc's turn. */
+#define FROM_POOL(call)               \
+	({                            \
+		void *p_ = call;      \
+		while (!p_ && grow()) \
+			p_ = call;    \
+		p_;                   \
+	})
 
 static inline void *fell_back(void)
 {
@@ -88,7 +115,7 @@ static inline void *fell_back(void)
 PUBLIC void *malloc(size_t size)
 {
 	if (use_pool(size)) {
-		void *p = mi_malloc(size);
+		void *p = FROM_POOL(mi_malloc(size));
 
 		if (p)
 			return p;
@@ -113,7 +140,7 @@ PUBLIC void *calloc(size_t n, size_t size)
 	if (__builtin_mul_overflow(n, size, &bytes))
 		bytes = SIZE_MAX; /* both allocators fail it with ENOMEM */
 	if (use_pool(bytes)) {
-		void *p = mi_calloc(n, size);
+		void *p = FROM_POOL(mi_calloc(n, size));
 
 		if (p)
 			return p;
@@ -149,7 +176,7 @@ PUBLIC void *realloc(void *p, size_t size)
 		return __libc_realloc(p, size);
 	}
 	if (use_pool(size)) {
-		void *q = mi_realloc(p, size);
+		void *q = FROM_POOL(mi_realloc(p, size));
 
 		if (q)
 			return q;
@@ -174,7 +201,7 @@ static void *aligned(size_t align, size_t size)
 {
 	/* glibc rounds a bad alignment up; mimalloc refuses it: glibc's then. */
 	if (use_pool(size) && align && !(align & (align - 1))) {
-		void *p = mi_malloc_aligned(size, align);
+		void *p = FROM_POOL(mi_malloc_aligned(size, align));
 
 		if (p)
 			return p;
@@ -326,7 +353,8 @@ static void after_fork_child(void)
 	if (!atomic_load(&pl.ready))
 		return;
 	pl.forked = true;
-	os_reserve_at((void *)pl.lo, pl.hi - pl.lo);
+	for (unsigned i = 0; i < pl.nr_chunks; i++)
+		os_reserve_at((void *)pl.chunks[i].lo, pl.chunks[i].hi - pl.chunks[i].lo);
 	sigaction(SIGSEGV, &sa, &pl.child_old_segv);
 }
 
@@ -463,24 +491,70 @@ static void set_mimalloc_options(void)
 	mi_option_set(mi_option_reserve_os_memory, 0);
 }
 
-static int make_arena(sp_pool *pool, size_t size)
+/* Online sections until the pool has bytes free and a section more; -1 if it cannot. */
+static int online_for(size_t bytes)
 {
-	char *base = sp_alloc(pool, size + ARENA_ALIGN, SP_MERGEABLE);
-	mi_arena_id_t id;
-	uintptr_t start;
+	long free_frames = 0;
+	long want = (long)((bytes + SECTION_SIZE) / SP_PAGE_SIZE);
 
-	if (!base) {
-		fail("the arena (%zu bytes): %s", size, strerror(errno));
-		return -1;
+	while (!sp_stat(pl.pool, "frames_free", &free_frames) && free_frames < want) {
+		if (pl.next_section >= pl.max_sections) {
+			errno = ENOMEM;
+			return -1;
+		}
+		if (sp_section_online(pl.pool, pl.next_section++))
+			return -1;
 	}
-	start = ((uintptr_t)base + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
-	if (!mi_manage_os_memory_ex((void *)start, size, true, false, true, -1, false, &id)) {
-		fail("mimalloc refused the arena at %p (%zu bytes)", (void *)start, size);
-		return -1;
-	}
-	pl.lo = start;
-	pl.hi = start + size;
 	return 0;
+}
+
+/*
+ * One more arena for mimalloc, as large as all before it together: a region
+ * of the pool, made mergeable, its frames from sections onlined for it, so
+ * that what the program does not use costs neither frames nor scanning.
+ * false: the pool is full (or samepage could not): glibc's turn.
+ */
+static bool grow(void)
+{
+	unsigned n = atomic_load_explicit(&pl.nr_chunks, memory_order_acquire);
+	bool was = sp_internal, ok = false;
+	uintptr_t at;
+	mi_arena_id_t id;
+	size_t chunk;
+	char *base;
+
+	pthread_mutex_lock(&pl.grow_lock);
+	if (pl.nr_chunks != n) { /* another thread grew it meanwhile */
+		ok = true;
+		goto out_unlock;
+	}
+	chunk = pl.managed ? pl.managed : FIRST_CHUNK;
+	if (chunk > pl.limit - pl.managed)
+		chunk = pl.limit - pl.managed;
+	if (chunk < ARENA_ALIGN || n == MAX_CHUNKS)
+		goto out_unlock;
+	sp_internal = true; /* samepage's calls allocate: from glibc */
+	/* mimalloc wants it aligned: the slack stays unmergeable and untouched */
+	if (online_for(chunk + ARENA_ALIGN))
+		goto out_internal;
+	base = sp_alloc(pl.pool, chunk + ARENA_ALIGN, 0);
+	if (!base)
+		goto out_internal;
+	at = ((uintptr_t)base + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+	if (sp_madvise(pl.pool, (void *)at, chunk, SP_MADV_MERGEABLE) ||
+	    !mi_manage_os_memory_ex((void *)at, chunk, true, false, true, -1, false, &id)) {
+		sp_free(pl.pool, base);
+		goto out_internal;
+	}
+	pl.chunks[n] = (struct chunk){ at, at + chunk };
+	atomic_store_explicit(&pl.nr_chunks, n + 1, memory_order_release);
+	pl.managed += chunk;
+	ok = true;
+out_internal:
+	sp_internal = was;
+out_unlock:
+	pthread_mutex_unlock(&pl.grow_lock);
+	return ok;
 }
 
 static sp_pool *make_pool(size_t arena)
@@ -489,9 +563,20 @@ static sp_pool *make_pool(size_t arena)
 	size_t swap_size;
 	sp_pool *pool;
 
-	/* The arena, its alignment slack, and a section of room for COW. */
-	cfg.nr_sections = (unsigned)(arena / SECTION_SIZE + 2);
-	cfg.max_sections = cfg.nr_sections;
+	/*
+	 * Sections for the first arena now, the rest as arenas come: all the
+	 * arenas, each one's alignment slack, and room for copies on write.
+	 */
+	size_t most = arena + 2 * SECTION_SIZE;
+
+	for (size_t a = FIRST_CHUNK; a < arena; a *= 2)
+		most += ARENA_ALIGN;
+	cfg.max_sections = (unsigned)((most + ARENA_ALIGN + SECTION_SIZE - 1) / SECTION_SIZE);
+	cfg.nr_sections = (FIRST_CHUNK + ARENA_ALIGN) / SECTION_SIZE + 2;
+	if (cfg.nr_sections > cfg.max_sections)
+		cfg.nr_sections = cfg.max_sections;
+	pl.next_section = cfg.nr_sections;
+	pl.max_sections = cfg.max_sections;
 	cfg.swap_path = getenv(SP_ENV_SWAP);
 	if (cfg.swap_path && !*cfg.swap_path)
 		cfg.swap_path = NULL;
@@ -530,15 +615,28 @@ static void __attribute__((constructor)) preload_init(void)
 	pool = make_pool(arena);
 	if (!pool)
 		goto out;
-	if (set_knobs(pool) || make_arena(pool, arena) || export_socket(pool)) {
-		sp_pool_destroy(pool);
-		pl.lo = pl.hi = 0;
-		goto out;
-	}
 	pl.pool = pool;
+	pl.limit = arena;
+	pthread_mutex_init(&pl.grow_lock, NULL);
+	if (set_knobs(pool))
+		goto out_destroy;
+	if (!grow()) {
+		fail("the heap's first arena (%zu bytes): %s",
+		     arena < FIRST_CHUNK ? arena : FIRST_CHUNK, strerror(errno));
+		goto out_destroy;
+	}
+	if (export_socket(pool))
+		goto out_destroy;
 	pl.pid = getpid();
 	pthread_atfork(NULL, NULL, after_fork_child);
 	atomic_store_explicit(&pl.ready, true, memory_order_release);
+	sp_internal = false;
+	return;
+
+out_destroy:
+	/* mimalloc keeps an arena it was given: it is never used, the pool never ready */
+	sp_pool_destroy(pool);
+	atomic_store(&pl.nr_chunks, 0);
 out:
 	sp_internal = false;
 }
