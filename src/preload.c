@@ -42,7 +42,9 @@
  * their size; the pool's region is handed over in chunks of at least that.
  */
 #define ARENA_ALIGN (32UL << 20)
-#define FIRST_CHUNK (64UL << 20)
+#define MIN_CHUNK ARENA_ALIGN
+/* A huge block's segment: the block, mimalloc's header slice, its alignment. */
+#define HUGE_EXTRA (1UL << 20)
 #define SECTION_SIZE (64UL << 20)
 #define MAX_CHUNKS 48
 
@@ -93,15 +95,15 @@ static inline bool use_pool(size_t size)
 	       !sp_internal && size >= pl.min_alloc;
 }
 
-static bool grow(void);
+static bool grow(size_t size);
 
 /* f(args) from the arena, which grows while the pool has room; NULL: glibc's turn. */
-#define FROM_POOL(call)               \
-	({                            \
-		void *p_ = call;      \
-		while (!p_ && grow()) \
-			p_ = call;    \
-		p_;                   \
+#define FROM_POOL(size, call)             \
+	({                                \
+		void *p_ = call;          \
+		while (!p_ && grow(size)) \
+			p_ = call;        \
+		p_;                       \
 	})
 
 static inline void *fell_back(void)
@@ -115,7 +117,7 @@ static inline void *fell_back(void)
 PUBLIC void *malloc(size_t size)
 {
 	if (use_pool(size)) {
-		void *p = FROM_POOL(mi_malloc(size));
+		void *p = FROM_POOL(size, mi_malloc(size));
 
 		if (p)
 			return p;
@@ -140,7 +142,7 @@ PUBLIC void *calloc(size_t n, size_t size)
 	if (__builtin_mul_overflow(n, size, &bytes))
 		bytes = SIZE_MAX; /* both allocators fail it with ENOMEM */
 	if (use_pool(bytes)) {
-		void *p = FROM_POOL(mi_calloc(n, size));
+		void *p = FROM_POOL(bytes, mi_calloc(n, size));
 
 		if (p)
 			return p;
@@ -176,7 +178,7 @@ PUBLIC void *realloc(void *p, size_t size)
 		return __libc_realloc(p, size);
 	}
 	if (use_pool(size)) {
-		void *q = FROM_POOL(mi_realloc(p, size));
+		void *q = FROM_POOL(size, mi_realloc(p, size));
 
 		if (q)
 			return q;
@@ -201,7 +203,7 @@ static void *aligned(size_t align, size_t size)
 {
 	/* glibc rounds a bad alignment up; mimalloc refuses it: glibc's then. */
 	if (use_pool(size) && align && !(align & (align - 1))) {
-		void *p = FROM_POOL(mi_malloc_aligned(size, align));
+		void *p = FROM_POOL(size + align, mi_malloc_aligned(size, align));
 
 		if (p)
 			return p;
@@ -491,6 +493,22 @@ static void set_mimalloc_options(void)
 	mi_option_set(mi_option_reserve_os_memory, 0);
 }
 
+/*
+ * The next arena after managed bytes: a quarter of what there is (32 MiB at
+ * least, in 32 MiB steps), so that at most about a fifth of the arenas is
+ * unused (ksmd scans what mimalloc was handed), in few enough arenas for
+ * mimalloc's table (64) and a quick free(); more if a block needs it.
+ */
+static size_t chunk_after(size_t managed, size_t need)
+{
+	size_t chunk = (managed / 4) & ~(ARENA_ALIGN - 1);
+
+	if (chunk < MIN_CHUNK)
+		chunk = MIN_CHUNK;
+	need = (need + HUGE_EXTRA + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+	return chunk > need ? chunk : need;
+}
+
 /* Online sections until the pool has bytes free and a section more; -1 if it cannot. */
 static int online_for(size_t bytes)
 {
@@ -514,7 +532,7 @@ static int online_for(size_t bytes)
  * that what the program does not use costs neither frames nor scanning.
  * false: the pool is full (or samepage could not): glibc's turn.
  */
-static bool grow(void)
+static bool grow(size_t size)
 {
 	unsigned n = atomic_load_explicit(&pl.nr_chunks, memory_order_acquire);
 	bool was = sp_internal, ok = false;
@@ -528,16 +546,27 @@ static bool grow(void)
 		ok = true;
 		goto out_unlock;
 	}
-	chunk = pl.managed ? pl.managed : FIRST_CHUNK;
+	if (size > pl.limit)
+		goto out_unlock; /* glibc's, at once */
+	chunk = chunk_after(pl.managed, size);
 	if (chunk > pl.limit - pl.managed)
 		chunk = pl.limit - pl.managed;
 	if (chunk < ARENA_ALIGN || n == MAX_CHUNKS)
 		goto out_unlock;
 	sp_internal = true; /* samepage's calls allocate: from glibc */
-	/* mimalloc wants it aligned: the slack stays unmergeable and untouched */
 	if (online_for(chunk + ARENA_ALIGN))
 		goto out_internal;
-	base = sp_alloc(pl.pool, chunk + ARENA_ALIGN, 0);
+	/*
+	 * mimalloc wants it aligned. A new mapping tends to land just below the
+	 * last, which is aligned and a multiple of the alignment long: then it
+	 * is aligned too. Else a region with slack, which stays unmergeable and
+	 * untouched (frames, no memory).
+	 */
+	base = sp_alloc(pl.pool, chunk, 0);
+	if (base && ((uintptr_t)base & (ARENA_ALIGN - 1))) {
+		sp_free(pl.pool, base);
+		base = sp_alloc(pl.pool, chunk + ARENA_ALIGN, 0);
+	}
 	if (!base)
 		goto out_internal;
 	at = ((uintptr_t)base + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
@@ -569,10 +598,10 @@ static sp_pool *make_pool(size_t arena)
 	 */
 	size_t most = arena + 2 * SECTION_SIZE;
 
-	for (size_t a = FIRST_CHUNK; a < arena; a *= 2)
+	for (size_t a = 0, n = 0; a < arena && n < MAX_CHUNKS; a += chunk_after(a, 0), n++)
 		most += ARENA_ALIGN;
-	cfg.max_sections = (unsigned)((most + ARENA_ALIGN + SECTION_SIZE - 1) / SECTION_SIZE);
-	cfg.nr_sections = (FIRST_CHUNK + ARENA_ALIGN) / SECTION_SIZE + 2;
+	cfg.max_sections = (unsigned)((most + SECTION_SIZE - 1) / SECTION_SIZE);
+	cfg.nr_sections = (MIN_CHUNK + ARENA_ALIGN) / SECTION_SIZE + 2;
 	if (cfg.nr_sections > cfg.max_sections)
 		cfg.nr_sections = cfg.max_sections;
 	pl.next_section = cfg.nr_sections;
@@ -620,9 +649,9 @@ static void __attribute__((constructor)) preload_init(void)
 	pthread_mutex_init(&pl.grow_lock, NULL);
 	if (set_knobs(pool))
 		goto out_destroy;
-	if (!grow()) {
+	if (!grow(0)) {
 		fail("the heap's first arena (%zu bytes): %s",
-		     arena < FIRST_CHUNK ? arena : FIRST_CHUNK, strerror(errno));
+		     arena < MIN_CHUNK ? arena : MIN_CHUNK, strerror(errno));
 		goto out_destroy;
 	}
 	if (export_socket(pool))
