@@ -34,6 +34,7 @@
 #include "samepage.h"
 
 #include "os.h"
+#include "preload.h"
 #include "preload_env.h"
 
 #define PUBLIC __attribute__((visibility("default")))
@@ -293,7 +294,7 @@ PUBLIC int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(
 		pl.real_pthread_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
 	if (!pl.real_pthread_create)
 		return EAGAIN;
-	if ((uintptr_t)fn - pl.text_lo >= pl.text_hi - pl.text_lo)
+	if (!preload_own_code((void *)(uintptr_t)fn))
 		return pl.real_pthread_create(t, attr, fn, arg);
 	s = __libc_malloc(sizeof(*s));
 	if (!s)
@@ -304,6 +305,11 @@ PUBLIC int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(
 	if (err)
 		__libc_free(s);
 	return err;
+}
+
+bool preload_own_code(const void *addr)
+{
+	return (uintptr_t)addr - pl.text_lo < pl.text_hi - pl.text_lo;
 }
 
 static int find_text(struct dl_phdr_info *info, size_t size, void *data)
@@ -614,6 +620,8 @@ static sp_pool *make_pool(size_t arena)
 	cfg.swap_size = swap_size;
 	if (getenv(SP_ENV_NO_KSMD) && !strcmp(getenv(SP_ENV_NO_KSMD), "1"))
 		cfg.flags |= SP_POOL_NO_KSMD;
+	if (getenv(SP_ENV_FAULT_MODE) && !strcmp(getenv(SP_ENV_FAULT_MODE), "sigsegv"))
+		cfg.flags |= SP_POOL_SIGSEGV;
 	pool = sp_pool_create(&cfg);
 	if (!pool)
 		fail("creating the pool (%zu bytes): %s", arena, strerror(errno));
@@ -641,6 +649,7 @@ static void __attribute__((constructor)) preload_init(void)
 		goto out;
 	}
 	set_mimalloc_options();
+	preload_signal_before();
 	pool = make_pool(arena);
 	if (!pool)
 		goto out;
@@ -658,6 +667,7 @@ static void __attribute__((constructor)) preload_init(void)
 		goto out_destroy;
 	pl.pid = getpid();
 	pthread_atfork(NULL, NULL, after_fork_child);
+	preload_signal_after(pool);
 	atomic_store_explicit(&pl.ready, true, memory_order_release);
 	sp_internal = false;
 	return;
@@ -667,6 +677,7 @@ out_destroy:
 	sp_pool_destroy(pool);
 	atomic_store(&pl.nr_chunks, 0);
 out:
+	preload_signal_after(NULL);
 	sp_internal = false;
 }
 

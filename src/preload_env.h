@@ -22,6 +22,7 @@
 #define SP_ENV_NO_KSMD "SAMEPAGE_NO_KSMD" /* "1": no scanner thread */
 #define SP_ENV_SOCKET "SAMEPAGE_SOCKET" /* socket path; "" none; unset default */
 #define SP_ENV_STRICT "SAMEPAGE_STRICT" /* PID that must get a pool or exit 127 */
+#define SP_ENV_FAULT_MODE "SAMEPAGE_FAULT_MODE" /* "sigsegv": force that mode */
 #define SP_ENV_CHILDREN "SAMEPAGE_CHILDREN" /* "1": exec'd descendants too */
 #define SP_PRELOAD_NAME "libsamepage-preload.so"
 

@@ -193,6 +193,46 @@ static void python_equal(void **state)
 	assert_false(socket_exists(pid)); /* removed at exit */
 }
 
+/*
+ * A program that installs its own SIGSEGV handler after samepage's, in the
+ * mprotect+SIGSEGV fault mode: both get their faults (tests/run/own_segv.c;
+ * without the interposed sigaction it exits 3). Python's faulthandler too.
+ */
+static void own_sigsegv_handler(void **state)
+{
+	char cmd[1024], go[128], line[256];
+	long sharing = 0;
+	int pid = 0, status;
+	FILE *p;
+
+	(void)state;
+	snprintf(go, sizeof(go), "%s/go-segv", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "SAMEPAGE_FAULT_MODE=sigsegv %s run --knob pages_to_scan=20000 "
+		 "--knob sleep_millisecs=10 -- %s/tests/own_segv %s",
+		 env("SAMEPAGE_BIN"), env("SAMEPAGE_BUILD"), go);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(line, sizeof(line), p));
+	assert_int_equal(sscanf(line, "pid %d", &pid), 1);
+	for (int i = 0; i < 600 && sharing < 7000; i++) {
+		usleep(100 * 1000);
+		sharing = figure(pid, "pages_sharing");
+	}
+	assert_true(sharing >= 7000); /* 2000 blocks of 4 pages in 2 values */
+	assert_int_equal(figure(pid, "fault_mode"), SP_FAULT_SIGSEGV);
+	fclose(fopen(go, "w"));
+	assert_non_null(fgets(line, sizeof(line), p));
+	assert_string_equal(line, "ok\n");
+	status = pclose(p);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (have_python() &&
+	    (shell("SAMEPAGE_FAULT_MODE=sigsegv %s run -- %s -X faulthandler %s/tests/run/threads.py",
+		   env("SAMEPAGE_BIN"), PYTHON, env("SAMEPAGE_SRC")) ||
+	     !strstr(out, "ok 80000000")))
+		fail_msg("python3 -X faulthandler in SIGSEGV mode: %s", out);
+}
+
 static void python_script(const char *script, const char *want)
 {
 	expect(0, want, "-- %s %s/tests/run/%s", PYTHON, env("SAMEPAGE_SRC"), script);
@@ -290,11 +330,17 @@ static void not_root(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(exit_status),	   cmocka_unit_test(malloc_family),
-		cmocka_unit_test(python_equal),	   cmocka_unit_test(python_threads),
-		cmocka_unit_test(python_shellout), cmocka_unit_test(python_fork),
-		cmocka_unit_test(fork_child),	   cmocka_unit_test(children),
-		cmocka_unit_test(by_hand),	   cmocka_unit_test(not_root),
+		cmocka_unit_test(exit_status),
+		cmocka_unit_test(malloc_family),
+		cmocka_unit_test(python_equal),
+		cmocka_unit_test(python_threads),
+		cmocka_unit_test(python_shellout),
+		cmocka_unit_test(python_fork),
+		cmocka_unit_test(fork_child),
+		cmocka_unit_test(children),
+		cmocka_unit_test(by_hand),
+		cmocka_unit_test(not_root),
+		cmocka_unit_test(own_sigsegv_handler),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
