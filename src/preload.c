@@ -682,7 +682,8 @@ out:
 }
 
 /*
- * At exit the socket goes; the pool stays until the process is gone, since
+ * At exit the socket goes, and how many requests the pool could not serve
+ * is said if any; the pool stays until the process is gone, since
  * destructors that run after this one may still free blocks of the arena.
  * A child of fork() leaves its parent's socket alone.
  */
@@ -692,4 +693,9 @@ static void __attribute__((destructor)) preload_fini(void)
 		return;
 	sp_internal = true;
 	sp_pool_unexport(pl.pool);
+	if (atomic_load(&pl.fallbacks))
+		fprintf(stderr,
+			"samepage: %lu allocations were served by glibc's malloc: the pool was "
+			"full (--pool-size, SAMEPAGE_POOL_SIZE)\n",
+			atomic_load(&pl.fallbacks));
 }

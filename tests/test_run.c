@@ -120,6 +120,7 @@ static void malloc_family(void **state)
 
 	(void)state;
 	expect(0, "ok", "--pool-size 64M -- %s/tests/malloc_family 0 300000000", b);
+	assert_non_null(strstr(out, "allocations were served by glibc's malloc: the pool was full"));
 	expect(0, "ok", "--min-alloc 1K -- %s/tests/malloc_family 1024", b);
 	/* Without samepage the same program finds nothing in a pool: the check can fail. */
 	assert_int_not_equal(shell("%s/tests/malloc_family 0", b), 0);
