@@ -4,11 +4,11 @@
  * gets its malloc family served from a samepage pool (`samepage run`, or
  * LD_PRELOAD and the SAMEPAGE_* variables by hand; samepage(1)).
  *
- * The allocator is mimalloc (Debian's libmimalloc 2.0.9), handed the pool's
- * memory as an arena (mi_manage_os_memory_ex) with OS allocations switched
- * off (mi_option_limit_os_alloc), so that every block it hands out lies in
- * one mergeable region of the pool. Why mimalloc, and what it is told, is in
- * docs/design.md ("samepage run").
+ * The allocator is mimalloc (Debian's libmimalloc 2.0.9), handed regions of
+ * the pool as arenas (mi_manage_os_memory_ex) as the heap grows, with OS
+ * allocations switched off (mi_option_limit_os_alloc), so that every block
+ * it hands out lies in a mergeable region of the pool. Why mimalloc, and
+ * what it is told, is in docs/design.md ("samepage run").
  *
  * Three kinds of caller keep glibc's malloc: samepage's own threads (ksmd,
  * the fault handler, reclaim, the socket: they must never fault on a page
@@ -69,7 +69,7 @@ static struct {
 	size_t min_alloc;
 	pid_t pid; /* the process the pool belongs to */
 	atomic_bool ready;
-	bool forked; /* a child of fork(): [lo, hi) is not mapped here */
+	bool forked; /* a child of fork(): the chunks are not mapped here */
 	uintptr_t text_lo, text_hi; /* this object: samepage's thread functions */
 	atomic_ulong fallbacks; /* requests the arena could not serve */
 	pthread_create_fn real_pthread_create;
