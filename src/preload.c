@@ -98,12 +98,18 @@ static inline bool use_pool(size_t size)
 
 static bool grow(size_t size);
 
+/* mimalloc is at work on this thread: its own mmap calls go to the kernel. */
+static __thread bool in_pool_alloc;
+
 /* f(args) from the arena, which grows while the pool has room; NULL: glibc's turn. */
 #define FROM_POOL(size, call)             \
 	({                                \
-		void *p_ = call;          \
+		void *p_;                 \
+		in_pool_alloc = true;     \
+		p_ = call;                \
 		while (!p_ && grow(size)) \
 			p_ = call;        \
+		in_pool_alloc = false;    \
 		p_;                       \
 	})
 
@@ -111,6 +117,43 @@ static inline void *fell_back(void)
 {
 	atomic_fetch_add_explicit(&pl.fallbacks, 1, memory_order_relaxed);
 	return NULL;
+}
+
+/* ---- for preload_mmap.c ------------------------------------------------ */
+
+bool preload_in_pool(const void *p)
+{
+	return in_arena(p);
+}
+
+bool preload_forked(void)
+{
+	return pl.forked;
+}
+
+sp_pool *preload_pool(void)
+{
+	return pl.pool;
+}
+
+void *preload_pool_zalloc(size_t len)
+{
+	void *p = NULL;
+
+	if (!use_pool(len) || in_pool_alloc)
+		return NULL;
+	p = FROM_POOL(len + SP_PAGE_SIZE, mi_zalloc_aligned(len, SP_PAGE_SIZE));
+	if (!p)
+		fell_back();
+	return p;
+}
+
+bool preload_internal(bool set)
+{
+	bool was = sp_internal;
+
+	sp_internal = set;
+	return was;
 }
 
 /* ---- the malloc family ------------------------------------------------- */

@@ -7,6 +7,18 @@
 
 #include "samepage.h"
 
+/*
+ * The pool for preload_mmap.c: is p in an arena; are we a child of fork();
+ * len zeroed, page-aligned bytes from the arenas (NULL: not now, not for
+ * this caller: the kernel's turn); mark the calling thread as samepage's
+ * own while it calls into samepage (returns what it was).
+ */
+bool preload_in_pool(const void *p);
+bool preload_forked(void);
+sp_pool *preload_pool(void);
+void *preload_pool_zalloc(size_t len);
+bool preload_internal(bool set);
+
 /* Is addr in this library's code (samepage's own calls and threads)? */
 bool preload_own_code(const void *addr);
 

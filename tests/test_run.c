@@ -113,6 +113,23 @@ static void exit_status(void **state)
 	assert_null(strstr(out, "ran"));
 }
 
+/*
+ * Anonymous private read-write mappings come from the pool and keep their
+ * contract: partial munmap, mremap, MADV_DONTNEED, mprotect; the rest is the
+ * kernel's (tests/run/mmap_family.c).
+ */
+static void mmap_family(void **state)
+{
+	const char *b = env("SAMEPAGE_BUILD");
+
+	(void)state;
+	expect(0, "ok", "-- %s/tests/mmap_family", b);
+	expect(0, "ok", "--pool-size 32M -- %s/tests/mmap_family", b);
+	/* Without samepage the mappings are the kernel's: the check can fail. */
+	assert_int_not_equal(shell("%s/tests/mmap_family", b), 0);
+	assert_non_null(strstr(out, "not in the pool"));
+}
+
 /* Each function of the malloc family keeps its contract, its blocks in the pool. */
 static void malloc_family(void **state)
 {
@@ -120,7 +137,8 @@ static void malloc_family(void **state)
 
 	(void)state;
 	expect(0, "ok", "--pool-size 64M -- %s/tests/malloc_family 0 300000000", b);
-	assert_non_null(strstr(out, "allocations were served by glibc's malloc: the pool was full"));
+	assert_non_null(
+		strstr(out, "allocations were served by glibc's malloc: the pool was full"));
 	expect(0, "ok", "--min-alloc 1K -- %s/tests/malloc_family 1024", b);
 	/* Without samepage the same program finds nothing in a pool: the check can fail. */
 	assert_int_not_equal(shell("%s/tests/malloc_family 0", b), 0);
@@ -331,17 +349,12 @@ static void not_root(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(exit_status),
-		cmocka_unit_test(malloc_family),
-		cmocka_unit_test(python_equal),
-		cmocka_unit_test(python_threads),
-		cmocka_unit_test(python_shellout),
-		cmocka_unit_test(python_fork),
-		cmocka_unit_test(fork_child),
-		cmocka_unit_test(children),
-		cmocka_unit_test(by_hand),
-		cmocka_unit_test(not_root),
-		cmocka_unit_test(own_sigsegv_handler),
+		cmocka_unit_test(exit_status),	  cmocka_unit_test(malloc_family),
+		cmocka_unit_test(mmap_family),	  cmocka_unit_test(python_equal),
+		cmocka_unit_test(python_threads), cmocka_unit_test(python_shellout),
+		cmocka_unit_test(python_fork),	  cmocka_unit_test(fork_child),
+		cmocka_unit_test(children),	  cmocka_unit_test(by_hand),
+		cmocka_unit_test(not_root),	  cmocka_unit_test(own_sigsegv_handler),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -14,13 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define CHECK(c)                                                              \
-	do {                                                                  \
-		if (!(c)) {                                                   \
-			fprintf(stderr, "fork_child:%d: %s\n", __LINE__, #c); \
-			exit(1);                                              \
-		}                                                             \
-	} while (0)
+#include "helpers.h"
 
 static int child(void (*fn)(char *), char *buf)
 {

@@ -15,35 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)                                                                 \
-	do {                                                                     \
-		if (!(c)) {                                                      \
-			fprintf(stderr, "malloc_family:%d: %s\n", __LINE__, #c); \
-			exit(1);                                                 \
-		}                                                                \
-	} while (0)
+#include "helpers.h"
 
 static size_t min_alloc;
 static volatile size_t huge = SIZE_MAX; /* not a constant: no compile-time warning */
-
-/* Is p in a mapping of the pool's memfd? */
-static bool in_pool(const void *p)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	bool in = false;
-
-	CHECK(f);
-	while (!in && fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-
-		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo &&
-		    (uintptr_t)p < hi)
-			in = strstr(line, "memfd:samepage") != NULL;
-	}
-	fclose(f);
-	return in;
-}
 
 static void where(void *p, size_t size)
 {

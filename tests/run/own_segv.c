@@ -15,16 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "helpers.h"
+
 #define N 2000
 #define SIZE 16384
-
-#define CHECK(c)                                                            \
-	do {                                                                \
-		if (!(c)) {                                                 \
-			fprintf(stderr, "own_segv:%d: %s\n", __LINE__, #c); \
-			exit(1);                                            \
-		}                                                           \
-	} while (0)
 
 static sigjmp_buf back;
 static volatile int *volatile bad = (volatile int *)64; /* not a constant: no warning */
