@@ -74,7 +74,7 @@ bench: build
 	./$(BUILD)/bench/bench_gup
 
 format:
-	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.[ch] tests/*.[ch] tests/outside/*.[ch]
+	clang-format -i include/*.h src/*.[ch] tools/*.c bench/*.[ch] tests/*.[ch] tests/outside/*.[ch] tests/run/*.[ch]
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan
