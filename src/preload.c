@@ -495,6 +495,7 @@ static int export_socket(sp_pool *pool)
 			fail("%s: %s", dir, strerror(errno));
 			return -1;
 		}
+		sp_run_sweep(dir);
 	}
 	if (sp_pool_export(pool, path)) {
 		fail("%s: %s", path, strerror(errno));

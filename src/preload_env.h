@@ -7,7 +7,9 @@
 #ifndef SP_PRELOAD_ENV_H
 #define SP_PRELOAD_ENV_H
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,33 @@ static inline int sp_run_socket(pid_t pid, char *buf, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Remove the sockets in dir of programs that are gone: one that left by
+ * _exit() or a signal could not remove its own. A pid that is alive keeps
+ * its socket, whoever it is now; a socket not named PID.sock is left alone.
+ */
+static inline void sp_run_sweep(const char *dir)
+{
+	char path[512];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+
+		if (end == e->d_name || pid <= 0 || end[0] != '.' || end[1] != 's' ||
+		    end[2] != 'o' || end[3] != 'c' || end[4] != 'k' || end[5])
+			continue;
+		if (kill((pid_t)pid, 0) && errno == ESRCH &&
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
+			unlink(path);
+	}
+	closedir(d);
 }
 
 #endif

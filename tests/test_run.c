@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "preload_env.h"
 
 #define OUT_MAX 65536
 #define PYTHON "/usr/bin/python3"
@@ -289,6 +290,40 @@ static void fork_child(void **state)
 	       env("SAMEPAGE_BUILD"), dir);
 }
 
+/* The socket of the pid that the last `sh -c 'echo $$ > DIR/pid'` wrote. */
+static void socket_of_pid_file(char *buf, size_t len)
+{
+	char path[300];
+	int pid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/pid", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%d", &pid), 1);
+	fclose(f);
+	assert_int_equal(sp_run_socket(pid, buf, len), 0);
+}
+
+/* A program that leaves by _exit cannot remove its socket: the next start, or ps, does. */
+static void stale_sockets(void **state)
+{
+	char stale[300];
+	struct stat st;
+
+	(void)state;
+	expect(0, NULL, "-- sh -c 'echo $$ > %s/pid; exit 0'", dir); /* dash: _exit() */
+	socket_of_pid_file(stale, sizeof(stale));
+	assert_int_equal(stat(stale, &st), 0); /* left behind */
+	expect(0, NULL, "-- true");
+	assert_int_equal(stat(stale, &st), -1); /* swept at the next start */
+	expect(0, NULL, "-- sh -c 'echo $$ > %s/pid; exit 0'", dir);
+	socket_of_pid_file(stale, sizeof(stale));
+	assert_int_equal(stat(stale, &st), 0);
+	assert_int_equal(shell("%s ps", env("SAMEPAGE_BIN")), 0);
+	assert_int_equal(stat(stale, &st), -1); /* and by ps */
+}
+
 /* Descendants run without samepage unless --children (a shell forks for a pipe). */
 static void children(void **state)
 {
@@ -349,12 +384,19 @@ static void not_root(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(exit_status),	  cmocka_unit_test(malloc_family),
-		cmocka_unit_test(mmap_family),	  cmocka_unit_test(python_equal),
-		cmocka_unit_test(python_threads), cmocka_unit_test(python_shellout),
-		cmocka_unit_test(python_fork),	  cmocka_unit_test(fork_child),
-		cmocka_unit_test(children),	  cmocka_unit_test(by_hand),
-		cmocka_unit_test(not_root),	  cmocka_unit_test(own_sigsegv_handler),
+		cmocka_unit_test(exit_status),
+		cmocka_unit_test(malloc_family),
+		cmocka_unit_test(mmap_family),
+		cmocka_unit_test(python_equal),
+		cmocka_unit_test(python_threads),
+		cmocka_unit_test(python_shellout),
+		cmocka_unit_test(python_fork),
+		cmocka_unit_test(fork_child),
+		cmocka_unit_test(children),
+		cmocka_unit_test(stale_sockets),
+		cmocka_unit_test(by_hand),
+		cmocka_unit_test(not_root),
+		cmocka_unit_test(own_sigsegv_handler),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -270,7 +270,7 @@ static void comm_of(long pid, char *buf, size_t len)
 	buf[strcspn(buf, "\n")] = 0;
 }
 
-/* One line for dir/name; stale sockets (their program gone) are skipped. */
+/* One line for dir/name; stale sockets (their program gone) are skipped, then removed. */
 static void ps_one(const char *dir, const char *name)
 {
 	static struct snapshot snap;
@@ -329,5 +329,6 @@ int cmd_ps(int argc, char **argv)
 	while ((e = readdir(d)))
 		ps_one(dir, e->d_name);
 	closedir(d);
+	sp_run_sweep(dir);
 	return fflush(stdout) ? 1 : 0;
 }
