@@ -19,6 +19,13 @@
  *                   hotplug.chain_lock
  *                     log lock  (log.c)
  *
+ * Not samepage's: the preload library of `samepage run` (src/preload*.c)
+ * has locks of its own (the arenas' growth, the pool mappings of mmap, the
+ * program's SIGSEGV disposition). They are the host program's, above all of
+ * these: taken only on entry from the program's malloc, mmap or sigaction,
+ * never by samepage's code (whose allocations go to glibc, sp_internal), so
+ * never under a lock of this list. scripts/check-locks.sh leaves them out.
+ *
  * Which lock guards what, who takes it, and why it sits where it does:
  *
  * - export.lock: the control socket's server (sp_pool_export/unexport). The
