@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -875,6 +876,133 @@ static void sp_side(const struct workload *wl, const char *label, int zero_pages
 	sp_pool_destroy(pool);
 }
 
+/* ---- W1 at the default vm.max_map_count (issue 11) --------------------- */
+
+#define DEFAULT_MAP_COUNT 65530L
+#define PLATEAU_S 3.0 /* no merge for this long: merging reached what the limit lets it */
+#define MAX_SAMPLES 8192
+
+struct limited {
+	bool done;
+	long merged, deferred, map_count, map_limit;
+	double t99;
+};
+
+/*
+ * The limit is lowered for this case only, under the lock every test that
+ * changes it takes, and put back right after (and from the signal handlers
+ * and at exit through saved.map_count, as the raise is).
+ */
+static int lower_map_count(long *before)
+{
+	int fd = open("/tmp/samepage-max-map-count.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	char val[VAL_LEN];
+
+	if (fd < 0 || flock(fd, LOCK_EX))
+		die_path("lock", "/tmp/samepage-max-map-count.lock");
+	*before = get_long(MAP_COUNT);
+	if (!saved.map_count_raised) {
+		snprintf(saved.map_count, sizeof(saved.map_count), "%ld", *before);
+		saved.map_count_raised = 1;
+	}
+	snprintf(val, sizeof(val), "%ld", DEFAULT_MAP_COUNT);
+	if (write_file(MAP_COUNT, val))
+		die_path("write", MAP_COUNT);
+	return fd;
+}
+
+static void put_map_count(int lock_fd, long before)
+{
+	char val[VAL_LEN];
+
+	snprintf(val, sizeof(val), "%ld", before);
+	if (write_file(MAP_COUNT, val))
+		die_path("write", MAP_COUNT);
+	close(lock_fd);
+}
+
+/* t99: when the merged count first reached 99% of where it settled. */
+static double t99_of(const double *t, const long *got, int n, long final)
+{
+	for (int i = 0; i < n; i++)
+		if (got[i] * 100 >= final * 99)
+			return t[i];
+	return n ? t[n - 1] : 0;
+}
+
+/* Merge until no page merged for PLATEAU_S (or the timeout): where it settled, and when. */
+static long settle(sp_pool *pool, double timeout, double *t99)
+{
+	static double ts[MAX_SAMPLES];
+	static long got[MAX_SAMPLES];
+	double t0 = now(), t = 0, t_best = 0;
+	long best = -1;
+	int n = 0;
+
+	sp_set(pool, "run", 1);
+	while (t < timeout && (best < 0 || t - t_best < PLATEAU_S)) {
+		long g = sp_merged(pool);
+
+		t = now() - t0;
+		if (g > best) {
+			best = g;
+			t_best = t;
+		}
+		if (n < MAX_SAMPLES) {
+			ts[n] = t;
+			got[n++] = g;
+		}
+		poll_sleep();
+	}
+	sp_set(pool, "run", 0);
+	*t99 = t99_of(ts, got, n, best);
+	return best;
+}
+
+static void limited_case(double timeout, struct limited *l)
+{
+	const struct workload *wl = &workloads[0];
+	long before;
+	int lock_fd = lower_map_count(&before);
+	sp_pool *pool = sp_create(wl);
+	struct mem m;
+
+	sp_knobs(pool, wl->zero_pages);
+	tty_note("W1 at vm.max_map_count=%ld: filling %lu MiB", DEFAULT_MAP_COUNT,
+		 wl->n * SP_PAGE_SIZE / MIB);
+	sp_map(pool, wl, &m);
+	fill_mem(wl, &m);
+	l->merged = settle(pool, timeout, &l->t99);
+	l->deferred = sp_figure(pool, "merges_deferred");
+	l->map_count = sp_figure(pool, "map_count");
+	l->map_limit = sp_figure(pool, "map_limit");
+	l->done = true;
+	sp_pool_destroy(pool);
+	put_map_count(lock_fd, before);
+}
+
+static void print_limited(const struct limited *l)
+{
+	const struct workload *wl = &workloads[0];
+
+	printf("W1 at vm.max_map_count=%ld (samepage): merged away %ld of %ld (%.1f%%), "
+	       "t99 %.3f s (to 99%% of that), merges_deferred %ld, map_count %ld of map_limit "
+	       "%ld\n",
+	       DEFAULT_MAP_COUNT, l->merged, wl->merge_away,
+	       100.0 * (double)l->merged / (double)wl->merge_away, l->t99, l->deferred,
+	       l->map_count, l->map_limit);
+}
+
+static void json_limited(const struct limited *l)
+{
+	if (l->done)
+		printf(", \"w1_default_map_count\": {\"max_map_count\": %ld, \"merged\": %ld, "
+		       "\"merge_away\": %ld, \"merges_deferred\": %ld, \"map_count\": %ld, "
+		       "\"map_limit\": %ld, \"t99_s\": %.3f}",
+		       DEFAULT_MAP_COUNT, l->merged, workloads[0].merge_away, l->deferred,
+		       l->map_count, l->map_limit, l->t99);
+}
+
 /* ---- figures over the rounds ------------------------------------------------ */
 
 enum fig { F_T99, F_CPU, F_SCAN, F_COW, NR_FIGS };
@@ -1139,7 +1267,8 @@ static void json_workload(const struct workload *wl, const struct result *r, lon
 	printf("}}%s", comma ? ", " : "");
 }
 
-static void print_json(const struct opts *o, const struct result *res, long vma_b)
+static void print_json(const struct opts *o, const struct result *res, long vma_b,
+		       const struct limited *l)
 {
 	char date[40];
 	int last = -1;
@@ -1153,7 +1282,9 @@ static void print_json(const struct opts *o, const struct result *res, long vma_
 	for (int w = 0; w < NR_WORKLOADS; w++)
 		if (res[w].done)
 			json_workload(&workloads[w], &res[w], vma_b, w != last);
-	printf("]}\n");
+	printf("]");
+	json_limited(l);
+	printf("}\n");
 }
 
 /* ---- arguments and main --------------------------------------------------- */
@@ -1280,6 +1411,7 @@ static void run_workload(const struct workload *wl, const struct opts *o, struct
 int main(int argc, char **argv)
 {
 	static struct result res[NR_WORKLOADS];
+	struct limited limited = { 0 };
 	struct opts o;
 	long vma_b;
 
@@ -1297,12 +1429,17 @@ int main(int argc, char **argv)
 	for (int w = 0; w < NR_WORKLOADS; w++)
 		if (o.want[w])
 			run_workload(&workloads[w], &o, &res[w]);
+	if (o.want[0])
+		limited_case(o.timeout, &limited);
 	if (restore_all())
 		die_call("restore the saved KSM knobs and vm.max_map_count");
 	check_knobs();
-	if (o.json)
-		print_json(&o, res, vma_b);
-	else
+	if (o.json) {
+		print_json(&o, res, vma_b, &limited);
+	} else {
 		print_table(&o, res, vma_b);
+		if (limited.done)
+			print_limited(&limited);
+	}
 	return 0;
 }

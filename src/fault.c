@@ -590,16 +590,17 @@ int fault_pagemap(struct sp_pool *pool, const void *addr, unsigned long n, uint6
 	}
 }
 
-/* A mapping failed: say what to do when it is the mapping count. -1, errno kept. */
+/*
+ * A mapping failed. Out of mappings (vm.max_map_count), the caller handles
+ * it (undoes, or leaves the page for its next touch): counted, said once per
+ * pool, never a line per page. -1, errno kept.
+ */
 static int map_failed(struct sp_pool *pool)
 {
 	int err = errno;
 
 	if (err == ENOMEM)
-		sp_log(SP_LOG_ERR,
-		       "mapping a page failed: out of mappings? vm.max_map_count is %ld; "
-		       "raise it with 'sysctl -w vm.max_map_count=N'",
-		       pool->max_map_count);
+		maps_failed(pool, MAPS_FAILED);
 	errno = err;
 	return -1;
 }
@@ -623,7 +624,10 @@ int fault_restore(struct sp_pool *pool, void *addr, size_t len, unsigned long pf
 {
 	for (int tries = 0; fault_map(pool, addr, len, pfn, shared); sched_yield())
 		if (++tries == 100) {
-			sp_log(SP_LOG_ERR, "restoring %s at %p: %s", what, addr, strerror(errno));
+			/* Out of mappings is counted and said once (map_failed), not per page. */
+			if (errno != ENOMEM)
+				sp_log(SP_LOG_ERR, "restoring %s at %p: %s", what, addr,
+				       strerror(errno));
 			return -1;
 		}
 	return 0;

@@ -438,7 +438,45 @@ static int swapped_sharer_unshare(struct sp_pool *pool, struct sp_region *r, uns
  * window. 0 if it is private now; -1 with ENOMEM if no frame is free, EAGAIN
  * if the page changed under us; the page is then as it was.
  */
-static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
+/*
+ * A new frame for page idx of r: the frame next to a private neighbour's,
+ * on the side that keeps page order, when it is free and the page's policy
+ * allows its node, so that the page's mapping joins the neighbour's into
+ * one vma (gVisor chose memfd offsets the same way for the same limit);
+ * often the very frame the page had before it merged. Else by its policy,
+ * from the top of free space: the low free frames are those merging freed
+ * among the region's, the homes of pages unmerged after this one.
+ */
+static long frame_near(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
+{
+	unsigned long mask;
+	int node;
+
+	policy_nodes(r, idx, &mask, &node);
+	for (int side = -1; side <= 1; side += 2) {
+		unsigned long j = idx + (unsigned long)(long)side, want;
+		uint64_t pte;
+		long f;
+
+		if ((side < 0 && !idx) || j >= r->npages)
+			continue;
+		pte = atomic_load(&r->pte[j]);
+		if (pte_type(pte) != PTE_PRIVATE || (side > 0 && !pte_val(pte)))
+			continue;
+		want = pte_val(pte) - (unsigned long)(long)side;
+		f = frame_alloc_at(pool, want);
+		if (f < 0)
+			continue;
+		/* Where its policy would put it: INTERLEAVE names one node per page. */
+		if (!policy_misplaced(r, idx, frame_node(pool, want)) &&
+		    (node < 0 || frame_node(pool, want) == node))
+			return f;
+		frames_free_run(pool, want, 1);
+	}
+	return policy_frame_alloc_far(pool, r, idx);
+}
+
+static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long idx, bool near)
 {
 	uint64_t pte = atomic_load(&r->pte[idx]);
 	enum sp_pte_type type = pte_type(pte);
@@ -454,7 +492,8 @@ static int unshare_page(struct sp_pool *pool, struct sp_region *r, unsigned long
 		return swapped_sharer_unshare(pool, r, idx, pte);
 	if (type != PTE_KSM && type != PTE_ZERO && type != PTE_COPIED)
 		return 0;
-	f = policy_frame_alloc(pool, r, idx); /* a new frame honours the page's policy */
+	/* A new frame honours the page's policy; an unmerge gives back the mappings merging took. */
+	f = near ? frame_near(pool, r, idx) : policy_frame_alloc(pool, r, idx);
 	if (f < 0)
 		return -1;
 	if (type == PTE_KSM)
@@ -507,7 +546,7 @@ out_unlock:
 
 int ksm_unshare(struct sp_pool *pool, struct sp_region *r, unsigned long idx)
 {
-	return unshare_page(pool, r, idx);
+	return unshare_page(pool, r, idx, false);
 }
 
 /* Frames an unmerge of these pages needs: all but one per KSM frame left empty. */
@@ -549,7 +588,7 @@ static int unmerge_pages(struct sp_pool *pool, struct sp_region *r, unsigned lon
 		/* Copied pages are private memory already. */
 		if (t != PTE_KSM && t != PTE_ZERO && !(t == PTE_SWAP && (pte & PTE_KSMSWAP)))
 			continue;
-		for (int tries = 0; unshare_page(pool, r, i); tries++) {
+		for (int tries = 0; unshare_page(pool, r, i, true); tries++) {
 			if (errno != EAGAIN || tries > 100)
 				return -1;
 			sched_yield();
@@ -1320,8 +1359,9 @@ static void run_remap(struct sp_pool *pool, struct run *run)
 		while (k + 1 < run->n && v_stretch_continues(run, &run->e[k], &run->e[k + 1]))
 			k++;
 		if (map_v(pool, run, j, k)) {
-			sp_log(SP_LOG_ERR, "merging %d pages at %p: %s", k - j + 1,
-			       (void *)page_addr(run->r, e->idx), strerror(errno));
+			if (errno != ENOMEM)
+				sp_log(SP_LOG_ERR, "merging %d pages at %p: %s", k - j + 1,
+				       (void *)page_addr(run->r, e->idx), strerror(errno));
 			for (int i = j; i <= k; i++)
 				map_back(pool, run->r, run->e[i].idx, run->e[i].a);
 		} else {
@@ -1411,10 +1451,47 @@ static int run_register(struct sp_pool *pool, struct run *run)
 	return 0;
 }
 
+/* Does planned entry n continue the stretch of v mappings that e is in? */
+static bool plan_v_continues(const struct plan *e, const struct plan *n)
+{
+	if (n->idx != e->idx + 1 || (n->kind == PLAN_ZERO) != (e->kind == PLAN_ZERO))
+		return false;
+	return e->kind == PLAN_ZERO || n->target == e->target + 1;
+}
+
+static bool plan_u_continues(const struct plan *e, const struct plan *n)
+{
+	return n->kind == PLAN_PROMOTE && e->kind == PLAN_PROMOTE && n->ur == e->ur &&
+	       n->uidx == e->uidx + 1 && n->target == e->target + 1;
+}
+
+/*
+ * The mappings a run may cost: each stretch it maps (its pages, and its
+ * candidates) splits a vma at most in three. A run saves a frame per
+ * entry: one that saves two or more per mapping it costs (pages of a copied
+ * image, merged onto consecutive frames) may go further into the budget
+ * than isolated merges, which cost about two mappings each.
+ */
+static bool run_budget(struct sp_pool *pool, struct run *run)
+{
+	long stretches = 0;
+
+	for (int j = 0; j < run->n; j++) {
+		stretches += !j || !plan_v_continues(&run->e[j - 1], &run->e[j]);
+		stretches += run->e[j].kind == PLAN_PROMOTE &&
+			     (!j || !plan_u_continues(&run->e[j - 1], &run->e[j]));
+	}
+	return maps_room(pool, 2 * stretches, run->n >= 4 * stretches, run->n);
+}
+
 static void run_flush(struct sp_pool *pool, struct run *run)
 {
 	if (!run->n)
 		return;
+	if (!run_budget(pool, run)) {
+		run->n = 0; /* its pages are looked up again next visit */
+		return;
+	}
 	for (int j = 0; j < run->n; j++) {
 		run->e[j].mapped = run->e[j].u_mapped = false;
 		if (run->e[j].kind == PLAN_PROMOTE)
@@ -1562,7 +1639,7 @@ static int bring_back(struct sp_pool *pool, struct run *run, unsigned long idx)
 	uint64_t pte;
 
 	item_track(&pool->ksm, &r->items[idx]);
-	if (unshare_page(pool, r, idx))
+	if (unshare_page(pool, r, idx, false))
 		return 1; /* no frame now: it stays the kernel's until the next visit */
 	pte = atomic_load(&r->pte[idx]);
 	/* A page of zeros stays a hole, and reading a hole would fill it: nothing to hash. */

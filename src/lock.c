@@ -34,6 +34,7 @@ static const struct {
 	[LOCK_WINDOW] = { "window lock", RANK_LEAF },
 	[LOCK_SIGSEGV] = { "SIGSEGV lock", RANK_LEAF },
 	[LOCK_HOTPLUG_CHAIN] = { "hotplug.chain_lock", RANK_LEAF },
+	[LOCK_MAPS] = { "rt.maps.lock", RANK_LEAF },
 	[LOCK_LOG] = { "log lock", RANK_LEAF + 1 },
 };
 

@@ -16,7 +16,7 @@
  *                 pool lock     (pool.c)
  *                   the leaves: swap.lock, reclaim.wait_lock, ksm.wait_lock,
  *                   the fault queue lock, the window lock, the SIGSEGV lock,
- *                   hotplug.chain_lock
+ *                   hotplug.chain_lock, rt.maps.lock
  *                     log lock  (log.c)
  *
  * Not samepage's: the preload library of `samepage run` (src/preload*.c)
@@ -78,7 +78,9 @@
  *   handler none, so a window can be opened under any lock), the window
  *   lock (window slots and protection), the SIGSEGV lock (the process's
  *   handler), hotplug.chain_lock (the notifier array; not held while a
- *   callback runs).
+ *   callback runs), rt.maps.lock (the mapping budget's count: merging asks
+ *   it for room under the KSM mutex, rt.lock and frame locks; it reads
+ *   /proc/self/maps and takes nothing).
  * - log lock: the log queue. sp_log may be called under any lock, so it is
  *   innermost; the hook runs under none (log.c).
  *
@@ -128,6 +130,7 @@ enum lock_class {
 	LOCK_WINDOW,
 	LOCK_SIGSEGV,
 	LOCK_HOTPLUG_CHAIN,
+	LOCK_MAPS,
 	LOCK_LOG,
 	NR_LOCK_CLASSES
 };

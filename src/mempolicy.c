@@ -92,6 +92,18 @@ long policy_frame_alloc(struct sp_pool *pool, const struct sp_region *r, unsigne
 	return frame_alloc_page(pool, mask, prefer);
 }
 
+long policy_frame_alloc_far(struct sp_pool *pool, const struct sp_region *r, unsigned long idx)
+{
+	unsigned long mask;
+	int prefer;
+	long f;
+
+	policy_nodes(r, idx, &mask, &prefer);
+	f = frame_alloc_far(pool, mask, prefer);
+	/* None free: the ordinary way, which reclaims for it. */
+	return f >= 0 ? f : policy_frame_alloc(pool, r, idx);
+}
+
 bool policy_misplaced(const struct sp_region *r, unsigned long idx, int node)
 {
 	unsigned long mask;

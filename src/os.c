@@ -341,6 +341,20 @@ struct map_req {
 };
 
 /*
+ * Vmas this process may have gained through us, counted high: a mapping
+ * made anywhere is one vma; one made over part of a vma splits it (two more);
+ * a move of a scratch range over part of one takes the scratch away (one
+ * more); an unmap can split one (one more). Never decreases: the pool reads
+ * the kernel's own count (os_maps_count) and counts the growth since.
+ */
+static _Atomic long map_growth;
+
+long os_map_growth(void)
+{
+	return atomic_load_explicit(&map_growth, memory_order_relaxed);
+}
+
+/*
  * Every mapping of os.c comes from here (see os.h): the mapping budget
  * counts here. The mapping's address, or NULL with errno.
  */
@@ -358,14 +372,77 @@ static void *map_install(const struct map_req *m)
 			 m->off);
 	if (over)
 		remap_end();
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	atomic_fetch_add_explicit(&map_growth, m->from || !over ? 1 : 2, memory_order_relaxed);
+	return p;
 }
 
 int os_unmap(void *addr, size_t len)
 {
 	if (FAIL(OS_FAIL_UNMAP))
 		return -1;
+	atomic_fetch_add_explicit(&map_growth, 1, memory_order_relaxed);
 	return munmap(addr, len);
+}
+
+/* Is a in one of the n sorted, disjoint ranges? */
+static bool in_ranges(uintptr_t a, const struct os_range *r, size_t n)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (a < r[mid].start)
+			hi = mid;
+		else if (a >= r[mid].end)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* One line of /proc/self/maps: count it, and count it in if it starts in a range. */
+static void maps_line(const char *line, const struct os_range *r, size_t n, long *total,
+		      long *inside)
+{
+	(*total)++;
+	if (n && in_ranges((uintptr_t)strtoull(line, NULL, 16), r, n))
+		(*inside)++;
+}
+
+long os_maps_count(const struct os_range *r, size_t n, long *inside)
+{
+	char buf[65536];
+	size_t have = 0;
+	long total = 0, in = 0;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	for (;;) {
+		ssize_t got = read(fd, buf + have, sizeof(buf) - 1 - have);
+		char *line = buf, *nl;
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		have += (size_t)got;
+		buf[have] = 0;
+		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+			maps_line(line, r, n, &total, &in);
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+	}
+	close(fd);
+	if (inside)
+		*inside = in;
+	return total;
 }
 
 /* ---- the memfd -------------------------------------------------------- */

@@ -432,5 +432,18 @@ const char *os_fail_name(unsigned p);
 int os_fail_parse(const char *spec, const char **bad);
 /* SAMEPAGE_FAIL, applied the first time only: 1 applied, 0 unset or done, -1 as parse. */
 int os_fail_from_env(const char **spec, const char **bad);
+/*
+ * The mapping count. os_map_growth: how many vmas the process may have
+ * gained through map_install and os_unmap since it began, counted high (see
+ * os.c); it never decreases. os_maps_count: the process's vmas now, from
+ * /proc/self/maps, and in *inside (if not NULL) those that begin in one of
+ * the n ranges, sorted and disjoint ([start, end)). -1 if maps is unreadable.
+ */
+struct os_range {
+	uintptr_t start, end;
+};
+
+long os_map_growth(void);
+long os_maps_count(const struct os_range *r, size_t n, long *inside);
 
 #endif

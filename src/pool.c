@@ -123,25 +123,34 @@ static bool section_allocatable(const struct sp_section *sec)
 	return sec->state == SECTION_ONLINE && !sec->isolated && sec->nr_free;
 }
 
-/* Take up to want frames from sec as one run; pool->lock held. */
+/*
+ * Take up to want frames from sec as one run, the first free run at least
+ * min long (shorter when want is); pool->lock held. 0 if none is.
+ */
 static unsigned long section_take_run(struct sp_pool *pool, unsigned s, unsigned long want,
-				      unsigned long *pfn)
+				      unsigned long min, unsigned long *pfn)
 {
 	struct sp_section *sec = &pool->sections[s];
-	unsigned long n = pool->section_pages, i, len;
+	unsigned long n = pool->section_pages, i, first, len = 0;
 
 	/* First fit: low frames first keeps free space in long runs. */
-	i = map_next_free(sec->free_map, sec->hint, n);
+	first = i = map_next_free(sec->free_map, sec->hint, n);
+	while (i < n) {
+		for (len = 0; len < want && i + len < n && map_test(sec->free_map, i + len); len++)
+			;
+		if (len >= min || len == want)
+			break;
+		i = map_next_free(sec->free_map, i + len, n);
+	}
 	if (i == n)
 		return 0;
-	for (len = 0; len < want && i + len < n && map_test(sec->free_map, i + len); len++)
-		;
 	map_set_range(sec->free_map, i, len, false);
 	/* The lock bits stay: a stale locker of a freed frame still owns them. */
 	for (unsigned long k = 0; k < len; k++)
 		atomic_fetch_or(&sec->pages[i + k].flags, PG_used);
 	sec->nr_free -= len;
-	sec->hint = i + len;
+	if (i == first) /* no free frame skipped below it */
+		sec->hint = i + len;
 	pool->frames_free -= len;
 	*pfn = (unsigned long)s * n + i;
 	return len;
@@ -186,7 +195,17 @@ static int runs_push(struct sp_run **runs, unsigned *nr, unsigned *cap, unsigned
 
 static void frames_unlocked_release(struct sp_pool *pool, unsigned long pfn, unsigned long nr);
 
-/* Frames of sections on a node of mask: first fit, prefer's sections first. */
+/*
+ * Frames of sections on a node of mask, prefer's sections first; movable
+ * sections (ZONE_MOVABLE) before unmovable ones, and pinned frames only
+ * from unmovable ones. For a region (LONG_RUN pages or more), runs of
+ * LONG_RUN first, then first fit. Every run is a mapping, and a vma while
+ * its neighbours are not consecutive frames: a region laid over the single
+ * frames merging freed would cost a mapping per page (vm.max_map_count).
+ * Smaller requests (swap-in blocks) keep first fit.
+ */
+#define LONG_RUN 256ul
+
 static int frames_alloc_zone(struct sp_pool *pool, unsigned long mask, int prefer, unsigned long nr,
 			     struct sp_run **runs, unsigned *nr_runs, bool pinned)
 {
@@ -199,26 +218,27 @@ static int frames_alloc_zone(struct sp_pool *pool, unsigned long mask, int prefe
 	mutex_lock(&pool->lock);
 	if (pool->frames_free < nr)
 		goto out_nomem;
-	/* Movable sections (ZONE_MOVABLE), then (pinned: only) unmovable ones. */
-	for (int turn = pinned; turn < 2; turn++)
-		for (k = 0; got < nr && (s = section_order(pool, prefer, k)) < pool->max_sections;
-		     k++) {
-			if (!(mask >> pool->sections[s].node & 1) ||
-			    pool->sections[s].unmovable != turn)
-				continue;
-			while (got < nr && section_allocatable(&pool->sections[s])) {
-				unsigned long pfn = 0,
-					      len = section_take_run(pool, s, nr - got, &pfn);
+	for (int turn = pinned; turn < 2 && got < nr; turn++)
+		for (int pass = nr >= LONG_RUN ? 0 : 1; pass < 2 && got < nr; pass++)
+			for (k = 0;
+			     got < nr && (s = section_order(pool, prefer, k)) < pool->max_sections;
+			     k++) {
+				if (!(mask >> pool->sections[s].node & 1) ||
+				    pool->sections[s].unmovable != turn)
+					continue;
+				while (got < nr && section_allocatable(&pool->sections[s])) {
+					unsigned long pfn = 0, len, min = pass ? 1 : LONG_RUN;
 
-				if (!len)
-					break;
-				if (runs_push(runs, nr_runs, &cap, pfn, len)) {
-					frames_unlocked_release(pool, pfn, len);
-					goto out_undo;
+					len = section_take_run(pool, s, nr - got, min, &pfn);
+					if (!len)
+						break;
+					if (runs_push(runs, nr_runs, &cap, pfn, len)) {
+						frames_unlocked_release(pool, pfn, len);
+						goto out_undo;
+					}
+					got += len;
 				}
-				got += len;
 			}
-		}
 	if (got < nr)
 		goto out_undo;
 	low = pool->frames_free < reclaim_low(pool);
@@ -284,6 +304,91 @@ bool nodes_have_memory(struct sp_pool *pool, unsigned long mask)
 		      pool->sections[s].state == SECTION_ONLINE && !pool->sections[s].isolated;
 	mutex_unlock(&pool->lock);
 	return any;
+}
+
+/*
+ * A single frame's allocation ends (pool->lock held): the lock goes, reclaim
+ * wakes if free frames ran low. pfn, or -1 ENOMEM.
+ */
+#define frame_taken(pool, pfn)                                       \
+	({                                                           \
+		bool low_ = (pool)->frames_free < reclaim_low(pool); \
+                                                                     \
+		mutex_unlock(&(pool)->lock);                         \
+		frame_kick((pool), (pfn), low_);                     \
+	})
+
+static long frame_kick(struct sp_pool *pool, long pfn, bool low)
+{
+	if (low)
+		reclaim_kick(pool);
+	if (pfn < 0)
+		errno = ENOMEM;
+	return pfn;
+}
+
+/* Frame i of section s, free; pool->lock held. */
+static void section_take_at(struct sp_pool *pool, unsigned s, unsigned long i)
+{
+	struct sp_section *sec = &pool->sections[s];
+
+	map_set_range(sec->free_map, i, 1, false);
+	atomic_fetch_or(&sec->pages[i].flags, PG_used);
+	sec->nr_free--;
+	pool->frames_free--;
+}
+
+long frame_alloc_at(struct sp_pool *pool, unsigned long pfn)
+{
+	unsigned s = pfn_to_section(pool, pfn);
+	unsigned long i = pfn % pool->section_pages;
+
+	if (s >= pool->max_sections) {
+		errno = ENOMEM;
+		return -1;
+	}
+	mutex_lock(&pool->lock);
+	if (!section_allocatable(&pool->sections[s]) || !map_test(pool->sections[s].free_map, i))
+		return frame_taken(pool, -1);
+	section_take_at(pool, s, i);
+	return frame_taken(pool, (long)pfn);
+}
+
+/* The highest free frame of a section, or n if none. */
+static unsigned long map_last_free(const uint64_t *map, unsigned long n)
+{
+	for (unsigned long i = n; i;) {
+		unsigned long w = (i - 1) / 64, valid = i - w * 64;
+		uint64_t bits = map[w] & (valid < 64 ? (1ull << valid) - 1 : ~0ull);
+
+		if (bits)
+			return w * 64 + 63 - (unsigned long)__builtin_clzll(bits);
+		i = w * 64;
+	}
+	return n;
+}
+
+long frame_alloc_far(struct sp_pool *pool, unsigned long mask, int prefer)
+{
+	long pfn = -1;
+
+	mutex_lock(&pool->lock);
+	for (int pass = 0; pass < 2 && pfn < 0; pass++) {
+		for (unsigned s = pool->max_sections; s-- > 0 && pfn < 0;) {
+			struct sp_section *sec = &pool->sections[s];
+			unsigned long i;
+
+			if (!(mask >> sec->node & 1) || (sec->node == prefer) != !pass ||
+			    !section_allocatable(sec))
+				continue;
+			i = map_last_free(sec->free_map, pool->section_pages);
+			if (i == pool->section_pages)
+				continue;
+			section_take_at(pool, s, i);
+			pfn = (long)(s * pool->section_pages + i);
+		}
+	}
+	return frame_taken(pool, pfn);
 }
 
 /* Back onto the free map, for frames that are holes already; pool->lock held. */
@@ -626,9 +731,12 @@ static void check_max_map_count(struct sp_pool *pool)
 	pool->max_map_count = max;
 	if (max < 0 || (unsigned long)max >= want)
 		return;
+	/* The pool's one line about the limit: merging that stops short of it says no more. */
+	pool->map_warned = true;
 	sp_log(SP_LOG_WARN,
 	       "vm.max_map_count is %ld: at most %ld of the pool's %lu pages (%lu of %lu MiB%s) "
-	       "can be mapped one by one after merging or swapping; raise it with 'sysctl -w "
+	       "can be mapped one by one after merging or swapping, and merging stops short of "
+	       "it (merges_deferred counts what waits); raise it with 'sysctl -w "
 	       "vm.max_map_count=%lu'",
 	       max, max > 4096 ? max - 4096 : 0, pages,
 	       (unsigned long)(max > 4096 ? max - 4096 : 0) * PAGE_SIZE >> 20,

@@ -215,6 +215,7 @@ struct sp_pool {
 	struct sp_reclaim reclaim;
 
 	long max_map_count;
+	bool map_warned; /* the limit was said at creation */
 	_Atomic long pages_migrated;
 	_Atomic long faults_cow;
 	_Atomic long faults_swapin;
@@ -253,6 +254,14 @@ int frames_alloc_pinned(struct sp_pool *pool, unsigned long nr, struct sp_run **
 long frame_alloc(struct sp_pool *pool, int node);
 /* Some section on a node of mask is online and not going offline. */
 bool nodes_have_memory(struct sp_pool *pool, unsigned long mask);
+/* Frame pfn itself if it is free (-1, ENOMEM if not): a page's mapping can then join its neighbours'. */
+long frame_alloc_at(struct sp_pool *pool, unsigned long pfn);
+/*
+ * The highest free frame on a node of mask, prefer's sections first: for a
+ * page whose neighbours' frames are taken, away from the frames merging
+ * freed among a region's, which its neighbours may want back.
+ */
+long frame_alloc_far(struct sp_pool *pool, unsigned long mask, int prefer);
 /* Return frames: their memory goes back to the OS first, then to the free maps. */
 void frames_free_run(struct sp_pool *pool, unsigned long pfn, unsigned long nr);
 void frames_free_pfns(struct sp_pool *pool, unsigned long *pfns, unsigned long nr);

@@ -19,10 +19,152 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gup.h"
 #include "log.h"
 #include "pool.h"
+
+/* ---- the mapping budget ----------------------------------------------- */
+
+/*
+ * The kernel counts vmas per process and fails a mapping past
+ * vm.max_map_count; every mapping the pool makes or removes goes through
+ * os.c, which counts the growth high (os_map_growth). The budget is the
+ * kernel's count at the last look plus that growth, so it errs towards no.
+ * Counting /proc/self/maps costs milliseconds at 65,530 vmas: merging looks
+ * again only when the estimate says no and it grew by MAPS_RESYNC_GROWTH or
+ * MAPS_RESYNC_MS went by since the last look; sp_stat always looks.
+ *
+ * Merging stops MAPS_RESERVE short of the limit (twice that for merges
+ * that save less than two pages per mapping), so that unmerge, restoring a
+ * page, swap-in, migration and sp_alloc find mappings when they need them:
+ * each of those maps over vmas merging made, or maps runs.
+ */
+#define MAPS_RESYNC_GROWTH 256
+#define MAPS_RESYNC_MS 1000
+#define MAPS_RESERVE(max) ((max) / 32 > 1024 ? (max) / 32 : 1024)
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Take the kernel's count: of the process, and of the n ranges. m->lock held. */
+static void maps_sync(struct sp_maps *m, const struct os_range *r, size_t n)
+{
+	long growth = os_map_growth(), in = 0, total = os_maps_count(r, n, &in);
+
+	if (total < 0)
+		return;
+	m->total = total;
+	m->growth = growth;
+	if (n)
+		m->pool = in;
+	m->synced_ms = now_ms();
+}
+
+static void maps_init(struct sp_pool *pool)
+{
+	struct sp_maps *m = &pool->rt.maps;
+
+	mutex_init(&m->lock, LOCK_MAPS);
+	m->max = pool->max_map_count;
+	m->reserve = m->max > 0 ? MAPS_RESERVE(m->max) : 0;
+	/* Said at creation already: deferred merges are what that warning told of. */
+	if (pool->map_warned)
+		m->logged = 1u << MAPS_DEFERRED;
+	maps_sync(m, NULL, 0);
+}
+
+/* Say it once per pool and cause; the counters say how often. */
+static bool maps_once(struct sp_maps *m, enum maps_cause cause)
+{
+	unsigned bit = 1u << cause;
+
+	return !(atomic_fetch_or(&m->logged, bit) & bit);
+}
+
+bool maps_room(struct sp_pool *pool, long need, bool priority, long nr)
+{
+	struct sp_maps *m = &pool->rt.maps;
+	long cap = m->max - m->reserve * (priority ? 1 : 2), grown;
+	bool ok;
+
+	if (m->max <= 0)
+		return true;
+	mutex_lock(&m->lock);
+	grown = os_map_growth() - m->growth;
+	ok = m->total + grown + need <= cap;
+	if (!ok && (grown >= MAPS_RESYNC_GROWTH || now_ms() - m->synced_ms >= MAPS_RESYNC_MS)) {
+		maps_sync(m, NULL, 0);
+		ok = m->total + need <= cap;
+	}
+	mutex_unlock(&m->lock);
+	if (ok)
+		return true;
+	atomic_fetch_add(&m->deferred, nr);
+	if (maps_once(m, MAPS_DEFERRED))
+		sp_log(SP_LOG_WARN,
+		       "merging stops %ld mappings short of vm.max_map_count (%ld), kept for "
+		       "unmerging, swap and sp_alloc: merges wait (merges_deferred counts them); "
+		       "raise it with 'sysctl -w vm.max_map_count=N'",
+		       m->reserve, m->max);
+	return false;
+}
+
+void maps_failed(struct sp_pool *pool, enum maps_cause cause)
+{
+	struct sp_maps *m = &pool->rt.maps;
+
+	atomic_fetch_add(&m->failures, 1);
+	if (maps_once(m, cause))
+		sp_log(SP_LOG_ERR,
+		       "out of mappings: vm.max_map_count is %ld; what needed one was undone "
+		       "or waits (map_failures counts them); raise it with 'sysctl -w "
+		       "vm.max_map_count=N'",
+		       m->max);
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct os_range *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+long maps_count(struct sp_pool *pool, long *limit)
+{
+	struct sp_maps *m = &pool->rt.maps;
+	struct os_range *r;
+	size_t n = 0;
+	long ret = -1;
+
+	rwlock_rdlock(&pool->rt.lock);
+	r = malloc((pool->rt.nr + 1) * sizeof(*r));
+	if (!r)
+		goto out_unlock;
+	r[n++] = (struct os_range){ (uintptr_t)pool->dmap, (uintptr_t)pool->dmap + pool->dmap_len };
+	for (unsigned i = 0; i < pool->rt.nr; i++, n++)
+		r[n] = (struct os_range){ (uintptr_t)pool->rt.sorted[i]->start,
+					  (uintptr_t)pool->rt.sorted[i]->start +
+						  pool->rt.sorted[i]->len };
+	qsort(r, n, sizeof(*r), range_cmp);
+	mutex_lock(&m->lock);
+	m->pool = -1;
+	maps_sync(m, r, n);
+	ret = m->pool;
+	if (limit)
+		*limit = m->max > 0 && ret >= 0 ? m->max - (m->total - ret) - m->reserve : -1;
+	mutex_unlock(&m->lock);
+	free(r);
+out_unlock:
+	rwlock_unlock(&pool->rt.lock);
+	return ret;
+}
 
 int region_table_init(struct sp_pool *pool)
 {
@@ -41,7 +183,10 @@ int region_table_init(struct sp_pool *pool)
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	err = rwlock_init(&rt->lock, LOCK_REGIONS, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	return err ? -1 : 0;
+	if (err)
+		return -1;
+	maps_init(pool);
+	return 0;
 }
 
 static void region_destroy(struct sp_region *r)
@@ -65,6 +210,7 @@ void region_table_exit(struct sp_pool *pool)
 	free(rt->sorted);
 	free(rt->by_id);
 	rwlock_destroy(&rt->lock);
+	mutex_destroy(&rt->maps.lock);
 }
 
 /* Index of the first region that starts above addr. */

@@ -75,6 +75,29 @@ struct sp_region {
  * The region table: sorted by address for O(log n) lookup, and indexed by id
  * so that a frame's owner number finds its region (the anon rmap).
  */
+/*
+ * The mapping budget (mm->map_count): the process may hold vm.max_map_count
+ * vmas. Merging spends it only down to a reserve that unmerge, restore,
+ * swap-in, migration and sp_alloc may use; rules at maps_room in region.c.
+ */
+enum maps_cause {
+	MAPS_DEFERRED, /* merges not done for lack of mappings */
+	MAPS_FAILED, /* a mapping the pool needed failed (handled) */
+	MAPS_NR_CAUSES
+};
+
+struct sp_maps {
+	struct sp_mutex lock; /* a leaf (lock.h): total and growth change together */
+	long max; /* vm.max_map_count when the pool was made; <= 0: unknown */
+	long reserve; /* never spent on merging */
+	long total; /* the process's vmas at the last count */
+	long growth; /* os_map_growth() then */
+	long pool; /* of them the pool's */
+	long synced_ms; /* when */
+	_Atomic long deferred, failures;
+	_Atomic unsigned logged; /* a bit per maps_cause */
+};
+
 struct sp_region_table {
 	struct sp_rwlock lock;
 	struct sp_region **sorted;
@@ -84,10 +107,22 @@ struct sp_region_table {
 	unsigned next_id;
 	_Atomic long committed; /* pages of all regions (strict overcommit) */
 	bool closed; /* the pool is going: no lookup finds a region (region_table_close) */
+	struct sp_maps maps;
 };
 
 int region_table_init(struct sp_pool *pool);
 void region_table_close(struct sp_pool *pool);
+
+/*
+ * May merging spend need more vmas? priority: a merge that saves several
+ * pages per mapping, which may go further into the budget. A no is counted
+ * (nr merges deferred) and said once per pool.
+ */
+bool maps_room(struct sp_pool *pool, long need, bool priority, long nr);
+/* A mapping failed and the failure was handled: counted, said once per pool per cause. */
+void maps_failed(struct sp_pool *pool, enum maps_cause cause);
+/* The pool's vmas now (exact, from the kernel); *limit: what it may hold. -1: unknown. */
+long maps_count(struct sp_pool *pool, long *limit);
 void region_table_exit(struct sp_pool *pool);
 
 /* Callers hold rt.lock (read or write). */
@@ -118,6 +153,8 @@ static inline unsigned long region_index(const struct sp_region *r, const void *
  */
 void policy_nodes(const struct sp_region *r, unsigned long idx, unsigned long *mask, int *prefer);
 long policy_frame_alloc(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
+/* The same, from the top of free space (frame_alloc_far). */
+long policy_frame_alloc_far(struct sp_pool *pool, const struct sp_region *r, unsigned long idx);
 /* Would page idx's policy place a new frame elsewhere than on node? */
 bool policy_misplaced(const struct sp_region *r, unsigned long idx, int node);
 

@@ -33,21 +33,40 @@ enum sp_stat_item {
 	ST_RECLAIM_DIRECT,
 	ST_RECLAIM_WAKEUPS,
 	ST_PAGES_COMMITTED,
+	ST_MAP_COUNT,
+	ST_MAP_LIMIT,
+	ST_MERGES_DEFERRED,
+	ST_MAP_FAILURES,
 	ST_NR
 };
 
 static const char *const names[ST_NR] = {
-	[ST_FRAMES_TOTAL] = "frames_total",	  [ST_FRAMES_FREE] = "frames_free",
-	[ST_FRAMES_USED] = "frames_used",	  [ST_FRAMES_KSM] = "frames_ksm",
-	[ST_BYTES_RESIDENT] = "bytes_resident",	  [ST_SECTIONS_ONLINE] = "sections_online",
-	[ST_SWAP_SLOTS_USED] = "swap_slots_used", [ST_FAULT_MODE] = "fault_mode",
-	[ST_FAULTS_COW] = "faults_cow",		  [ST_FAULTS_SWAPIN] = "faults_swapin",
-	[ST_PAGES_MIGRATED] = "pages_migrated",	  [ST_FAULTS_WP] = "faults_wp",
-	[ST_MAX_MAP_COUNT] = "max_map_count",	  [ST_PAGES_UNMAPPED] = "pages_unmapped",
-	[ST_SWAP_ERRORS] = "swap_errors",	  [ST_SWAP_PAGES_OUT] = "swap_pages_out",
-	[ST_FAULTS_ALLOC] = "faults_alloc",	  [ST_RECLAIM_SCANNED] = "reclaim_scanned",
-	[ST_RECLAIM_PAGES] = "reclaim_pages",	  [ST_RECLAIM_DIRECT] = "reclaim_direct",
-	[ST_RECLAIM_WAKEUPS] = "reclaim_wakeups", [ST_PAGES_COMMITTED] = "pages_committed",
+	[ST_FRAMES_TOTAL] = "frames_total",
+	[ST_FRAMES_FREE] = "frames_free",
+	[ST_FRAMES_USED] = "frames_used",
+	[ST_FRAMES_KSM] = "frames_ksm",
+	[ST_BYTES_RESIDENT] = "bytes_resident",
+	[ST_SECTIONS_ONLINE] = "sections_online",
+	[ST_SWAP_SLOTS_USED] = "swap_slots_used",
+	[ST_FAULT_MODE] = "fault_mode",
+	[ST_FAULTS_COW] = "faults_cow",
+	[ST_FAULTS_SWAPIN] = "faults_swapin",
+	[ST_PAGES_MIGRATED] = "pages_migrated",
+	[ST_FAULTS_WP] = "faults_wp",
+	[ST_MAX_MAP_COUNT] = "max_map_count",
+	[ST_PAGES_UNMAPPED] = "pages_unmapped",
+	[ST_SWAP_ERRORS] = "swap_errors",
+	[ST_SWAP_PAGES_OUT] = "swap_pages_out",
+	[ST_FAULTS_ALLOC] = "faults_alloc",
+	[ST_RECLAIM_SCANNED] = "reclaim_scanned",
+	[ST_RECLAIM_PAGES] = "reclaim_pages",
+	[ST_RECLAIM_DIRECT] = "reclaim_direct",
+	[ST_RECLAIM_WAKEUPS] = "reclaim_wakeups",
+	[ST_PAGES_COMMITTED] = "pages_committed",
+	[ST_MAP_COUNT] = "map_count",
+	[ST_MAP_LIMIT] = "map_limit",
+	[ST_MERGES_DEFERRED] = "merges_deferred",
+	[ST_MAP_FAILURES] = "map_failures",
 };
 
 const char *sp_stat_name(unsigned i)
@@ -107,6 +126,14 @@ static long stat_read(struct sp_pool *pool, enum sp_stat_item item)
 		return pool->max_map_count;
 	case ST_PAGES_UNMAPPED:
 		return atomic_load(&pool->pages_unmapped);
+	case ST_MAP_COUNT:
+		return maps_count(pool, NULL);
+	case ST_MAP_LIMIT:
+		return maps_count(pool, &v) < 0 ? -1 : v;
+	case ST_MERGES_DEFERRED:
+		return atomic_load(&pool->rt.maps.deferred);
+	case ST_MAP_FAILURES:
+		return atomic_load(&pool->rt.maps.failures);
 	case ST_NR:
 		break;
 	}

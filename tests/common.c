@@ -95,6 +95,19 @@ long proc_maps_lines(const char *with)
 	return count_lines("/proc/self/maps", with);
 }
 
+long file_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
 long meminfo_kb(const char *field)
 {
 	FILE *f = fopen("/proc/meminfo", "r");

@@ -25,6 +25,7 @@ char *alloc_alike(sp_pool *pool, unsigned long n);
 long proc_count(const char *dir); /* entries in a /proc directory */
 long proc_maps_lines(const char *with); /* /proc/self/maps lines (containing with) */
 long meminfo_kb(const char *field); /* a /proc/meminfo field, kB */
+long file_long(const char *path); /* the number a file starts with; -1 if none */
 
 /* A test run once in each fault mode; *state is the pool flags. */
 #define BOTH(fn) \

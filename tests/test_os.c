@@ -588,10 +588,42 @@ static void tgkill_and_proc(void **state)
 	assert_true(os_max_map_count() > 0);
 }
 
+/*
+ * The mapping count: the growth counts every mapping high (a page mapped
+ * over the middle of a range splits it in three), and os_maps_count sees the
+ * kernel's vmas, those in a range too.
+ */
+static void maps_count_and_growth(void **state)
+{
+	char *r = os_reserve(8 * PAGE_SIZE);
+	struct os_range range = { (uintptr_t)r, (uintptr_t)r + 8 * PAGE_SIZE };
+	long before, in = -1, total;
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(os_maps_count(&range, 1, &in), proc_maps_lines(NULL));
+	assert_int_equal(in, 1);
+	before = os_map_growth();
+	total = os_maps_count(NULL, 0, NULL);
+	assert_int_equal(os_map_zero(r + 4 * PAGE_SIZE, PAGE_SIZE), 0);
+	assert_int_equal(os_map_growth() - before, 2);
+	assert_int_equal(os_maps_count(&range, 1, &in), total + 2);
+	assert_int_equal(in, 3);
+	/* Not in the range: the vmas below and above it. */
+	range.start += PAGE_SIZE;
+	range.end = (uintptr_t)r + 4 * PAGE_SIZE;
+	os_maps_count(&range, 1, &in);
+	assert_int_equal(in, 0);
+	assert_int_equal(os_unmap(r, 8 * PAGE_SIZE), 0);
+	assert_int_equal(os_map_growth() - before, 3);
+	assert_int_equal(os_maps_count(NULL, 0, NULL), total - 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(memfd_punch_makes_hole),
+		cmocka_unit_test(maps_count_and_growth),
 		cmocka_unit_test(memfd_fill_copy_round_trip),
 		cmocka_unit_test(memfd_bind_node0),
 		cmocka_unit_test(file_allocate_copy),

@@ -98,6 +98,8 @@ static const struct metric metrics[] = {
 	{ "map_limit", "mappings_limit", "gauge", 0, "Mappings the pool may use." },
 	{ "merges_deferred", "merges_deferred_total", "counter", 0,
 	  "Merges not done for lack of mappings." },
+	{ "map_failures", "map_failures_total", "counter", 0,
+	  "Mappings that failed for lack of them (vm.max_map_count), handled." },
 	{ "pages_unmapped", "pages_unmapped_total", "counter", 0,
 	  "Pages the program unmapped behind samepage's back." },
 	{ "swap_errors", "swap_errors_total", "counter", 0, "Swap slots found damaged." },
