@@ -617,17 +617,6 @@ void *os_reserve(size_t len)
 	return map_install(&m);
 }
 
-int os_reserve_at(void *addr, size_t len)
-{
-	struct map_req m = { .addr = addr,
-			     .len = len,
-			     .prot = PROT_NONE,
-			     .flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			     .fd = -1 };
-
-	return map_install(&m) ? 0 : -1;
-}
-
 void *os_memfd_map(int fd, size_t len)
 {
 	struct map_req m = { .len = len,

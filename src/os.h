@@ -127,12 +127,6 @@ int os_file_allocate(int fd, size_t len);
  */
 void *os_reserve(size_t len);
 /*
- * The same at addr (MAP_FIXED), replacing whatever is there: a child of
- * fork() fences off the pool's addresses it did not inherit, so that no new
- * mapping lands there and a touch faults. -1 with errno (ENOMEM, EINVAL).
- */
-int os_reserve_at(void *addr, size_t len);
-/*
  * The whole memfd (len bytes) mapped once MAP_SHARED read-write, and not
  * inherited by fork(): the direct map. The address, or NULL with errno.
  */
@@ -157,7 +151,8 @@ int os_map_zero(void *addr, size_t len);
 /*
  * Replace [addr, addr+len) with an inaccessible reservation (MAP_FIXED,
  * PROT_NONE, no memory): every access faults (SIGSEGV), and no userfaultfd
- * serves it. Errors as os_map_frames.
+ * serves it (a destroyed pool's regions; the addresses a child of fork()
+ * did not inherit, so no new mapping lands there). Errors as os_map_frames.
  */
 int os_map_none(void *addr, size_t len);
 /*

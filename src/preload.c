@@ -405,7 +405,7 @@ static void after_fork_child(void)
 		return;
 	pl.forked = true;
 	for (unsigned i = 0; i < pl.nr_chunks; i++)
-		os_reserve_at((void *)pl.chunks[i].lo, pl.chunks[i].hi - pl.chunks[i].lo);
+		os_map_none((void *)pl.chunks[i].lo, pl.chunks[i].hi - pl.chunks[i].lo);
 	sigaction(SIGSEGV, &sa, &pl.child_old_segv);
 }
 
