@@ -1680,6 +1680,7 @@ static void usage(void)
 static void parse_args(int argc, char **argv)
 {
 	const char *env = getenv("SAMEPAGE_FUZZ_SEED"), *secs = getenv("SAMEPAGE_FUZZ_SECONDS");
+	const char *steps = getenv("SAMEPAGE_FUZZ_STEPS");
 
 	opt.seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
 	opt.avoid = AVOID_BIND | AVOID_COMMIT | AVOID_LOST; /* issue 16's, still open */
@@ -1729,6 +1730,11 @@ static void parse_args(int argc, char **argv)
 	/* make fuzz SECONDS=N: over the --seconds of the meson test. */
 	if (secs && *secs)
 		opt.seconds = strtol(secs, NULL, 0);
+	/* make fuzz STEPS=N (CI): so many steps, however fast the machine is. */
+	if (steps && *steps) {
+		opt.steps = strtoul(steps, NULL, 0);
+		opt.seconds = 0;
+	}
 }
 
 int main(int argc, char **argv)
