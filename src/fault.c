@@ -725,6 +725,33 @@ static int unprotect_uncovered(struct sp_pool *pool, int self, uintptr_t start, 
 	return 0;
 }
 
+/*
+ * Unprotect a window's range and retire its slot, window_lock held (its
+ * writers are woken after it: window_wake). A page left protected is a
+ * writer stopped for good (uffd mode: it faults for ever; SIGSEGV mode: a
+ * crash), so a failure (ENOMEM of a vma split) is asked again: it may be a
+ * moment's. A failed open comes here too: it may have protected part of
+ * its range.
+ */
+static void window_retire(struct sp_pool *pool, struct sp_window *w)
+{
+	for (int tries = 0;
+	     unprotect_uncovered(pool, w->slot, (uintptr_t)w->addr, (uintptr_t)w->addr + w->len);)
+		if (++tries == 100) {
+			sp_log(SP_LOG_ERR, "unprotecting %p+%zu: %s", w->addr, w->len,
+			       strerror(errno));
+			break;
+		}
+	slot_release(w->slot);
+}
+
+/* uffd mode: writers that faulted into the window retry now. */
+static void window_wake(struct sp_pool *pool, struct sp_window *w)
+{
+	if (pool->fault.mode == SP_FAULT_UFFD)
+		os_uffd_wake(pool->fault.uffd, w->addr, w->len);
+}
+
 int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t len)
 {
 	int err = 0;
@@ -739,14 +766,12 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
 		err = errno == ENOENT ? ENOMEM : errno;
 	else if (!os_all_mapped(addr, len))
 		err = ENOMEM;
-	if (err) {
-		/* It may have protected part of the range: give that back. */
-		unprotect_uncovered(pool, w->slot, (uintptr_t)addr, (uintptr_t)addr + len);
-		slot_release(w->slot);
-	}
+	if (err)
+		window_retire(pool, w); /* it may have protected part of the range: given back */
 	mutex_unlock(&window_lock);
 	if (!err)
 		return 0; /* errno untouched: callers open windows on their error paths */
+	window_wake(pool, w);
 	errno = err;
 	return -1;
 }
@@ -759,19 +784,7 @@ int wp_window_open(struct sp_pool *pool, struct sp_window *w, void *addr, size_t
 void wp_window_close(struct sp_pool *pool, struct sp_window *w)
 {
 	mutex_lock(&window_lock);
-	/*
-	 * A page left protected is a writer stopped for good (SIGSEGV mode: a
-	 * crash). A failure (ENOMEM of a vma split) may be a moment's: again.
-	 */
-	for (int tries = 0;
-	     unprotect_uncovered(pool, w->slot, (uintptr_t)w->addr, (uintptr_t)w->addr + w->len);)
-		if (++tries == 100) {
-			sp_log(SP_LOG_ERR, "unprotecting %p+%zu: %s", w->addr, w->len,
-			       strerror(errno));
-			break;
-		}
-	slot_release(w->slot);
+	window_retire(pool, w);
 	mutex_unlock(&window_lock);
-	if (pool->fault.mode == SP_FAULT_UFFD)
-		os_uffd_wake(pool->fault.uffd, w->addr, w->len);
+	window_wake(pool, w);
 }

@@ -866,7 +866,9 @@ static int uffd_ioctl(int uffd, unsigned long req, void *arg, enum os_fail_point
  * page another thread has just remapped, and registers next), and leaves the
  * pages after it protected with no window left to open them: writers there
  * would fault for ever. Such a vma is a new mapping and protects nothing:
- * page by page, everything else is unprotected, and it is stepped over.
+ * page by page, everything else is unprotected, and it is stepped over. A
+ * page's ENOENT is asked again before it is believed: one that was not so
+ * (a moment's, or injected) left a registered page protected for good.
  */
 static int uffd_unprotect_registered(int uffd, void *addr, size_t len)
 {
@@ -875,8 +877,12 @@ static int uffd_unprotect_registered(int uffd, void *addr, size_t len)
 			.range = { .start = (uintptr_t)addr + off, .len = PAGE_SIZE },
 		};
 
-		if (uffd_ioctl(uffd, UFFDIO_WRITEPROTECT, &prm, OS_FAIL_UFFD_WP) && errno != ENOENT)
-			return -1;
+		for (int tries = 0; uffd_ioctl(uffd, UFFDIO_WRITEPROTECT, &prm, OS_FAIL_UFFD_WP);
+		     sched_yield())
+			if (errno != ENOENT)
+				return -1;
+			else if (++tries == 4)
+				break; /* not registered: a new mapping, nothing protected */
 	}
 	return 0;
 }

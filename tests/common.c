@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "../bench/bench.h" /* count_lines */
 #include "common.h"
@@ -156,4 +158,16 @@ int vshell(char *out, size_t len, const char *fmt, va_list ap)
 	out[n] = 0;
 	status = pclose(p);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* pagemap's uffd-wp bit of the page at addr: write-protected by userfaultfd. */
+int page_uffd_wp(const void *addr)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t pm = 0;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &pm, 8, (off_t)((uintptr_t)addr / SP_PAGE_SIZE * 8)), 8);
+	close(fd);
+	return (int)(pm >> 57 & 1);
 }

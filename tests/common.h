@@ -16,6 +16,8 @@
 extern unsigned mode_uffd, mode_sigsegv;
 
 sp_pool *pool_small(unsigned flags, unsigned nr_sections);
+/* pagemap's uffd-wp bit of the page at addr: write-protected by userfaultfd. */
+int page_uffd_wp(const void *addr);
 long stat_of(sp_pool *pool, const char *name);
 void fill_page(void *page, uint64_t seed);
 int check_page(const void *page, uint64_t seed); /* 0 if page holds seed's pattern */

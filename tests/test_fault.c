@@ -255,18 +255,6 @@ static void fork_child_has_no_region(void **state)
 	sp_pool_destroy(pool);
 }
 
-/* pagemap's uffd-wp bit of the page at addr: write-protected by userfaultfd. */
-static int uffd_wp(const void *addr)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	uint64_t pm = 0;
-
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &pm, 8, (off_t)((uintptr_t)addr / SP_PAGE_SIZE * 8)), 8);
-	close(fd);
-	return (int)(pm >> 57 & 1);
-}
-
 /*
  * A window closes while a page inside it was just remapped by another thread
  * (a swap-in, which registers it next): the vma is not registered yet, and
@@ -285,12 +273,12 @@ static void close_over_fresh_mapping(void **state)
 	assert_non_null(a);
 	pfn = frame_at(pool, a + SP_PAGE_SIZE);
 	assert_int_equal(wp_window_open(pool, &w, a, 3 * SP_PAGE_SIZE), 0);
-	assert_int_equal(uffd_wp(a + 2 * SP_PAGE_SIZE), 1);
+	assert_int_equal(page_uffd_wp(a + 2 * SP_PAGE_SIZE), 1);
 	/* Another thread's remap of the middle page, not registered yet. */
 	assert_int_equal(fault_remap(pool, a + SP_PAGE_SIZE, SP_PAGE_SIZE, pfn, true), 0);
 	wp_window_close(pool, &w);
-	assert_int_equal(uffd_wp(a), 0);
-	assert_int_equal(uffd_wp(a + 2 * SP_PAGE_SIZE), 0);
+	assert_int_equal(page_uffd_wp(a), 0);
+	assert_int_equal(page_uffd_wp(a + 2 * SP_PAGE_SIZE), 0);
 	assert_int_equal(fault_register(pool, a + SP_PAGE_SIZE, SP_PAGE_SIZE), 0);
 	memset(a, 7, 3 * SP_PAGE_SIZE);
 	sp_pool_destroy(pool);
